@@ -1,0 +1,140 @@
+"""Channel-neutral events: what every channel adapter parses a platform payload into.
+
+Adapters return these; `inbox.ingest` stores them (as JSON, through `to_record` / `from_record`) and later
+turns them into contacts, conversations and messages. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+Direction = Literal["in", "out"]
+
+
+class ParseError(ValueError):
+    """The only exception a channel parser may raise: the payload is not what the platform sends."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    kind: str  # image | video | audio | file | sticker | location | fallback | reel | link
+    url: str | None = None
+    name: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A message in a conversation: from the customer (`direction="in"`) or an echo of the page's own."""
+
+    kind: ClassVar[str] = "message"
+    channel: str
+    account_id: str  # the page / OA / bot that received it
+    contact_external_id: str  # the customer's id on that account (PSID, Zalo user id, chat id)
+    external_id: str  # the platform's message id (mid)
+    occurred_at: datetime
+    text: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    direction: Direction = "in"
+    quick_reply_payload: str | None = None
+    postback_payload: str | None = None
+    postback_title: str | None = None
+    referral: dict[str, Any] | None = None
+    reply_to_external_id: str | None = None
+    app_id: str | None = None  # echoes: the app that sent it
+    # echoes: what the sender passed as metadata (hopthu puts its message id here)
+    metadata: str | None = None
+
+    def dedupe_key(self) -> str:
+        return f"msg:{self.external_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Delivery or read watermark: every outgoing message up to `watermark` reached `status`."""
+
+    kind: ClassVar[str] = "receipt"
+    channel: str
+    account_id: str
+    contact_external_id: str
+    status: Literal["delivered", "read"]
+    watermark: datetime
+    external_ids: tuple[str, ...] = ()
+
+    def dedupe_key(self) -> str:
+        stamp = int(self.watermark.timestamp() * 1000)
+        ids = ",".join(sorted(self.external_ids))
+        return "rcpt:" + _digest(f"{self.contact_external_id}|{self.status}|{stamp}|{ids}")
+
+
+@dataclass(frozen=True, slots=True)
+class Referral:
+    """The customer arrived from an ad, a link or a plugin without writing yet."""
+
+    kind: ClassVar[str] = "referral"
+    channel: str
+    account_id: str
+    contact_external_id: str
+    occurred_at: datetime
+    referral: dict[str, Any] = field(default_factory=dict)
+
+    def dedupe_key(self) -> str:
+        stamp = int(self.occurred_at.timestamp() * 1000)
+        return "ref:" + _digest(f"{self.contact_external_id}|{stamp}|{sorted(self.referral.items())}")
+
+
+@dataclass(frozen=True, slots=True)
+class Unrecognized:
+    """A signed event the adapter does not understand: kept raw in the dead-letter table, never an error."""
+
+    kind: ClassVar[str] = "unrecognized"
+    channel: str
+    account_id: str | None
+    reason: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+ChannelEvent = InboundMessage | Receipt | Referral
+_KINDS: dict[str, type] = {cls.kind: cls for cls in (InboundMessage, Receipt, Referral)}
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def to_record(event: ChannelEvent) -> dict[str, Any]:
+    """A JSON-ready dict that `from_record` turns back into the same event."""
+    data = dataclasses.asdict(event)
+    for name, value in data.items():
+        if isinstance(value, datetime):
+            data[name] = value.isoformat()
+    data["kind"] = event.kind
+    return data
+
+
+def from_record(record: dict[str, Any]) -> ChannelEvent:
+    data = dict(record)
+    cls = _KINDS[data.pop("kind")]
+    for f in dataclasses.fields(cls):
+        value = data.get(f.name)
+        if f.name in ("occurred_at", "watermark") and isinstance(value, str):
+            data[f.name] = datetime.fromisoformat(value)
+        elif f.name == "attachments" and value is not None:
+            data[f.name] = tuple(Attachment(**a) for a in value)
+        elif f.name == "external_ids" and value is not None:
+            data[f.name] = tuple(value)
+    return cls(**data)
+
+
+def from_millis(ms: int | float | str) -> datetime:
+    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+
+
+def from_seconds(seconds: int | float | str) -> datetime:
+    return datetime.fromtimestamp(int(seconds), tz=UTC)

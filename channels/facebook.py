@@ -1,0 +1,376 @@
+"""Facebook Messenger: webhook signature and handshake, payload parsing, Graph Send API client.
+
+Pure adapter (see /work/shared/docs/CHANNELS.md): no database access, no business rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from channels.base import Profile, SendError, SendResult
+from channels.events import (
+    Attachment,
+    InboundMessage,
+    ParseError,
+    Receipt,
+    Referral,
+    Unrecognized,
+    from_millis,
+)
+
+CHANNEL = "facebook"
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+DEFAULT_API_VERSION = "v25.0"
+NETWORK_REASON = "Không kết nối được Facebook (network error)"
+
+ParsedEvent = InboundMessage | Receipt | Referral | Unrecognized
+
+_KNOWN_KINDS = ("image", "video", "audio", "file", "reel", "fallback", "location", "template")
+_ATTACHMENT_KINDS = {k: k for k in _KNOWN_KINDS} | {"ig_reel": "reel"}
+_SEND_KINDS = frozenset({"image", "audio", "video", "file"})
+_MILLIS = re.compile(r"-?\d{1,20}")
+
+# ---------------------------------------------------------------------------------------------- webhook
+
+
+def sign(raw: bytes, app_secret: str) -> str:
+    """The `X-Hub-Signature-256` value Facebook sends for `raw`."""
+    return "sha256=" + hmac.new(app_secret.encode(), raw, hashlib.sha256).hexdigest()
+
+
+def verify_signature(raw: bytes, header: str | None, app_secret: str) -> bool:
+    if not header or not app_secret or not header.startswith("sha256="):
+        return False
+    # Compare bytes: compare_digest refuses non-ASCII str, and a hostile header may hold anything.
+    given = header.removeprefix("sha256=").strip().lower().encode("utf-8", "replace")
+    return hmac.compare_digest(sign(raw, app_secret).removeprefix("sha256=").encode(), given)
+
+
+def handshake_challenge(params: Mapping[str, str], verify_tokens: Iterable[str]) -> str | None:
+    """`hub.challenge` when the subscribe handshake carries one of our verify tokens, else None."""
+    challenge = params.get("hub.challenge")
+    if params.get("hub.mode") != "subscribe" or challenge is None:
+        return None
+    given = (params.get("hub.verify_token") or "").encode()
+    matched = False
+    for token in verify_tokens:  # no short-circuit: timing must not tell which token matched
+        if token and hmac.compare_digest(token.encode(), given):
+            matched = True
+    return challenge if matched else None
+
+
+def page_ids(payload: Any) -> list[str]:
+    """Distinct entry (page) ids in order of appearance; lenient, because it runs before parsing."""
+    entries = payload.get("entry") if isinstance(payload, dict) else None
+    ids: list[str] = []
+    for entry in entries if isinstance(entries, list) else []:
+        page = _id(entry.get("id")) if isinstance(entry, dict) else None
+        if page is not None and page not in ids:
+            ids.append(page)
+    return ids
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+
+
+def parse(payload: Any) -> list[ParsedEvent]:
+    """Turn a verified webhook body into channel events.
+
+    Raises ParseError only when the envelope itself is wrong. Anything odd inside a valid envelope becomes
+    `Unrecognized`: Facebook retries failed deliveries for hours, and one bad event must not block the rest.
+    """
+    if not isinstance(payload, dict) or payload.get("object") != "page":
+        raise ParseError("not a Messenger webhook: expected object == 'page'")
+    entries = payload.get("entry")
+    if not isinstance(entries, list):
+        raise ParseError("Messenger webhook without an 'entry' list")
+    return [event for entry in entries for event in _parse_entry(entry)]
+
+
+def _parse_entry(entry: Any) -> list[ParsedEvent]:
+    if not isinstance(entry, dict):
+        return [_unrecognized(None, "entry is not an object", entry)]
+    page = _id(entry.get("id"))
+    out: list[ParsedEvent] = []
+    for key in ("messaging", "standby"):  # standby = handover protocol, same event shapes
+        items = entry.get(key)
+        if key in entry and not isinstance(items, list):
+            out.append(_unrecognized(page, f"entry.{key} is not a list", items))
+        for event in items if isinstance(items, list) else []:
+            try:
+                out.append(_parse_event(event, page, entry.get("time")))
+            except Exception as exc:  # last resort: a parser bug must never fail the whole delivery
+                out.append(_unrecognized(page, f"could not parse event: {type(exc).__name__}: {exc}", event))
+    if "changes" in entry:
+        changes = entry["changes"]
+        for change in changes if isinstance(changes, list) else [changes]:
+            out.append(_unrecognized(page, "feed change not handled yet", change))
+    if not any(key in entry for key in ("messaging", "standby", "changes")):
+        out.append(_unrecognized(page, "entry has no messaging, standby or changes", entry))
+    return out
+
+
+def _parse_event(event: Any, entry_page: str | None, entry_time: Any) -> ParsedEvent:
+    if not isinstance(event, dict):
+        return _unrecognized(entry_page, "event is not an object", event)
+    sender, recipient = _id(_get(event, "sender", "id")), _id(_get(event, "recipient", "id"))
+    timestamp = event.get("timestamp")
+    occurred = _millis(timestamp) or _millis(entry_time)
+
+    def bad(reason: str) -> Unrecognized:
+        return _unrecognized(entry_page, reason, event)
+
+    if "message" in event:
+        message = event["message"]
+        if not isinstance(message, dict):
+            return bad("message is not an object")
+        echo = message.get("is_echo") is True  # echoes: sender is the page, recipient the customer
+        page, contact = (sender, recipient) if echo else (recipient, sender)
+        account, mid = entry_page or page, _id(message.get("mid"))
+        if account is None or contact is None or mid is None or occurred is None:
+            return bad("message without page, user, mid or timestamp")
+        referral = message.get("referral", event.get("referral"))
+        return InboundMessage(
+            channel=CHANNEL, account_id=account, contact_external_id=contact, external_id=mid,
+            occurred_at=occurred, text=_str(message.get("text")),
+            attachments=_attachments(message.get("attachments")), direction="out" if echo else "in",
+            quick_reply_payload=_str(_get(message, "quick_reply", "payload")),
+            reply_to_external_id=_id(_get(message, "reply_to", "mid")),
+            referral=referral if isinstance(referral, dict) else None,
+            app_id=_id(message.get("app_id")), metadata=_str(message.get("metadata")),
+        )  # fmt: skip
+
+    account, contact = entry_page or recipient, sender
+    if account is None or contact is None:
+        return bad("event without page or user id")
+
+    if "postback" in event:
+        postback = event["postback"]
+        if not isinstance(postback, dict) or occurred is None:
+            return bad("postback without body or timestamp")
+        payload, title = _str(postback.get("payload")), _str(postback.get("title"))
+        # Older postbacks carry no mid; a stable synthetic id keeps redeliveries deduplicated.
+        digest = hashlib.sha256(f"{contact}|{timestamp}|{payload}".encode()).hexdigest()[:32]
+        referral = postback.get("referral")
+        return InboundMessage(
+            channel=CHANNEL, account_id=account, contact_external_id=contact,
+            external_id=_id(postback.get("mid")) or f"postback:{digest}", occurred_at=occurred,
+            text=title, postback_payload=payload, postback_title=title,
+            referral=referral if isinstance(referral, dict) else None,
+        )  # fmt: skip
+
+    for key, status in (("delivery", "delivered"), ("read", "read")):
+        if key in event:
+            watermark = _millis(_get(event, key, "watermark"))
+            if watermark is None:
+                return bad(f"{key} without a watermark")
+            mids = _get(event, key, "mids")
+            ids = tuple(m for m in map(_id, mids) if m) if isinstance(mids, list) else ()
+            return Receipt(
+                channel=CHANNEL, account_id=account, contact_external_id=contact,
+                status=status, watermark=watermark, external_ids=ids,  # type: ignore[arg-type]
+            )  # fmt: skip
+
+    if "referral" in event:  # the customer opened the thread from an ad / m.me link without writing
+        referral = event["referral"]
+        if not isinstance(referral, dict) or occurred is None:
+            return bad("referral without body or timestamp")
+        return Referral(
+            channel=CHANNEL, account_id=account, contact_external_id=contact, occurred_at=occurred,
+            referral=referral,
+        )  # fmt: skip
+
+    return bad("unsupported messaging event")
+
+
+def _attachments(raw: Any) -> tuple[Attachment, ...]:
+    out = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, dict):
+            continue
+        payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}  # fallback: null
+        kind = _ATTACHMENT_KINDS.get(_str(item.get("type")) or "", "fallback")
+        if kind == "image" and payload.get("sticker_id") is not None:
+            kind = "sticker"
+        url = _str(payload.get("url")) or _str(item.get("url"))
+        title = _str(item.get("title")) or _str(payload.get("title"))
+        lat = lon = None
+        if kind == "location":
+            coords = payload.get("coordinates")
+            lat, lon = _float(_get(coords, "lat")), _float(_get(coords, "long"))
+        elif kind == "template":  # echoes of templates the page sent: keep something readable
+            elements = payload.get("elements")
+            first = elements[0] if isinstance(elements, list) and elements else None
+            title = title or _str(payload.get("text")) or _str(_get(first, "title"))
+        name = _str(payload.get("name"))
+        out.append(Attachment(kind=kind, url=url, name=name, latitude=lat, longitude=lon, title=title))
+    return tuple(out)
+
+
+def _unrecognized(account: str | None, reason: str, raw: Any) -> Unrecognized:
+    payload = raw if isinstance(raw, dict) else {"value": raw}
+    return Unrecognized(channel=CHANNEL, account_id=account, reason=reason, payload=payload)
+
+
+def _get(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def _id(value: Any) -> str | None:
+    """Ids as strings: PSIDs and page ids exceed 2^53, so never go through float."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
+
+
+def _float(value: Any) -> float | None:
+    # The range check also drops NaN and infinities, which would poison JSON storage later.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if abs(value) <= 180 else None
+
+
+def _millis(value: Any) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    if isinstance(value, str) and not _MILLIS.fullmatch(value):
+        return None
+    try:
+        return from_millis(value)
+    except (ValueError, OverflowError, OSError):  # NaN, infinities, years past 9999
+        return None
+
+
+# ---------------------------------------------------------------------------------------------- Graph API
+
+_ERRORS = {  # code -> (reason for the agent, retryable)
+    "outside_window": ("Ngoài khung 24 giờ của Messenger (outside the 24-hour window)", False),
+    "user_unavailable": ("Người nhận hiện không nhận được tin nhắn (user unavailable)", False),
+    "token_invalid": ("Mã truy cập trang không hợp lệ hoặc hết hạn (page token invalid or expired)", False),
+    "rate_limited": ("Facebook đang giới hạn tốc độ gửi, sẽ thử lại (rate limited)", True),
+}
+
+
+def classify_error(status: int, body: Any) -> SendError:
+    """A Graph API failure as a SendError with a reason an agent can read."""
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code, subcode = _int(error.get("code")), _int(error.get("error_subcode"))
+    message = _str(error.get("message")) or (body if isinstance(body, str) else None)
+    detail = (message or "").strip()[:300] or f"HTTP {status}"
+
+    # (#10) without a subcode on the Send API is the window too; other #10 subcodes are permission problems.
+    if subcode == 2018278 or (code == 10 and (subcode is None or "window" in detail.lower())):
+        kind = "outside_window"
+    elif code == 551 or subcode in (1545041, 2018001):  # 2018001: "No matching user found"
+        kind = "user_unavailable"
+    elif code == 190:
+        kind = "token_invalid"
+    elif status == 429 or code in (4, 17, 32, 613):
+        kind = "rate_limited"
+    elif status >= 500 or code in (1, 2) or error.get("is_transient") is True:
+        reason = f"Facebook đang gặp lỗi tạm thời, sẽ thử lại (platform error: {detail})"
+        return SendError(reason, retryable=True, code="platform_error")
+    else:
+        return SendError(f"Facebook từ chối tin nhắn ({detail})", retryable=False, code="rejected")
+    reason, retryable = _ERRORS[kind]
+    return SendError(reason, retryable=retryable, code=kind)
+
+
+class GraphClient:
+    """Just enough of the Graph API: the Send API and the user profile. Every failure is a SendError."""
+
+    def __init__(
+        self, base_url: str, session: aiohttp.ClientSession, api_version: str = DEFAULT_API_VERSION,
+        *, timeout: float = 20.0,
+    ) -> None:  # fmt: skip
+        self.base_url = base_url.rstrip("/")
+        self.session = session
+        self.api_version = api_version
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def send_message(
+        self,
+        page_token: str,
+        psid: str,
+        *,
+        text: str | None = None,
+        attachment_url: str | None = None,
+        attachment_kind: str | None = None,
+        messaging_type: str = "RESPONSE",
+        tag: str | None = None,
+        metadata: str | None = None,
+    ) -> SendResult:
+        """Send one message: Messenger takes text or one attachment per message, never both (ValueError)."""
+        if (text is None) == (attachment_url is None):
+            raise ValueError("send_message needs exactly one of text or attachment_url")
+        if text is not None:
+            message: dict[str, Any] = {"text": text}
+        else:
+            kind = attachment_kind if attachment_kind in _SEND_KINDS else "file"
+            message = {"attachment": {"type": kind, "payload": {"url": attachment_url, "is_reusable": True}}}
+        if metadata is not None:
+            message["metadata"] = metadata
+        body: dict[str, Any] = {"recipient": {"id": psid}, "messaging_type": messaging_type}
+        if tag is not None:
+            body["tag"] = tag
+        body["message"] = message
+        data = await self._request("POST", "me/messages", page_token, body=body)
+        message_id = _id(data.get("message_id"))
+        if message_id is None:  # not retryable: it may have gone out, and a retry could send it twice
+            reason = "Facebook trả lời không rõ ràng (unexpected Send API response)"
+            raise SendError(reason, retryable=False, code="bad_response")
+        return SendResult(external_id=message_id)
+
+    async def fetch_profile(self, page_token: str, psid: str) -> Profile:
+        fields = {"fields": "first_name,last_name,name,profile_pic"}
+        data = await self._request("GET", quote(psid, safe=""), page_token, params=fields)
+        name = _str(data.get("name"))
+        if not name:
+            parts = (_str(data.get("first_name")), _str(data.get("last_name")))
+            name = " ".join(p for p in parts if p) or None
+        return Profile(name=name, picture_url=_str(data.get("profile_pic")))
+
+    async def _request(
+        self, method: str, path: str, token: str, *, body: Any = None, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        url = f"{self.base_url}/{self.api_version}/{path}"
+        query = {**(params or {}), "access_token": token}
+        try:
+            request = self.session.request(method, url, params=query, json=body, timeout=self.timeout)
+            async with request as resp:
+                status, retry_after = resp.status, resp.headers.get("Retry-After")
+                raw = await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:  # asyncio.TimeoutError is TimeoutError on 3.11
+            raise SendError(NETWORK_REASON, retryable=True, code="network_error") from exc
+        try:
+            data: Any = json.loads(raw) if raw else {}
+        except ValueError:
+            data = raw.decode("utf-8", "replace")
+        if status >= 400 or not isinstance(data, dict) or "error" in data:
+            err = classify_error(status, data)
+            if err.retryable and retry_after and retry_after.isdigit():
+                err.retry_after = float(retry_after)
+            raise err
+        return data

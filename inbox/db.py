@@ -1,0 +1,68 @@
+"""Database set-up: the tortoise config, migrations through tortoise's own migration API, and dialect facts.
+
+SQLite gets `busy_timeout` before WAL (tortoise applies URL parameters first, then its own WAL default), and
+`synchronous=FULL` so a commit is on disk before a webhook is answered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from tortoise import Tortoise, connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+APP = "hopthu"
+MODEL_MODULES = ["inbox.models", "contacts.models", "agents.models"]
+SQLITE_PRAGMAS = {"busy_timeout": "10000", "synchronous": "FULL"}
+
+
+def database_url(url: str) -> str:
+    """The URL with hopthu's SQLite durability settings added (explicit URL parameters still win)."""
+    if not url.startswith("sqlite://"):
+        return url
+    parts = urlsplit(url)
+    params = dict(SQLITE_PRAGMAS)
+    params.update(parse_qsl(parts.query))
+    return urlunsplit(parts._replace(query=urlencode(params)))
+
+
+def tortoise_config(url: str) -> dict[str, Any]:
+    return {
+        "connections": {"default": database_url(url)},
+        "apps": {
+            APP: {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "inbox.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def migrate(url: str) -> None:
+    """Apply pending migrations (tortoise's migration executor); safe to call on every start."""
+    from tortoise.migrations.api import migrate as run_migrations
+
+    await run_migrations(config=tortoise_config(url))
+    await Tortoise.close_connections()
+
+
+async def connect(url: str, *, apply_migrations: bool = True) -> None:
+    if apply_migrations:
+        await migrate(url)
+    await Tortoise.init(config=tortoise_config(url))
+
+
+async def disconnect() -> None:
+    await Tortoise.close_connections()
+
+
+def connection() -> BaseDBAsyncClient:
+    return connections.get("default")
+
+
+def dialect() -> str:
+    return connection().capabilities.dialect  # "sqlite" or "postgres"
