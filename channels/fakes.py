@@ -124,9 +124,7 @@ class FakeGraphAPI:
                 body = loaded if isinstance(loaded, dict) else None
             except ValueError:
                 body = None
-        recorded = RecordedRequest(
-            request.method, request.path, dict(request.query), body, dict(request.headers)
-        )
+        recorded = RecordedRequest(request.method, request.path, dict(request.query), body, dict(request.headers))
         self.requests.append(recorded)
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -210,9 +208,7 @@ def messenger_echo(
     return _envelope(page_id, ts_ms, event)
 
 
-def messenger_delivery(
-    page_id: str, psid: str, watermark_ms: int, mids: list[str] | None = None
-) -> dict[str, Any]:
+def messenger_delivery(page_id: str, psid: str, watermark_ms: int, mids: list[str] | None = None) -> dict[str, Any]:
     delivery: dict[str, Any] = {"watermark": watermark_ms}
     if mids is not None:
         delivery["mids"] = list(mids)
@@ -225,9 +221,7 @@ def messenger_read(page_id: str, psid: str, watermark_ms: int, ts_ms: int | None
     return _envelope(page_id, ts, event)
 
 
-def messenger_attachment(
-    page_id: str, psid: str, mid: str, kind: str, url: str, ts_ms: int
-) -> dict[str, Any]:
+def messenger_attachment(page_id: str, psid: str, mid: str, kind: str, url: str, ts_ms: int) -> dict[str, Any]:
     """A message with one attachment and no text; kind "sticker" gives the image-with-sticker_id shape."""
     if kind == "sticker":
         attachment = {"type": "image", "payload": {"url": url, "sticker_id": STICKER_ID}}

@@ -34,9 +34,7 @@ class Conversation(Model):
     id = fields.IntField(primary_key=True)
     inbox = fields.ForeignKeyField("hopthu.Inbox", related_name="conversations", on_delete=fields.CASCADE)
     contact = fields.ForeignKeyField("hopthu.Contact", related_name="conversations", on_delete=fields.CASCADE)
-    identity = fields.ForeignKeyField(
-        "hopthu.ContactIdentity", related_name="conversations", on_delete=fields.CASCADE
-    )
+    identity = fields.ForeignKeyField("hopthu.ContactIdentity", related_name="conversations", on_delete=fields.CASCADE)
     channel = fields.CharField(max_length=20)
     # One thread per identity and key: "dm" for direct messages; comments add "post:<id>" later.
     thread_key = fields.CharField(max_length=128, default="dm")
@@ -45,9 +43,7 @@ class Conversation(Model):
     assignee = fields.ForeignKeyField(
         "hopthu.User", related_name="assigned_conversations", null=True, on_delete=fields.SET_NULL
     )
-    team = fields.ForeignKeyField(
-        "hopthu.Team", related_name="conversations", null=True, on_delete=fields.SET_NULL
-    )
+    team = fields.ForeignKeyField("hopthu.Team", related_name="conversations", null=True, on_delete=fields.SET_NULL)
     labels = fields.JSONField(default=list)  # denormalised copy of ConversationLabel for one-query pages
     last_message_at = fields.DatetimeField(null=True)
     last_message_preview = fields.CharField(max_length=200, default="")
@@ -67,9 +63,7 @@ class Conversation(Model):
 
 class ConversationLabel(Model):
     id = fields.IntField(primary_key=True)
-    conversation = fields.ForeignKeyField(
-        "hopthu.Conversation", related_name="label_rows", on_delete=fields.CASCADE
-    )
+    conversation = fields.ForeignKeyField("hopthu.Conversation", related_name="label_rows", on_delete=fields.CASCADE)
     label = fields.CharField(max_length=100)
 
     class Meta:
@@ -84,9 +78,7 @@ class Message(Model):
     inbox_id = fields.IntField()  # denormalised: the dedupe key is (inbox, external id)
     direction = fields.CharField(max_length=3)  # in | out
     sender_type = fields.CharField(max_length=10)  # contact | agent | bot | system
-    sender_user = fields.ForeignKeyField(
-        "hopthu.User", related_name="messages", null=True, on_delete=fields.SET_NULL
-    )
+    sender_user = fields.ForeignKeyField("hopthu.User", related_name="messages", null=True, on_delete=fields.SET_NULL)
     # "hopthu" for what this product sent; "platform" for echoes of messages sent from the platform's own tools.
     origin = fields.CharField(max_length=10, default="hopthu")
     text = fields.TextField(null=True)

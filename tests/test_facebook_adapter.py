@@ -132,10 +132,7 @@ def test_handshake_never_matches_empty_configured_token() -> None:
 
 
 def test_page_ids_are_strings_in_order_without_duplicates() -> None:
-    raw = (
-        b'{"object":"page","entry":[{"id":106123456789012345,"messaging":[]},{"id":"2"},'
-        b'{"id":"106123456789012345"}]}'
-    )
+    raw = b'{"object":"page","entry":[{"id":106123456789012345,"messaging":[]},{"id":"2"},{"id":"106123456789012345"}]}'
     assert fb.page_ids(json.loads(raw)) == ["106123456789012345", "2"]
     assert fb.page_ids(None) == [] and fb.page_ids({"entry": "x"}) == []
 
@@ -180,9 +177,7 @@ def test_batched_entries_keep_order_and_pages() -> None:
         messenger_text(other_page, "31000000000000001", "m_2", "hai", TS + 1),
         messenger_read(PAGE, PSID, TS + 2),
     )
-    body["entry"][0]["messaging"].append(
-        messenger_text(PAGE, PSID, "m_3", "ba", TS + 3)["entry"][0]["messaging"][0]
-    )
+    body["entry"][0]["messaging"].append(messenger_text(PAGE, PSID, "m_3", "ba", TS + 3)["entry"][0]["messaging"][0])
     events = fb.parse(body)
     assert [type(e) for e in events] == [InboundMessage, InboundMessage, InboundMessage, Receipt]
     assert [getattr(e, "external_id", None) for e in events] == ["m_1", "m_3", "m_2", None]

@@ -1,0 +1,40 @@
+"""Who may read what: one place that answers it for HTTP routes and WebSocket frames alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from inbox.bus import STAFF_ROLES, Event
+
+ROLE_RANK = {role: rank for rank, role in enumerate(STAFF_ROLES)}
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    user_id: int
+    role: str
+    inbox_ids: frozenset[int]
+    team_ids: frozenset[int]
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.role in ("supervisor", "admin")
+
+    def has_role(self, role: str) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+    def can_read(self, inbox_id: int | None, team_id: int | None = None) -> bool:
+        if self.sees_everything:
+            return True
+        return (inbox_id is not None and inbox_id in self.inbox_ids) or (
+            team_id is not None and team_id in self.team_ids
+        )
+
+    def can_receive(self, event: Event) -> bool:
+        if event.user_ids is not None and self.user_id not in event.user_ids:
+            return False
+        if not self.has_role(event.min_role):
+            return False
+        if event.inbox_id is None and event.team_id is None:
+            return True
+        return self.can_read(event.inbox_id, event.team_id)

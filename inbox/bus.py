@@ -1,0 +1,140 @@
+"""The real-time event bus: every event gets an increasing `seq`; clients resume with `since`.
+
+Events are published only after the database commit, by the action or pipeline that made the change, with an
+explicit audience (an inbox, a team, or everyone on the staff). A bounded buffer of recent events serves
+resumption; a client that asks for something already dropped gets an explicit resync, never silence.
+
+`InProcessBus` serves one server process. The Redis implementation (several processes) keeps this interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+STAFF_ROLES = ("agent", "supervisor", "admin")
+
+
+@dataclass(slots=True)
+class Event:
+    type: str
+    data: dict[str, Any]
+    seq: int = 0
+    inbox_id: int | None = None  # readers of this inbox (and of `team_id`); None: the whole staff
+    team_id: int | None = None
+    min_role: str = "agent"  # e.g. "supervisor" for live queue figures
+    user_ids: frozenset[int] | None = None  # only these users, when set
+    _frame: str | None = field(default=None, repr=False)
+
+    def frame(self) -> str:
+        """The JSON text sent to clients; built once per event, not once per client."""
+        if self._frame is None:
+            self._frame = orjson.dumps({"type": self.type, "seq": self.seq, "data": self.data}).decode()
+        return self._frame
+
+
+class Subscription:
+    """One client's view of the bus: events it may read, in order, held until its writer sends them."""
+
+    __slots__ = ("_accept", "_bus", "_pending", "_waiter", "closed", "overflowed", "replay", "resync")
+    MAX_PENDING = 2_000  # a client this far behind is told to resync instead of growing memory
+
+    def __init__(self, bus: InProcessBus, accept: Callable[[Event], bool]) -> None:
+        self._bus = bus
+        self._accept = accept
+        self._pending: deque[Event] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self.replay: list[Event] = []
+        self.resync = False
+        self.overflowed = False
+        self.closed = False
+
+    def offer(self, event: Event) -> None:
+        if self.closed or self.overflowed or not self._accept(event):
+            return
+        if len(self._pending) >= self.MAX_PENDING:
+            self.overflowed = True
+            self._pending.clear()
+        else:
+            self._pending.append(event)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def next_batch(self) -> list[Event]:
+        """Wait for events; returns [] when the subscription overflowed or closed."""
+        while not self._pending and not self.overflowed and not self.closed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self.overflowed or self.closed:
+            return []
+        batch = list(self._pending)
+        self._pending.clear()
+        return batch
+
+    def close(self) -> None:
+        self.closed = True
+        self._bus._subscribers.discard(self)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+class EventBus(Protocol):
+    @property
+    def last_seq(self) -> int: ...
+
+    async def publish(self, event: Event) -> Event: ...
+
+    def subscribe(self, since: int | None, accept: Callable[[Event], bool]) -> Subscription: ...
+
+    async def close(self) -> None: ...
+
+
+class InProcessBus:
+    def __init__(self, buffer_size: int = 10_000, start_seq: int | None = None) -> None:
+        # Sequence numbers keep increasing across restarts (they start from the clock), so a client holding a
+        # seq from before a restart is below the new buffer and is told to resync rather than miss events.
+        self._seq = start_seq if start_seq is not None else int(time.time() * 1000) * 1000
+        self._buffer: deque[Event] = deque(maxlen=buffer_size)
+        self._subscribers: set[Subscription] = set()
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    async def publish(self, event: Event) -> Event:
+        self._seq += 1
+        event.seq = self._seq
+        self._buffer.append(event)
+        for subscription in tuple(self._subscribers):
+            subscription.offer(event)
+        return event
+
+    def subscribe(self, since: int | None, accept: Callable[[Event], bool]) -> Subscription:
+        """Register first, then take the replay from the buffer: nothing published in between is lost."""
+        subscription = Subscription(self, accept)
+        self._subscribers.add(subscription)
+        if since is None:
+            return subscription
+        oldest = self._buffer[0].seq if self._buffer else self._seq + 1
+        if since > self._seq or since < oldest - 1:
+            subscription.resync = True
+            return subscription
+        subscription.replay = [e for e in self._buffer if e.seq > since and accept(e)]
+        return subscription
+
+    async def close(self) -> None:
+        for subscription in tuple(self._subscribers):
+            subscription.close()

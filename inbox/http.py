@@ -1,0 +1,84 @@
+"""HTTP helpers shared by the webhook and API handlers: the contract's error shape, bounded bodies, JSON."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import orjson
+from aiohttp import web
+
+MAX_BODY = 1024 * 1024  # 1 MiB: larger webhook bodies get 413
+
+
+class ApiError(web.HTTPException):
+    """Raised anywhere in a handler; rendered as {"error": {"code", "message"}} with its status."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status_code = status
+        super().__init__(
+            text=orjson.dumps({"error": {"code": code, "message": message}}).decode(),
+            content_type="application/json",
+        )
+        self.code = code
+
+
+def fail(status: int, code: str, message: str) -> NoReturn:
+    raise ApiError(status, code, message)
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        fail(413, "payload_too_large", f"body larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            fail(413, "payload_too_large", f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        fail(400, "malformed_json", f"body is not valid JSON: {exc}")
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    data = parse_json(await read_body(request))
+    if not isinstance(data, dict):
+        fail(400, "invalid_body", "expected a JSON object")
+    return data
+
+
+def int_param(value: str | None, name: str, *, default: int | None = None, low: int = 1, high: int = 10**12) -> int:
+    if value is None or value == "":
+        if default is None:
+            fail(400, "missing_parameter", f"{name} is required")
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        fail(400, "invalid_parameter", f"{name} must be an integer")
+    if not low <= number <= high:
+        fail(400, "invalid_parameter", f"{name} must be between {low} and {high}")
+    return number
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every error leaves in the contract's shape, including aiohttp's own 404/405/413."""
+    try:
+        return await handler(request)
+    except ApiError:
+        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 403: "forbidden"}
+        raise ApiError(exc.status, codes.get(exc.status, "http_error"), exc.reason) from exc

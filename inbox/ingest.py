@@ -1,0 +1,131 @@
+"""Durable ingest: what a webhook must do before it may answer 200.
+
+A webhook hands its parsed events to `IngestWriter.store`. The writer appends them to the `inbound_events` log,
+deduplicated by the unique key (inbox, dedupe key) with an insert that ignores conflicts, so a redelivery is a
+no-op and never a check-then-insert race. Requests that arrive while a commit is in flight wait for the next one
+and share it (group commit), so one fsync serves many webhooks. Only after the commit does `store` return;
+`InboundProcessor` then turns the log into conversations and messages, off the ack path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from tortoise.exceptions import BaseORMException
+from tortoise.transactions import in_transaction
+
+from channels.events import ChannelEvent, Unrecognized, to_record
+from inbox.models import DeadLetter, InboundEvent
+
+log = logging.getLogger(__name__)
+
+
+class StorageUnavailable(Exception):
+    """The database could not commit: the webhook answers 503 so the platform delivers again."""
+
+
+@dataclass(slots=True)
+class Accepted:
+    inbox_id: int
+    channel: str
+    event: ChannelEvent
+
+
+@dataclass(slots=True)
+class Rejected:
+    """A signed event kept raw in the dead-letter table."""
+
+    channel: str
+    inbox_id: int | None
+    event: Unrecognized
+
+
+Item = Accepted | Rejected
+
+
+class IngestWriter:
+    def __init__(self, on_committed: asyncio.Event | None = None, max_batch: int = 1_000) -> None:
+        self._queue: list[tuple[list[Item], asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._on_committed = on_committed
+        self._max_batch = max_batch
+        self._task: asyncio.Task[None] | None = None
+        self.commits = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ingest-writer")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for _, future in self._queue:
+            if not future.done():
+                future.set_exception(StorageUnavailable("server shutting down"))
+        self._queue.clear()
+
+    async def store(self, items: list[Item]) -> None:
+        """Return once every item is committed (or was already stored); raise StorageUnavailable otherwise."""
+        if not items:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((items, future))
+        self._wake.set()
+        await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, size = [], 0
+                while self._queue and size < self._max_batch:
+                    items, future = self._queue.pop(0)
+                    batch.append((items, future))
+                    size += len(items)
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[list[Item], asyncio.Future[None]]]) -> None:
+        inbound: list[InboundEvent] = []
+        dead: list[DeadLetter] = []
+        for items, _ in batch:
+            for item in items:
+                if isinstance(item, Accepted):
+                    inbound.append(
+                        InboundEvent(
+                            inbox_id=item.inbox_id,
+                            channel=item.channel,
+                            dedupe_key=item.event.dedupe_key(),
+                            record=to_record(item.event),
+                        )
+                    )
+                else:
+                    dead.append(
+                        DeadLetter(
+                            channel=item.channel,
+                            inbox_id=item.inbox_id,
+                            account_id=item.event.account_id,
+                            reason=item.event.reason,
+                            payload=item.event.payload,
+                        )
+                    )
+        try:
+            async with in_transaction() as conn:
+                if inbound:
+                    await InboundEvent.bulk_create(inbound, ignore_conflicts=True, using_db=conn)
+                if dead:
+                    await DeadLetter.bulk_create(dead, using_db=conn)
+        except (BaseORMException, OSError) as exc:
+            log.error("ingest commit failed: %s", exc)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(StorageUnavailable(str(exc)))
+            return
+        self.commits += 1
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
+        if inbound and self._on_committed is not None:
+            self._on_committed.set()

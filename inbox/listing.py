@@ -1,0 +1,169 @@
+"""The conversation list: every filter, a keyset cursor, newest activity first, in one SQL query.
+
+Raw SQL because the page must stay one query whatever its size (conversation + contact + labels in one row)
+and because search joins the dialect's full-text index.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from agents.access import Viewer
+from inbox.db import connection
+from inbox.models import STATUSES
+from inbox.search import conversation_filter_sql, query_terms
+from inbox.serialize import iso
+
+
+class InvalidFilter(ValueError):
+    pass
+
+
+@dataclass(slots=True)
+class ListFilters:
+    status: str | None = None
+    assignee: str | None = None  # me | unassigned | all | <user id>
+    inbox_id: int | None = None
+    channel: str | None = None
+    label: str | None = None
+    sentiment: str | None = None
+    intent: str | None = None
+    q: str | None = None
+    limit: int = 25
+    cursor: str | None = None
+
+
+class _Sql:
+    """Collects parameters and writes the dialect's placeholders."""
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        self.params: list[Any] = []
+
+    def p(self, value: Any) -> str:
+        self.params.append(value)
+        return "?" if self.dialect == "sqlite" else f"${len(self.params)}"
+
+
+def encode_cursor(last_activity_at: datetime, conv_id: int) -> str:
+    raw = orjson.dumps([last_activity_at.isoformat(), conv_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        stamp, conv_id = orjson.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(stamp).astimezone(UTC), int(conv_id)
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise InvalidFilter("cursor is not valid") from exc
+
+
+def as_datetime(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _labels(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return orjson.loads(value)
+    return list(value or [])
+
+
+async def list_conversations(viewer: Viewer, f: ListFilters) -> tuple[list[dict[str, Any]], str | None]:
+    conn = connection()
+    sql = _Sql(conn.capabilities.dialect)
+    where: list[str] = []
+    if not viewer.sees_everything:
+        inbox_ids = sorted(viewer.inbox_ids) or [-1]
+        team_ids = sorted(viewer.team_ids) or [-1]
+        where.append(
+            f"(c.inbox_id IN ({', '.join(sql.p(i) for i in inbox_ids)}) "
+            f"OR c.team_id IN ({', '.join(sql.p(t) for t in team_ids)}))"
+        )
+    if f.status:
+        if f.status not in STATUSES:
+            raise InvalidFilter(f"status must be one of {', '.join(STATUSES)}")
+        where.append(f"c.status = {sql.p(f.status)}")
+    if f.assignee and f.assignee != "all":
+        if f.assignee == "me":
+            where.append(f"c.assignee_id = {sql.p(viewer.user_id)}")
+        elif f.assignee == "unassigned":
+            where.append("c.assignee_id IS NULL")
+        elif f.assignee.isdigit():
+            where.append(f"c.assignee_id = {sql.p(int(f.assignee))}")
+        else:
+            raise InvalidFilter("assignee must be me, unassigned, all or a user id")
+    if f.inbox_id is not None:
+        where.append(f"c.inbox_id = {sql.p(f.inbox_id)}")
+    if f.channel:
+        where.append(f"c.channel = {sql.p(f.channel)}")
+    if f.label:
+        where.append(f"c.id IN (SELECT conversation_id FROM conversation_labels WHERE label = {sql.p(f.label)})")
+    if f.sentiment:
+        where.append(f"c.sentiment = {sql.p(f.sentiment)}")
+    if f.intent:
+        where.append(f"c.intent = {sql.p(f.intent)}")
+    if f.q:
+        terms = query_terms(f.q)
+        if terms:
+            fragment, values = conversation_filter_sql(sql.dialect, terms, len(sql.params) + 1)
+            sql.params.extend(values)
+            where.append(fragment)
+    if f.cursor:
+        stamp, conv_id = decode_cursor(f.cursor)
+        a, b, c = sql.p(stamp), sql.p(stamp), sql.p(conv_id)
+        where.append(f"(c.last_activity_at < {a} OR (c.last_activity_at = {b} AND c.id < {c}))")
+    query = (
+        "SELECT c.id, c.inbox_id, c.channel, c.status, c.snoozed_until, c.assignee_id, c.team_id, c.labels, "
+        "c.last_message_at, c.last_message_preview, c.last_incoming_at, c.last_activity_at, c.unread_count, "
+        "c.sentiment, c.intent, c.created_at, c.contact_id, ct.name AS contact_name, "
+        "ct.picture_url AS contact_picture_url, ct.phone AS contact_phone, ct.email AS contact_email "
+        "FROM conversations c JOIN contacts ct ON ct.id = c.contact_id"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY c.last_activity_at DESC, c.id DESC LIMIT {int(f.limit) + 1}"
+    )
+    rows = await conn.execute_query_dict(query, sql.params)
+    more = len(rows) > f.limit
+    rows = rows[: f.limit]
+    items = [_row_json(r) for r in rows]
+    next_cursor = None
+    if more and rows:
+        last = rows[-1]
+        next_cursor = encode_cursor(as_datetime(last["last_activity_at"]), last["id"])  # type: ignore[arg-type]
+    return items, next_cursor
+
+
+def _row_json(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "inbox_id": r["inbox_id"],
+        "channel": r["channel"],
+        "status": r["status"],
+        "snoozed_until": iso(as_datetime(r["snoozed_until"])),
+        "contact": {
+            "id": r["contact_id"],
+            "name": r["contact_name"],
+            "picture_url": r["contact_picture_url"],
+            "phone": r["contact_phone"],
+            "email": r["contact_email"],
+        },
+        "assignee_id": r["assignee_id"],
+        "team_id": r["team_id"],
+        "labels": _labels(r["labels"]),
+        "last_message_at": iso(as_datetime(r["last_message_at"])),
+        "last_message_preview": r["last_message_preview"],
+        "last_incoming_at": iso(as_datetime(r["last_incoming_at"])),
+        "last_activity_at": iso(as_datetime(r["last_activity_at"])),
+        "unread_count": r["unread_count"],
+        "sentiment": r["sentiment"],
+        "intent": r["intent"],
+        "created_at": iso(as_datetime(r["created_at"])),
+    }

@@ -1,0 +1,196 @@
+"""Sending replies: the platform's window rules, then the outbox with retries and backoff.
+
+A reply is stored together with its outbox row in one transaction, so a platform that is down loses nothing.
+The worker sends due rows, records the platform's message id, and on a retryable failure tries again with
+exponential backoff and jitter until `max_attempts`, then marks the message failed with a readable reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from channels.base import SendError, SendResult
+from contacts.models import ContactIdentity
+from inbox.bus import Event, EventBus
+from inbox.models import Conversation, Inbox, Message, OutboxItem
+from inbox.serialize import message_json
+
+log = logging.getLogger(__name__)
+
+MESSENGER_STANDARD_WINDOW = timedelta(hours=24)
+MESSENGER_HUMAN_AGENT_WINDOW = timedelta(days=7)
+
+
+class WindowClosed(Exception):
+    """The platform will not accept this message now; `reason` is shown to the agent on the message."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SendPlan:
+    messaging_type: str = "RESPONSE"
+    tag: str | None = None
+
+
+def messenger_plan(last_incoming_at: datetime | None, at: datetime, *, human: bool) -> SendPlan:
+    """Messenger: 24 h standard window; up to 7 days with HUMAN_AGENT, for human replies only."""
+    if last_incoming_at is None:
+        raise WindowClosed("Khách chưa nhắn tin nên chưa thể trả lời (the customer has not written yet)")
+    age = at - last_incoming_at
+    if age <= MESSENGER_STANDARD_WINDOW:
+        return SendPlan("RESPONSE")
+    if human and age <= MESSENGER_HUMAN_AGENT_WINDOW:
+        return SendPlan("MESSAGE_TAG", "HUMAN_AGENT")
+    if human:
+        raise WindowClosed(
+            "Đã quá 7 ngày kể từ tin nhắn cuối của khách, Messenger không cho gửi "
+            "(more than 7 days since the customer's last message)"
+        )
+    raise WindowClosed(
+        "Đã quá 24 giờ kể từ tin nhắn cuối của khách, tin tự động không được gửi "
+        "(outside Messenger's 24-hour window for automated messages)"
+    )
+
+
+class ChannelSender(Protocol):
+    def plan(self, conv: Conversation, msg: Message, at: datetime) -> SendPlan: ...
+
+    async def send(self, inbox: Inbox, identity: ContactIdentity, msg: Message, plan: SendPlan) -> SendResult: ...
+
+
+class Outbox:
+    def __init__(
+        self,
+        bus: EventBus,
+        senders: dict[str, ChannelSender],
+        *,
+        base_delay: float = 2.0,
+        max_delay: float = 600.0,
+        max_attempts: int = 8,
+    ) -> None:
+        self._bus = bus
+        self._senders = senders
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self.max_attempts = max_attempts
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._attempted: dict[int, asyncio.Future[None]] = {}
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def plan(self, inbox: Inbox, conv: Conversation, msg: Message, at: datetime) -> SendPlan:
+        sender = self._senders.get(inbox.channel)
+        if sender is None:
+            raise WindowClosed(f"Kênh {inbox.channel} chưa hỗ trợ gửi tin (sending not supported)")
+        return sender.plan(conv, msg, at)
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def wait_first_attempt(self, message_id: int, wait_seconds: float) -> None:
+        """Let the reply API answer with the result of the first try when it comes quickly."""
+        future = self._attempted.setdefault(message_id, asyncio.get_running_loop().create_future())
+        try:
+            await asyncio.wait_for(asyncio.shield(future), wait_seconds)
+        except TimeoutError:
+            pass
+        finally:
+            self._attempted.pop(message_id, None)
+
+    def _backoff(self, attempts: int, retry_after: float | None) -> float:
+        delay = min(self._max_delay, self._base_delay * 2 ** (attempts - 1))
+        delay = delay * (0.5 + random.random() / 2)  # jitter: retries from many conversations spread out
+        return max(delay, retry_after or 0.0)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                delay = await self.send_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox pass failed")
+                delay = 1.0
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def send_due(self) -> float:
+        """Send every due item; return how long until the next one is due (capped)."""
+        now = datetime.now(UTC)
+        items = await OutboxItem.filter(state="pending", next_attempt_at__lte=now).order_by("id").limit(100)
+        await asyncio.gather(*(self._attempt(item) for item in items))
+        upcoming = await OutboxItem.filter(state="pending").order_by("next_attempt_at").first()
+        if upcoming is None:
+            return 5.0
+        return max(0.05, min(5.0, (upcoming.next_attempt_at - datetime.now(UTC)).total_seconds()))
+
+    async def _attempt(self, item: OutboxItem) -> None:
+        try:
+            await self._deliver(item)
+        finally:
+            future = self._attempted.get(item.message_id)
+            if future is not None and not future.done():
+                future.set_result(None)
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        msg = await Message.get(id=item.message_id)
+        conv = await Conversation.get(id=msg.conversation_id)
+        inbox = await Inbox.get(id=conv.inbox_id)
+        identity = await ContactIdentity.get(id=conv.identity_id)
+        item.attempts += 1
+        try:
+            plan = self.plan(inbox, conv, msg, datetime.now(UTC))
+            result = await self._senders[inbox.channel].send(inbox, identity, msg, plan)
+        except WindowClosed as closed:
+            await self._fail(item, msg, closed.reason)
+        except SendError as error:
+            if error.retryable and item.attempts < self.max_attempts:
+                item.next_attempt_at = datetime.now(UTC) + timedelta(
+                    seconds=self._backoff(item.attempts, error.retry_after)
+                )
+                item.last_error = error.reason
+                await item.save(update_fields=["attempts", "next_attempt_at", "last_error"])
+                log.info("outbox: message %s attempt %s failed, retrying: %s", msg.id, item.attempts, error.reason)
+            else:
+                await self._fail(item, msg, error.reason)
+        else:
+            item.state = "sent"
+            await item.save(update_fields=["attempts", "state"])
+            # An echo may have confirmed it first: only move forward.
+            if msg.delivery_status in (None, "pending", "failed"):
+                msg.delivery_status = "sent"
+            msg.external_id = msg.external_id or result.external_id
+            msg.failure_reason = None
+            await msg.save(update_fields=["delivery_status", "external_id", "failure_reason"])
+            await self._publish(conv, msg)
+
+    async def _fail(self, item: OutboxItem, msg: Message, reason: str) -> None:
+        item.state, item.last_error = "failed", reason
+        await item.save(update_fields=["attempts", "state", "last_error"])
+        msg.delivery_status, msg.failure_reason = "failed", reason
+        await msg.save(update_fields=["delivery_status", "failure_reason"])
+        conv = await Conversation.get(id=msg.conversation_id)
+        await self._publish(conv, msg)
+
+    async def _publish(self, conv: Conversation, msg: Message) -> None:
+        await self._bus.publish(
+            Event("message.updated", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
+        )

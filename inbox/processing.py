@@ -1,0 +1,352 @@
+"""From the durable inbound log to contacts, conversations and messages (one transaction per batch).
+
+Runs off the ack path. Each stored event is applied inside a savepoint, so one bad event is marked with its
+error and kept, and the rest of the batch still lands. After the commit, the outcomes go to the post-commit
+pipeline (enrich → route → publish).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from channels.events import InboundMessage, Receipt, Referral, from_record
+from contacts.models import Contact, ContactIdentity
+from inbox.models import Conversation, ConversationEvent, InboundEvent, Inbox, Message
+from inbox.search import fold, index_contact, index_messages
+
+log = logging.getLogger(__name__)
+PREVIEW_LENGTH = 200
+ORIGIN_PREFIX = "hopthu:"  # echoes whose metadata starts with this were sent by hopthu itself
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one batch changed, for the post-commit pipeline."""
+
+    new_messages: list[tuple[Conversation, Contact, Message]] = field(default_factory=list)
+    updated_messages: list[tuple[Conversation, Message]] = field(default_factory=list)
+    new_conversations: list[Conversation] = field(default_factory=list)
+    changed_conversations: dict[int, tuple[Conversation, Contact]] = field(default_factory=dict)
+    identities_to_enrich: list[ContactIdentity] = field(default_factory=list)
+
+    def touch(self, conv: Conversation, contact: Contact) -> None:
+        self.changed_conversations[conv.id] = (conv, contact)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def preview(text: str | None, attachments: list[dict]) -> str:
+    if text:
+        return text[:PREVIEW_LENGTH]
+    if attachments:
+        return f"[{attachments[0].get('kind', 'file')}]"
+    return ""
+
+
+async def identity_and_contact(
+    conn: BaseDBAsyncClient, inbox: Inbox, external_id: str, seen_at: datetime, out: Outcome
+) -> tuple[ContactIdentity, Contact]:
+    identity = (
+        await ContactIdentity.filter(inbox_id=inbox.id, external_id=external_id)
+        .using_db(conn)
+        .select_related("contact")
+        .first()
+    )
+    if identity is not None:
+        contact = identity.contact
+        if contact.last_seen_at is None or seen_at > contact.last_seen_at:
+            contact.last_seen_at = seen_at
+            await contact.save(using_db=conn, update_fields=["last_seen_at"])
+        return identity, contact
+    contact = await Contact.create(using_db=conn, first_seen_at=seen_at, last_seen_at=seen_at)
+    identity = await ContactIdentity.create(
+        using_db=conn, contact=contact, inbox_id=inbox.id, channel=inbox.channel, external_id=external_id
+    )
+    out.identities_to_enrich.append(identity)
+    return identity, contact
+
+
+async def conversation_for(
+    conn: BaseDBAsyncClient, inbox: Inbox, identity: ContactIdentity, contact: Contact, at: datetime, out: Outcome
+) -> Conversation:
+    conv = await Conversation.filter(inbox_id=inbox.id, identity_id=identity.id, thread_key="dm").using_db(conn).first()
+    if conv is not None:
+        return conv
+    conv = await Conversation.create(
+        using_db=conn,
+        inbox_id=inbox.id,
+        contact_id=contact.id,
+        identity_id=identity.id,
+        channel=inbox.channel,
+        status="open",
+        last_activity_at=at,
+    )
+    await record(conn, conv, "opened", "contact", contact.id, at)
+    out.new_conversations.append(conv)
+    return conv
+
+
+async def record(
+    conn: BaseDBAsyncClient,
+    conv: Conversation,
+    kind: str,
+    actor_type: str,
+    actor_id: int | None,
+    at: datetime,
+    message_id: int | None = None,
+    **data: object,
+) -> None:
+    await ConversationEvent.create(
+        using_db=conn,
+        conversation_id=conv.id,
+        inbox_id=conv.inbox_id,
+        kind=kind,
+        actor_type=actor_type,
+        actor_id=actor_id,
+        message_id=message_id,
+        data=data,
+        occurred_at=at,
+    )
+
+
+def _attachments(event: InboundMessage) -> list[dict]:
+    return [{k: v for k, v in dataclasses.asdict(a).items() if v is not None} for a in event.attachments]
+
+
+def _extra(event: InboundMessage) -> dict:
+    extra = {
+        "quick_reply_payload": event.quick_reply_payload,
+        "postback_payload": event.postback_payload,
+        "postback_title": event.postback_title,
+        "referral": event.referral,
+        "reply_to_external_id": event.reply_to_external_id,
+    }
+    return {k: v for k, v in extra.items() if v is not None}
+
+
+async def apply_message(conn: BaseDBAsyncClient, inbox: Inbox, event: InboundMessage, out: Outcome) -> None:
+    if event.direction == "out":
+        await apply_echo(conn, inbox, event, out)
+        return
+    identity, contact = await identity_and_contact(conn, inbox, event.contact_external_id, event.occurred_at, out)
+    conv = await conversation_for(conn, inbox, identity, contact, event.occurred_at, out)
+    attachments = _attachments(event)
+    try:
+        async with in_transaction() as sp:
+            msg = await Message.create(
+                using_db=sp,
+                conversation_id=conv.id,
+                inbox_id=inbox.id,
+                direction="in",
+                sender_type="contact",
+                origin="platform",
+                text=event.text,
+                attachments=attachments,
+                created_at=event.occurred_at,
+                external_id=event.external_id,
+                extra=_extra(event),
+                search_text=fold(event.text),
+            )
+    except IntegrityError:
+        return  # the same platform message under another log key: already stored
+    if conv.status in ("resolved", "snoozed"):
+        previous = conv.status
+        conv.status, conv.snoozed_until = "open", None
+        await record(conn, conv, "reopened", "contact", contact.id, event.occurred_at, msg.id, previous=previous)
+    await record(conn, conv, "message_in", "contact", contact.id, event.occurred_at, msg.id)
+    if conv.last_message_at is None or event.occurred_at >= conv.last_message_at:
+        conv.last_message_at = event.occurred_at
+        conv.last_message_preview = preview(event.text, attachments)
+    conv.last_incoming_at = max(conv.last_incoming_at or event.occurred_at, event.occurred_at)
+    conv.last_activity_at = max(conv.last_activity_at, event.occurred_at)
+    conv.unread_count += 1
+    await conv.save(using_db=conn)
+    await index_messages(conn, [(msg.id, msg.search_text)])
+    out.new_messages.append((conv, contact, msg))
+    out.touch(conv, contact)
+
+
+async def apply_echo(conn: BaseDBAsyncClient, inbox: Inbox, event: InboundMessage, out: Outcome) -> None:
+    """The page's own message: ours (confirm it) or sent from the platform's tools (record it as outgoing)."""
+    own_id = _own_message_id(event.metadata)
+    if own_id is not None:
+        msg = await Message.filter(id=own_id, inbox_id=inbox.id).using_db(conn).first()
+        if msg is not None:
+            if msg.external_id is None or msg.delivery_status in ("pending", "failed"):
+                msg.external_id = msg.external_id or event.external_id
+                if msg.delivery_status in ("pending", "failed"):
+                    msg.delivery_status, msg.failure_reason = "sent", None
+                await msg.save(using_db=conn, update_fields=["external_id", "delivery_status", "failure_reason"])
+                conv = await Conversation.get(id=msg.conversation_id).using_db(conn)
+                out.updated_messages.append((conv, msg))
+            return
+    if await Message.filter(inbox_id=inbox.id, external_id=event.external_id).using_db(conn).exists():
+        return  # hopthu sent it and already knows its id
+    identity, contact = await identity_and_contact(conn, inbox, event.contact_external_id, event.occurred_at, out)
+    conv = await conversation_for(conn, inbox, identity, contact, event.occurred_at, out)
+    attachments = _attachments(event)
+    msg = await Message.create(
+        using_db=conn,
+        conversation_id=conv.id,
+        inbox_id=inbox.id,
+        direction="out",
+        sender_type="agent",
+        origin="platform",
+        text=event.text,
+        attachments=attachments,
+        created_at=event.occurred_at,
+        external_id=event.external_id,
+        delivery_status="sent",
+        extra={"app_id": event.app_id} if event.app_id else {},
+        search_text=fold(event.text),
+    )
+    await record(conn, conv, "message_out", "agent", None, event.occurred_at, msg.id, origin="platform")
+    if conv.last_message_at is None or event.occurred_at >= conv.last_message_at:
+        conv.last_message_at = event.occurred_at
+        conv.last_message_preview = preview(event.text, attachments)
+    conv.last_activity_at = max(conv.last_activity_at, event.occurred_at)
+    await conv.save(using_db=conn)
+    await index_messages(conn, [(msg.id, msg.search_text)])
+    out.new_messages.append((conv, contact, msg))
+    out.touch(conv, contact)
+
+
+def _own_message_id(metadata: str | None) -> int | None:
+    if metadata and metadata.startswith(ORIGIN_PREFIX):
+        tail = metadata[len(ORIGIN_PREFIX) :]
+        if tail.isdigit():
+            return int(tail)
+    return None
+
+
+_STATUS_RANK = {"pending": 0, "sent": 1, "delivered": 2, "read": 3}
+
+
+async def apply_receipt(conn: BaseDBAsyncClient, inbox: Inbox, event: Receipt, out: Outcome) -> None:
+    identity = (
+        await ContactIdentity.filter(inbox_id=inbox.id, external_id=event.contact_external_id).using_db(conn).first()
+    )
+    if identity is None:
+        return
+    conv = await Conversation.filter(inbox_id=inbox.id, identity_id=identity.id, thread_key="dm").using_db(conn).first()
+    if conv is None:
+        return
+    query = Message.filter(conversation_id=conv.id, direction="out", delivery_status__in=["sent", "delivered"])
+    candidates = await query.filter(created_at__lte=event.watermark).using_db(conn)
+    if event.external_ids:
+        candidates += await query.filter(external_id__in=list(event.external_ids)).using_db(conn)
+    rank = _STATUS_RANK[event.status]
+    changed: dict[int, Message] = {}
+    for msg in candidates:
+        if _STATUS_RANK.get(msg.delivery_status or "pending", 0) < rank:
+            msg.delivery_status = event.status
+            changed[msg.id] = msg
+    if changed:
+        await Message.filter(id__in=list(changed)).using_db(conn).update(delivery_status=event.status)
+        out.updated_messages.extend((conv, m) for m in changed.values())
+
+
+async def apply_referral(conn: BaseDBAsyncClient, inbox: Inbox, event: Referral, out: Outcome) -> None:
+    identity, contact = await identity_and_contact(conn, inbox, event.contact_external_id, event.occurred_at, out)
+    conv = await conversation_for(conn, inbox, identity, contact, event.occurred_at, out)
+    await record(conn, conv, "referral", "contact", contact.id, event.occurred_at, None, referral=event.referral)
+    out.touch(conv, contact)
+
+
+async def apply_event(conn: BaseDBAsyncClient, inbox: Inbox, row: InboundEvent, out: Outcome) -> None:
+    event = from_record(row.record)
+    if isinstance(event, InboundMessage):
+        await apply_message(conn, inbox, event, out)
+    elif isinstance(event, Receipt):
+        await apply_receipt(conn, inbox, event, out)
+    elif isinstance(event, Referral):
+        await apply_referral(conn, inbox, event, out)
+
+
+async def update_contact_search(conn: BaseDBAsyncClient, contact: Contact) -> None:
+    new_text = fold(" ".join(filter(None, [contact.name, contact.phone, contact.email])))
+    old_text = contact.search_text
+    if new_text != old_text:
+        contact.search_text = new_text
+        await Contact.filter(id=contact.id).using_db(conn).update(search_text=new_text)
+        await index_contact(conn, contact.id, old_text, new_text)
+
+
+AfterCommit = Callable[[Outcome], Awaitable[None]]
+
+
+class InboundProcessor:
+    """Applies pending log rows in order, in batches; woken by the writer's commit, and polls as a backstop."""
+
+    def __init__(self, after_commit: AfterCommit, wake: asyncio.Event, batch_size: int = 200) -> None:
+        self._after_commit = after_commit
+        self._wake = wake
+        self._batch_size = batch_size
+        self._task: asyncio.Task[None] | None = None
+        self._inboxes: dict[int, Inbox] = {}
+        self.processed = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="inbound-processor")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                while await self.process_pending():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be briefly unavailable: keep the loop alive, retry soon
+                log.exception("inbound processing failed; retrying")
+                await asyncio.sleep(1.0)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def _inbox(self, inbox_id: int) -> Inbox:
+        inbox = self._inboxes.get(inbox_id)
+        if inbox is None:
+            inbox = self._inboxes[inbox_id] = await Inbox.get(id=inbox_id)
+        return inbox
+
+    async def process_pending(self) -> int:
+        rows = await InboundEvent.filter(processed=False).order_by("id").limit(self._batch_size)
+        if not rows:
+            return 0
+        out = Outcome()
+        failures: dict[int, str] = {}
+        async with in_transaction() as conn:
+            for row in rows:
+                inbox = await self._inbox(row.inbox_id)
+                try:
+                    async with in_transaction() as savepoint:
+                        await apply_event(savepoint, inbox, row, out)
+                except Exception as exc:  # one malformed record must not block the log
+                    log.exception("could not apply inbound event %s", row.id)
+                    failures[row.id] = f"{type(exc).__name__}: {exc}"
+            ok_ids = [r.id for r in rows if r.id not in failures]
+            if ok_ids:
+                await InboundEvent.filter(id__in=ok_ids).using_db(conn).update(processed=True)
+            for row_id, error in failures.items():
+                await InboundEvent.filter(id=row_id).using_db(conn).update(processed=True, error=error)
+        self.processed += len(rows)
+        await self._after_commit(out)
+        return len(rows)
