@@ -12,7 +12,7 @@ from agents.sessions import CSRF_HEADER, SESSION_COOKIE, Authenticated, csrf_ok,
 from inbox.http import fail
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-AUTH_KEY = "hopthu.auth"
+AUTH_KEY = web.RequestKey("auth", Authenticated)
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 

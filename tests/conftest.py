@@ -1,0 +1,154 @@
+"""Shared fixtures: a real database per test (SQLite by default, Postgres when HOPTHU_TEST_DATABASE_URL is set),
+a local fake Graph API, the app under test, and small helpers to make staff, inboxes and signed webhooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from agents.models import InboxMember, TeamMember, User
+from agents.passwords import hash_password
+from channels.fakes import FakeGraphAPI, messenger_text, running_fake_graph, signed
+from inbox import db
+from inbox.app import create_app
+from inbox.config import Settings, load_settings
+from inbox.models import Inbox
+
+TEST_DATABASE_URL = os.environ.get("HOPTHU_TEST_DATABASE_URL", "")
+PAGE_ID = "106001234567890"
+APP_SECRET = "test_app_secret"
+VERIFY_TOKEN = "verify-me"
+PAGE_TOKEN = "page-token-1"
+PASSWORD = "mật-khẩu-đủ-dài-123"
+
+_TABLES = (
+    "outbox, dead_letters, inbound_events, conversation_events, messages, conversation_labels, conversations, "
+    "contact_identities, contacts, auth_sessions, inbox_members, team_members, teams, users, inboxes"
+)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test: migrations run once per session, not per test."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+
+    async def build() -> None:
+        await db.connect(f"sqlite://{path}")
+        await db.disconnect()
+
+    asyncio.run(build())
+    return path
+
+
+@pytest.fixture
+async def database_url(tmp_path: Path, sqlite_template: Path) -> str:
+    if TEST_DATABASE_URL:
+        await db.connect(TEST_DATABASE_URL)
+        await db.connection().execute_script(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE")
+        await db.disconnect()
+        return TEST_DATABASE_URL
+    path = tmp_path / "hopthu.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite://{path}"
+
+
+@pytest.fixture
+async def fake_graph() -> AsyncIterator[FakeGraphAPI]:
+    async with running_fake_graph() as fake:
+        yield fake
+
+
+@pytest.fixture
+def settings(database_url: str, fake_graph: FakeGraphAPI, tmp_path: Path) -> Settings:
+    return load_settings(
+        environ={
+            "HOPTHU_DATABASE_URL": database_url,
+            "HOPTHU_SECRET_KEY": "test-secret-key",
+            "HOPTHU_FACEBOOK_GRAPH_URL": fake_graph.base_url,
+        },
+        toml_path=tmp_path / "absent.toml",
+        outbox_base_delay=0.05,
+        outbox_max_attempts=4,
+    )
+
+
+@pytest.fixture
+async def client(aiohttp_client: Callable[..., Awaitable[TestClient]], settings: Settings) -> TestClient:
+    return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+async def inbox(client: TestClient) -> Inbox:
+    return await make_inbox()
+
+
+async def make_inbox(page_id: str = PAGE_ID, app_secret: str = APP_SECRET, name: str = "Shop Thời Trang") -> Inbox:
+    return await Inbox.create(
+        name=name,
+        channel="facebook",
+        external_id=page_id,
+        credentials={"page_token": PAGE_TOKEN, "app_secret": app_secret, "verify_token": VERIFY_TOKEN},
+    )
+
+
+@dataclass
+class Staff:
+    user: User
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def make_user(
+    client: TestClient, role: str, *, inboxes: list[Inbox] = (), teams: list[Any] = (), email: str | None = None
+) -> Staff:
+    email = email or f"{role}-{time.monotonic_ns()}@shop.vn"
+    user = await User.create(email=email, name=role.title(), role=role, password_hash=hash_password(PASSWORD))
+    for inbox in inboxes:
+        await InboxMember.create(user=user, inbox=inbox)
+    for team in teams:
+        await TeamMember.create(user=user, team=team)
+    response = await client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+    assert response.status == 200, await response.text()
+    return Staff(user, (await response.json())["token"])
+
+
+async def post_webhook(
+    client: TestClient, body: dict[str, Any], secret: str = APP_SECRET, headers: dict[str, str] | None = None
+) -> Any:
+    raw, signed_headers = signed(body, secret)
+    return await client.post("/webhooks/facebook", data=raw, headers={**signed_headers, **(headers or {})})
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def send_text(client: TestClient, psid: str, mid: str, text: str, ts_ms: int | None = None) -> Any:
+    response = await post_webhook(client, messenger_text(PAGE_ID, psid, mid, text, ts_ms or now_ms()))
+    assert response.status == 200, await response.text()
+    return response
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """Wait until `check` returns something truthy (the processor works off the ack path)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value {result!r})")
+        await asyncio.sleep(interval)
