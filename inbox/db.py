@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.context import TortoiseContext
 
 APP = "hopthu"
 MODEL_MODULES = ["inbox.models", "contacts.models", "agents.models"]
@@ -50,14 +51,27 @@ async def migrate(url: str) -> None:
     await Tortoise.close_connections()
 
 
+_context: TortoiseContext | None = None
+
+
 async def connect(url: str, *, apply_migrations: bool = True) -> None:
+    """Open the database for this process.
+
+    The context is also the global fallback: aiohttp runs start-up, requests and clean-up in different tasks,
+    and all of them must reach the same connections (tortoise binds contexts to tasks by default).
+    """
+    global _context
     if apply_migrations:
         await migrate(url)
-    await Tortoise.init(config=tortoise_config(url))
+    _context = await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
 
 
 async def disconnect() -> None:
-    await Tortoise.close_connections()
+    # Close through the context object itself: the calling task may not be the one that connected.
+    global _context
+    if _context is not None:
+        await _context.close_connections()
+        _context = None
 
 
 def connection() -> BaseDBAsyncClient:
