@@ -8,10 +8,11 @@ import asyncio
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -50,13 +51,42 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A scratch database beside HOPTHU_TEST_DATABASE_URL's, so concurrent test runs never share tables."""
+    if not TEST_DATABASE_URL:
+        yield ""
+        return
+    import asyncpg
+
+    base = urlsplit(TEST_DATABASE_URL)
+    name = f"hopthu_test_{os.getpid()}"
+    admin_dsn = urlunsplit(base._replace(scheme="postgresql"))
+
+    async def run(statement: str) -> bool:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(statement)
+            return True
+        except asyncpg.PostgresError:
+            return False
+        finally:
+            await conn.close()
+
+    created = asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    url = urlunsplit(base._replace(path=f"/{name}")) if created else TEST_DATABASE_URL
+    yield url
+    if created:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture
-async def database_url(tmp_path: Path, sqlite_template: Path) -> str:
-    if TEST_DATABASE_URL:
-        await db.connect(TEST_DATABASE_URL)
+async def database_url(tmp_path: Path, sqlite_template: Path, postgres_url: str) -> str:
+    if postgres_url:
+        await db.connect(postgres_url)
         await db.connection().execute_script(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE")
         await db.disconnect()
-        return TEST_DATABASE_URL
+        return postgres_url
     path = tmp_path / "hopthu.db"
     shutil.copy(sqlite_template, path)
     return f"sqlite://{path}"
