@@ -41,6 +41,13 @@ class Outcome:
     def touch(self, conv: Conversation, contact: Contact) -> None:
         self.changed_conversations[conv.id] = (conv, contact)
 
+    def merge(self, other: Outcome) -> None:
+        self.new_messages += other.new_messages
+        self.updated_messages += other.updated_messages
+        self.new_conversations += other.new_conversations
+        self.changed_conversations.update(other.changed_conversations)
+        self.identities_to_enrich += other.identities_to_enrich
+
 
 def now() -> datetime:
     return datetime.now(UTC)
@@ -142,24 +149,21 @@ async def apply_message(conn: BaseDBAsyncClient, inbox: Inbox, event: InboundMes
     identity, contact = await identity_and_contact(conn, inbox, event.contact_external_id, event.occurred_at, out)
     conv = await conversation_for(conn, inbox, identity, contact, event.occurred_at, out)
     attachments = _attachments(event)
-    try:
-        async with in_transaction() as sp:
-            msg = await Message.create(
-                using_db=sp,
-                conversation_id=conv.id,
-                inbox_id=inbox.id,
-                direction="in",
-                sender_type="contact",
-                origin="platform",
-                text=event.text,
-                attachments=attachments,
-                created_at=event.occurred_at,
-                external_id=event.external_id,
-                extra=_extra(event),
-                search_text=fold(event.text),
-            )
-    except IntegrityError:
-        return  # the same platform message under another log key: already stored
+    # A duplicate platform id raises IntegrityError here; the caller's savepoint turns that into a no-op.
+    msg = await Message.create(
+        using_db=conn,
+        conversation_id=conv.id,
+        inbox_id=inbox.id,
+        direction="in",
+        sender_type="contact",
+        origin="platform",
+        text=event.text,
+        attachments=attachments,
+        created_at=event.occurred_at,
+        external_id=event.external_id,
+        extra=_extra(event),
+        search_text=fold(event.text),
+    )
     if conv.status in ("resolved", "snoozed"):
         previous = conv.status
         conv.status, conv.snoozed_until = "open", None
@@ -289,7 +293,7 @@ AfterCommit = Callable[[Outcome], Awaitable[None]]
 class InboundProcessor:
     """Applies pending log rows in order, in batches; woken by the writer's commit, and polls as a backstop."""
 
-    def __init__(self, after_commit: AfterCommit, wake: asyncio.Event, batch_size: int = 200) -> None:
+    def __init__(self, after_commit: AfterCommit, wake: asyncio.Event, batch_size: int = 100) -> None:
         self._after_commit = after_commit
         self._wake = wake
         self._batch_size = batch_size
@@ -336,12 +340,17 @@ class InboundProcessor:
         async with in_transaction() as conn:
             for row in rows:
                 inbox = await self._inbox(row.inbox_id)
+                event_out = Outcome()
                 try:
                     async with in_transaction() as savepoint:
-                        await apply_event(savepoint, inbox, row, out)
+                        await apply_event(savepoint, inbox, row, event_out)
+                except IntegrityError:
+                    failures[row.id] = "duplicate of an already stored message"  # redelivered under another key
                 except Exception as exc:  # one malformed record must not block the log
                     log.exception("could not apply inbound event %s", row.id)
                     failures[row.id] = f"{type(exc).__name__}: {exc}"
+                else:
+                    out.merge(event_out)
             ok_ids = [r.id for r in rows if r.id not in failures]
             if ok_ids:
                 await InboundEvent.filter(id__in=ok_ids).using_db(conn).update(processed=True)
