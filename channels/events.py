@@ -108,13 +108,21 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in (InboundMessage, Receipt, Referral)
+}
+
+
 def to_record(event: ChannelEvent) -> dict[str, Any]:
-    """A JSON-ready dict that `from_record` turns back into the same event."""
-    data = dataclasses.asdict(event)
-    for name, value in data.items():
+    """A JSON-ready dict that `from_record` turns back into the same event (shallow: it is on the ack path)."""
+    data: dict[str, Any] = {"kind": event.kind}
+    for name in _FIELD_NAMES[type(event)]:
+        value = getattr(event, name)
         if isinstance(value, datetime):
-            data[name] = value.isoformat()
-    data["kind"] = event.kind
+            value = value.isoformat()
+        elif name == "attachments":
+            value = [dataclasses.asdict(a) for a in value]
+        data[name] = value
     return data
 
 

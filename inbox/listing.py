@@ -18,6 +18,7 @@ from inbox.db import connection
 from inbox.models import STATUSES
 from inbox.search import conversation_filter_sql, query_terms
 from inbox.serialize import iso
+from inbox.sql import Sql
 
 
 class InvalidFilter(ValueError):
@@ -36,18 +37,6 @@ class ListFilters:
     q: str | None = None
     limit: int = 25
     cursor: str | None = None
-
-
-class _Sql:
-    """Collects parameters and writes the dialect's placeholders."""
-
-    def __init__(self, dialect: str) -> None:
-        self.dialect = dialect
-        self.params: list[Any] = []
-
-    def p(self, value: Any) -> str:
-        self.params.append(value)
-        return "?" if self.dialect == "sqlite" else f"${len(self.params)}"
 
 
 def encode_cursor(last_activity_at: datetime, conv_id: int) -> str:
@@ -79,7 +68,7 @@ def _labels(value: Any) -> list[str]:
 
 async def list_conversations(viewer: Viewer, f: ListFilters) -> tuple[list[dict[str, Any]], str | None]:
     conn = connection()
-    sql = _Sql(conn.capabilities.dialect)
+    sql = Sql(conn.capabilities.dialect)
     where: list[str] = []
     if not viewer.sees_everything:
         inbox_ids = sorted(viewer.inbox_ids) or [-1]
