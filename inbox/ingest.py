@@ -13,7 +13,6 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from tortoise.exceptions import BaseORMException
 from tortoise.transactions import in_transaction
 
 from channels.events import ChannelEvent, Unrecognized, to_record
@@ -117,7 +116,7 @@ class IngestWriter:
                     await InboundEvent.bulk_create(inbound, ignore_conflicts=True, using_db=conn)
                 if dead:
                     await DeadLetter.bulk_create(dead, using_db=conn)
-        except (BaseORMException, OSError) as exc:
+        except Exception as exc:  # whatever the database says, the platform must hear 503 and retry
             log.error("ingest commit failed: %s", exc)
             for _, future in batch:
                 if not future.done():
