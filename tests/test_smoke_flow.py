@@ -13,7 +13,9 @@ async def test_message_flows_from_webhook_to_reply(client, inbox, fake_graph):
     assert [c["last_message_preview"] for c in listing["items"]] == ["Chào shop, áo này còn size M không ạ?"]
     conv_id = listing["items"][0]["id"]
 
-    reply = await client.post(f"/api/conversations/{conv_id}/messages", json={"text": "Dạ còn ạ"}, headers=agent.headers)
+    reply = await client.post(
+        f"/api/conversations/{conv_id}/messages", json={"text": "Dạ còn ạ"}, headers=agent.headers
+    )
     assert reply.status == 201
     body = await reply.json()
     assert body["delivery_status"] == "sent"
