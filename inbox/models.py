@@ -79,7 +79,8 @@ class Message(Model):
     direction = fields.CharField(max_length=3)  # in | out
     sender_type = fields.CharField(max_length=10)  # contact | agent | bot | system
     sender_user = fields.ForeignKeyField("hopthu.User", related_name="messages", null=True, on_delete=fields.SET_NULL)
-    # "hopthu" for what this product sent; "platform" for echoes of messages sent from the platform's own tools.
+    # Where the message was written: "hopthu" (an agent or bot here) or "platform" (arrived from the platform:
+    # the customer's messages, and echoes of what the page sent from the platform's own tools).
     origin = fields.CharField(max_length=10, default="hopthu")
     text = fields.TextField(null=True)
     attachments = fields.JSONField(default=list)
