@@ -15,7 +15,8 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from inbox.api.guard import authenticate
-from inbox.bus import Event, Subscription
+from inbox.bus import Event, EventBus, Subscription
+from inbox.http import fail
 from inbox.keys import BUS
 from inbox.models import Conversation
 
@@ -32,21 +33,16 @@ def _frame(kind: str, seq: int, data: dict[str, Any]) -> str:
 async def agent_socket(request: web.Request) -> web.StreamResponse:
     auth = await authenticate(request, allow_query_token=True)
     if auth is None:
-        raise web.HTTPUnauthorized(
-            text='{"error":{"code":"unauthorized","message":"log in first"}}', content_type="application/json"
-        )
+        fail(401, "unauthorized", "log in first")
     if auth.via_cookie and not _same_origin(request):
-        raise web.HTTPForbidden(
-            text='{"error":{"code":"bad_origin","message":"origin not allowed"}}', content_type="application/json"
-        )
-    since_raw = request.query.get("since")
-    since = int(since_raw) if since_raw and since_raw.lstrip("-").isdigit() else None
+        fail(403, "bad_origin", "origin not allowed")
+    since = _since(request.query.get("since"))
     bus = request.app[BUS]
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=64 * 1024)
     await ws.prepare(request)
     viewer = auth.viewer
     subscription = bus.subscribe(since, viewer.can_receive)
-    writer = asyncio.create_task(_write(ws, subscription, bus.last_seq))
+    writer = asyncio.create_task(_write(ws, subscription, bus.last_seq, bus))
     await bus.publish(Event("presence", {"user_id": viewer.user_id, "status": "online"}))
     try:
         async for message in ws:
@@ -57,9 +53,21 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
     finally:
         subscription.close()
         writer.cancel()
+        # Before any other await: once the peer is gone the server may cancel this handler (aiohttp's
+        # handler_cancellation), and the offline presence must still go out.
+        await asyncio.shield(bus.publish(Event("presence", {"user_id": viewer.user_id, "status": "offline"})))
         await asyncio.gather(writer, return_exceptions=True)
-        await bus.publish(Event("presence", {"user_id": viewer.user_id, "status": "offline"}))
     return ws
+
+
+def _since(raw: str | None) -> int | None:
+    """The client's last seq. One that cannot be read is a position too old to replay (resync), not none."""
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return -1
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -67,7 +75,7 @@ def _same_origin(request: web.Request) -> bool:
     return origin is None or origin.split("://", 1)[-1] == request.host
 
 
-async def _write(ws: web.WebSocketResponse, subscription: Subscription, last_seq: int) -> None:
+async def _write(ws: web.WebSocketResponse, subscription: Subscription, last_seq: int, bus: EventBus) -> None:
     try:
         if subscription.resync:
             await ws.send_str(_frame("resync", last_seq, {"reason": "events since that seq are no longer kept"}))
@@ -78,7 +86,8 @@ async def _write(ws: web.WebSocketResponse, subscription: Subscription, last_seq
             batch = await subscription.next_batch()
             if not batch:
                 if subscription.overflowed:
-                    await ws.send_str(_frame("resync", last_seq, {"reason": "client fell behind"}))
+                    # The current seq: seqs never go back, and the client resumes from here after refetching.
+                    await ws.send_str(_frame("resync", bus.last_seq, {"reason": "client fell behind"}))
                     await ws.close()
                 return
             for event in batch:
