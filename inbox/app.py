@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -26,6 +27,7 @@ from inbox.outbox import Outbox
 from inbox.pipeline import PostCommitPipeline
 from inbox.processing import InboundProcessor
 from inbox.profiles import ProfileFetcher
+from inbox.realtime import SOCKETS_PER_USER
 from inbox.realtime import routes as realtime_routes
 from inbox.senders import FacebookSender
 from inbox.webhook_registry import InboxDirectory
@@ -97,6 +99,7 @@ def create_app(settings: Settings) -> web.Application:
     app[BUS] = InProcessBus(settings.event_buffer_size)
     app[DIRECTORY] = InboxDirectory()
     app[READY] = asyncio.Event()
+    app[SOCKETS_PER_USER] = Counter()
     app.cleanup_ctx.extend([_database, _services])
     app.router.add_get("/healthz", healthz)
     for table in (

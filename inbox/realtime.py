@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from inbox.models import Conversation
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
+SOCKETS_PER_USER = web.AppKey("sockets_per_user", Counter)
 HEARTBEAT_SECONDS = 25.0
 
 
@@ -43,7 +45,10 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
     viewer = auth.viewer
     subscription = bus.subscribe(since, viewer.can_receive)
     writer = asyncio.create_task(_write(ws, subscription, bus.last_seq, bus))
-    await bus.publish(Event("presence", {"user_id": viewer.user_id, "status": "online"}))
+    sockets = request.app[SOCKETS_PER_USER]
+    sockets[viewer.user_id] += 1
+    if sockets[viewer.user_id] == 1:  # an agent with several tabs is online once
+        await bus.publish(Event("presence", {"user_id": viewer.user_id, "status": "online"}))
     try:
         async for message in ws:
             if message.type == WSMsgType.TEXT:
@@ -55,7 +60,10 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         writer.cancel()
         # Before any other await: once the peer is gone the server may cancel this handler (aiohttp's
         # handler_cancellation), and the offline presence must still go out.
-        await asyncio.shield(bus.publish(Event("presence", {"user_id": viewer.user_id, "status": "offline"})))
+        sockets[viewer.user_id] -= 1
+        if sockets[viewer.user_id] <= 0:  # offline only when the last tab closes
+            del sockets[viewer.user_id]
+            await asyncio.shield(bus.publish(Event("presence", {"user_id": viewer.user_id, "status": "offline"})))
         await asyncio.gather(writer, return_exceptions=True)
     return ws
 

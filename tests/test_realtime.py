@@ -447,3 +447,23 @@ async def test_presence_on_connect_and_disconnect(client: TestClient, inbox: Inb
     offline = await watcher.presence(agent.user.id, "offline")
     assert offline["seq"] > online["seq"]
     await watcher.close()
+
+
+async def test_an_agent_with_two_tabs_goes_offline_only_when_the_last_one_closes(
+    client: TestClient, inbox: Inbox
+) -> None:
+    supervisor = await quick_user("supervisor")
+    agent = await quick_user("agent", inboxes=[inbox])
+    watcher = await connected(client, supervisor)
+    first = await connect(client, agent)
+    await watcher.presence(agent.user.id, "online")
+    second = await connect(client, agent)
+    await second.ready()
+    await first.close()
+    await marker(client, watcher)
+    assert [f["data"] for f in watcher.events("presence") if f["data"]["user_id"] == agent.user.id] == [
+        {"user_id": agent.user.id, "status": "online"}
+    ]
+    await second.close()
+    await watcher.presence(agent.user.id, "offline")
+    await watcher.close()
