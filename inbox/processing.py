@@ -63,6 +63,16 @@ def preview(text: str | None, attachments: list[dict]) -> str:
     return ""
 
 
+def advance(conv: Conversation, at: datetime, preview_text: str, *, incoming: bool) -> None:
+    """Move the conversation's summary forward for a message at `at` (events may arrive out of order)."""
+    if conv.last_message_at is None or at >= conv.last_message_at:
+        conv.last_message_at, conv.last_message_preview = at, preview_text
+    conv.last_activity_at = max(conv.last_activity_at, at)
+    if incoming:
+        conv.last_incoming_at = max(conv.last_incoming_at or at, at)
+        conv.unread_count += 1
+
+
 async def identity_and_contact(
     conn: BaseDBAsyncClient, inbox: Inbox, external_id: str, seen_at: datetime, out: Outcome
 ) -> tuple[ContactIdentity, Contact]:
@@ -171,12 +181,7 @@ async def apply_message(conn: BaseDBAsyncClient, inbox: Inbox, event: InboundMes
         conv.status, conv.snoozed_until = "open", None
         await record(conn, conv, "reopened", "contact", contact.id, event.occurred_at, msg.id, previous=previous)
     await record(conn, conv, "message_in", "contact", contact.id, event.occurred_at, msg.id)
-    if conv.last_message_at is None or event.occurred_at >= conv.last_message_at:
-        conv.last_message_at = event.occurred_at
-        conv.last_message_preview = preview(event.text, attachments)
-    conv.last_incoming_at = max(conv.last_incoming_at or event.occurred_at, event.occurred_at)
-    conv.last_activity_at = max(conv.last_activity_at, event.occurred_at)
-    conv.unread_count += 1
+    advance(conv, event.occurred_at, preview(event.text, attachments), incoming=True)
     await conv.save(using_db=conn)
     await index_messages(conn, [(msg.id, msg.search_text)])
     out.new_messages.append((conv, contact, msg))
@@ -218,10 +223,7 @@ async def apply_echo(conn: BaseDBAsyncClient, inbox: Inbox, event: InboundMessag
         search_text=fold(event.text),
     )
     await record(conn, conv, "message_out", "agent", None, event.occurred_at, msg.id, origin="platform")
-    if conv.last_message_at is None or event.occurred_at >= conv.last_message_at:
-        conv.last_message_at = event.occurred_at
-        conv.last_message_preview = preview(event.text, attachments)
-    conv.last_activity_at = max(conv.last_activity_at, event.occurred_at)
+    advance(conv, event.occurred_at, preview(event.text, attachments), incoming=False)
     await conv.save(using_db=conn)
     await index_messages(conn, [(msg.id, msg.search_text)])
     out.new_messages.append((conv, contact, msg))
@@ -383,11 +385,7 @@ async def apply_inbound_fast(
         conv.status, conv.snoozed_until = "open", None
         await append_event(conn, conv, "reopened", "contact", contact.id, at, msg.id, {"previous": previous})
     await append_event(conn, conv, "message_in", "contact", contact.id, at, msg.id, {})
-    if conv.last_message_at is None or at >= conv.last_message_at:
-        conv.last_message_at, conv.last_message_preview = at, preview(event.text, attachments)
-    conv.last_incoming_at = max(conv.last_incoming_at or at, at)
-    conv.last_activity_at = max(conv.last_activity_at, at)
-    conv.unread_count += 1
+    advance(conv, at, preview(event.text, attachments), incoming=True)
     update = Sql(sql.dialect)
     assignments = ", ".join(
         f"{column} = {update.p(getattr(conv, column))}"

@@ -8,7 +8,6 @@ import asyncio
 import base64
 import contextvars
 import functools
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,9 +19,6 @@ from aiohttp.test_utils import TestClient
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from agents.models import InboxMember, User
-from agents.passwords import hash_password
-from agents.sessions import create_session
 from channels.fakes import messenger_batch, messenger_text
 from contacts.models import Contact, ContactIdentity
 from inbox import actions
@@ -30,7 +26,16 @@ from inbox.app import create_app
 from inbox.config import Settings
 from inbox.keys import BUS, PROFILES
 from inbox.models import Conversation, ConversationEvent, ConversationLabel, Inbox, Message
-from tests.conftest import APP_SECRET, PAGE_ID, PASSWORD, Staff, eventually, make_inbox, now_ms, post_webhook
+from tests.conftest import (
+    APP_SECRET,
+    PAGE_ID,
+    Staff,
+    eventually,
+    make_inbox,
+    now_ms,
+    post_webhook,
+    quick_user,
+)
 
 PAGE_B, SECRET_B = "2222", "app_secret_of_page_b"
 
@@ -98,21 +103,6 @@ async def client(
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-@functools.cache
-def password_hash() -> str:
-    return hash_password(PASSWORD)
-
-
-async def quick_user(role: str, *, inboxes: list[Inbox] = ()) -> Staff:
-    user = await User.create(
-        email=f"{role}-{time.monotonic_ns()}@shop.vn", name=role.title(), role=role, password_hash=password_hash()
-    )
-    for inbox in inboxes:
-        await InboxMember.create(user=user, inbox=inbox)
-    token, _ = await create_session(user)
-    return Staff(user, token)
 
 
 async def seed(inbox: Inbox, n: int, *, prefix: str = "seed", start: datetime | None = None) -> list[Conversation]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,8 +20,7 @@ import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
-from agents.models import InboxMember, User
-from agents.passwords import hash_password
+from agents.models import User
 from agents.sessions import create_session, revoke
 from channels.fakes import messenger_text
 from inbox.app import create_app
@@ -30,25 +28,20 @@ from inbox.bus import Event, Subscription
 from inbox.config import Settings
 from inbox.keys import BUS, PROFILES
 from inbox.models import Conversation, Inbox, Message
-from tests.conftest import APP_SECRET, PAGE_ID, PASSWORD, Staff, eventually, make_inbox, now_ms, post_webhook
+from tests.conftest import (
+    APP_SECRET,
+    PAGE_ID,
+    PASSWORD,
+    Staff,
+    eventually,
+    make_inbox,
+    now_ms,
+    post_webhook,
+    quick_user,
+)
 
 PAGE_B, SECRET_B = "2222", "app_secret_of_page_b"
 CONTROL = ("ready", "resync")  # frames that carry a position, not an event
-
-
-@functools.cache
-def password_hash() -> str:
-    return hash_password(PASSWORD)
-
-
-async def quick_user(role: str, *, inboxes: list[Inbox] = ()) -> Staff:
-    user = await User.create(
-        email=f"{role}-{time.monotonic_ns()}@shop.vn", name=role.title(), role=role, password_hash=password_hash()
-    )
-    for inbox in inboxes:
-        await InboxMember.create(user=user, inbox=inbox)
-    token, _ = await create_session(user)
-    return Staff(user, token)
 
 
 class Socket:
