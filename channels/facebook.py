@@ -268,7 +268,7 @@ _ERRORS = {  # code -> (reason for the agent, retryable)
     "outside_window": ("Ngoài khung 24 giờ của Messenger (outside the 24-hour window)", False),
     "user_unavailable": ("Người nhận hiện không nhận được tin nhắn (user unavailable)", False),
     "token_invalid": ("Mã truy cập trang không hợp lệ hoặc hết hạn (page token invalid or expired)", False),
-    "rate_limited": ("Facebook đang giới hạn tốc độ gửi, sẽ thử lại (rate limited)", True),
+    "rate_limited": ("Facebook đang giới hạn tốc độ gửi (rate limited)", True),
 }
 
 
@@ -290,7 +290,7 @@ def classify_error(status: int, body: Any) -> SendError:
     elif status == 429 or code in (4, 17, 32, 613):
         kind = "rate_limited"
     elif status >= 500 or code in (1, 2) or error.get("is_transient") is True:
-        reason = f"Facebook đang gặp lỗi tạm thời, sẽ thử lại (platform error: {detail})"
+        reason = f"Facebook đang gặp lỗi tạm thời (platform error: {detail})"
         return SendError(reason, retryable=True, code="platform_error")
     else:
         return SendError(f"Facebook từ chối tin nhắn ({detail})", retryable=False, code="rejected")

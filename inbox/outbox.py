@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
 from channels.base import SendError, SendResult
 from contacts.models import ContactIdentity
 from inbox.bus import Event, EventBus
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MESSENGER_STANDARD_WINDOW = timedelta(hours=24)
 MESSENGER_HUMAN_AGENT_WINDOW = timedelta(days=7)
+_CONFIRMED = ("sent", "delivered", "read")  # the platform has the message
 
 
 class WindowClosed(Exception):
@@ -38,6 +42,10 @@ class WindowClosed(Exception):
 class SendPlan:
     messaging_type: str = "RESPONSE"
     tag: str | None = None
+
+
+def _unconfirmed(message_id: int) -> Q:
+    return Q(id=message_id) & (Q(delivery_status__isnull=True) | Q(delivery_status__in=["pending", "failed"]))
 
 
 def messenger_plan(last_incoming_at: datetime | None, at: datetime, *, human: bool) -> SendPlan:
@@ -153,6 +161,11 @@ class Outbox:
     async def _deliver(self, item: OutboxItem) -> None:
         msg = await Message.get(id=item.message_id)
         conv = await Conversation.get(id=msg.conversation_id)
+        if msg.delivery_status in _CONFIRMED:
+            # The platform's echo already reported it sent (a failed try that did go through): never send twice.
+            item.state = "sent"
+            await item.save(update_fields=["state"])
+            return
         inbox = await Inbox.get(id=conv.inbox_id)
         identity = await ContactIdentity.get(id=conv.identity_id)
         item.attempts += 1
@@ -169,24 +182,32 @@ class Outbox:
                 item.last_error = error.reason
                 await item.save(update_fields=["attempts", "next_attempt_at", "last_error"])
                 log.info("outbox: message %s attempt %s failed, retrying: %s", msg.id, item.attempts, error.reason)
+            elif error.retryable:  # out of tries: say so, rather than a reason that promises another one
+                n = item.attempts
+                await self._fail(
+                    item, msg, f"Không gửi được sau {n} lần thử (gave up after {n} attempts): {error.reason}"
+                )
             else:
                 await self._fail(item, msg, error.reason)
         else:
             item.state = "sent"
             await item.save(update_fields=["attempts", "state"])
-            # An echo may have confirmed it first: only move forward.
-            if msg.delivery_status in (None, "pending", "failed"):
-                msg.delivery_status = "sent"
-            msg.external_id = msg.external_id or result.external_id
-            msg.failure_reason = None
-            await msg.save(update_fields=["delivery_status", "external_id", "failure_reason"])
+            # An echo or a receipt may have moved the message on while the request was in flight (`msg` is what
+            # was read before it): only move forward, in the database itself.
+            async with in_transaction() as conn:
+                unconfirmed = Message.filter(_unconfirmed(msg.id)).using_db(conn)
+                await unconfirmed.update(delivery_status="sent", failure_reason=None)
+                without_id = Message.filter(id=msg.id, external_id__isnull=True).using_db(conn)
+                await without_id.update(external_id=result.external_id)
+            await msg.refresh_from_db(fields=["delivery_status", "external_id", "failure_reason"])
             await self._publish(conv, msg)
 
     async def _fail(self, item: OutboxItem, msg: Message, reason: str) -> None:
         item.state, item.last_error = "failed", reason
         await item.save(update_fields=["attempts", "state", "last_error"])
-        msg.delivery_status, msg.failure_reason = "failed", reason
-        await msg.save(update_fields=["delivery_status", "failure_reason"])
+        # Never over an echo that confirmed the message meanwhile.
+        await Message.filter(_unconfirmed(msg.id)).update(delivery_status="failed", failure_reason=reason)
+        await msg.refresh_from_db(fields=["delivery_status", "failure_reason"])
         conv = await Conversation.get(id=msg.conversation_id)
         await self._publish(conv, msg)
 
