@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MESSENGER_STANDARD_WINDOW = timedelta(hours=24)
 MESSENGER_HUMAN_AGENT_WINDOW = timedelta(days=7)
+CLAIM_LEASE = timedelta(seconds=60)  # longer than any platform call (the HTTP client times out at 20 s)
 _CONFIRMED = ("sent", "delivered", "read")  # the platform has the message
 
 
@@ -152,11 +153,23 @@ class Outbox:
 
     async def _attempt(self, item: OutboxItem) -> None:
         try:
-            await self._deliver(item)
+            if await self._claim(item):
+                await self._deliver(item)
         finally:
             future = self._attempted.get(item.message_id)
             if future is not None and not future.done():
                 future.set_result(None)
+
+    async def _claim(self, item: OutboxItem) -> bool:
+        """Take the item for one attempt. Several server processes share the outbox: the conditional update
+        lets exactly one of them win; a process that dies mid-send leaves it due again after the lease."""
+        now = datetime.now(UTC)
+        lease = now + CLAIM_LEASE
+        won = await OutboxItem.filter(id=item.id, state="pending", next_attempt_at__lte=now).update(
+            next_attempt_at=lease
+        )
+        item.next_attempt_at = lease
+        return bool(won)
 
     async def _deliver(self, item: OutboxItem) -> None:
         msg = await Message.get(id=item.message_id)

@@ -16,8 +16,9 @@ from aiohttp import web
 
 from channels.fakes import FakeGraphAPI, messenger_delivery, messenger_echo
 from inbox.app import create_app
-from inbox.keys import OUTBOX
+from inbox.keys import BUS, OUTBOX
 from inbox.models import Conversation, InboundEvent, Message, OutboxItem
+from inbox.outbox import Outbox
 from tests.conftest import PAGE_ID, Staff, eventually, make_inbox, make_user, now_ms, post_webhook, send_text
 
 HOUR_MS = 3_600_000
@@ -377,3 +378,24 @@ async def test_window_uses_the_customers_last_message_not_the_pages(client, agen
 
 async def _processed() -> bool:
     return not await InboundEvent.filter(processed=False).exists()
+
+
+async def test_two_outbox_workers_never_send_the_same_reply_twice(client, agent, fake_graph):
+    """Several server processes share one outbox: each due reply is claimed and sent by exactly one of them."""
+    conv_id = await open_conversation(client, "PSID-1")
+    app_outbox = client.app[OUTBOX]
+    await app_outbox.stop()  # two other workers (as in two processes) take over
+    first, second = (Outbox(client.app[BUS], app_outbox._senders) for _ in range(2))
+    msg = await Message.create(
+        conversation_id=conv_id, inbox_id=1, direction="out", sender_type="agent", text="Dạ 250k ạ",
+        created_at=datetime.now(UTC), delivery_status="pending",
+    )  # fmt: skip
+    item = await OutboxItem.create(message_id=msg.id, inbox_id=1, next_attempt_at=datetime.now(UTC))
+
+    stale_copies = [await OutboxItem.get(id=item.id), await OutboxItem.get(id=item.id)]
+    assert [await first._claim(stale_copies[0]), await second._claim(stale_copies[1])] == [True, False]
+
+    await OutboxItem.filter(id=item.id).update(next_attempt_at=datetime.now(UTC))  # due again
+    await asyncio.gather(first.send_due(), second.send_due())
+    assert (await Message.get(id=msg.id)).delivery_status == "sent"
+    assert [m["message"]["text"] for m in fake_graph.sent_messages()] == ["Dạ 250k ạ"]
