@@ -59,8 +59,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     profiles = ProfileFetcher(bus, {"facebook": facebook} if settings.profile_fetch else {})
     committed = asyncio.Event()
     pipeline = PostCommitPipeline(bus, ManualRouting(), profiles)
-    processor = InboundProcessor(pipeline, committed)
     writer = IngestWriter(on_committed=committed)
+    processor = InboundProcessor(pipeline, committed, acks_waiting=writer.waiting)
     app[OUTBOX], app[PROFILES], app[PROCESSOR], app[INGEST] = outbox, profiles, processor, writer
     for service in (outbox, profiles, processor, writer):
         service.start()

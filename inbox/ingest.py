@@ -51,10 +51,15 @@ class IngestWriter:
         self._on_committed = on_committed
         self._max_batch = max_batch
         self._task: asyncio.Task[None] | None = None
+        self._committing = False
         self.commits = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ingest-writer")
+
+    def waiting(self) -> bool:
+        """Webhooks are waiting for a commit (the processor yields the database to them)."""
+        return bool(self._queue) or self._committing
 
     async def stop(self) -> None:
         if self._task:
@@ -84,7 +89,11 @@ class IngestWriter:
                     items, future = self._queue.pop(0)
                     batch.append((items, future))
                     size += len(items)
-                await self._commit(batch)
+                self._committing = True
+                try:
+                    await self._commit(batch)
+                finally:
+                    self._committing = False
 
     async def _commit(self, batch: list[tuple[list[Item], asyncio.Future[None]]]) -> None:
         inbound: list[InboundEvent] = []

@@ -454,7 +454,14 @@ AfterCommit = Callable[[Outcome], Awaitable[None]]
 class InboundProcessor:
     """Applies pending log rows in order, in batches; woken by the writer's commit, and polls as a backstop."""
 
-    def __init__(self, after_commit: AfterCommit, wake: asyncio.Event, batch_size: int = 50) -> None:
+    def __init__(
+        self,
+        after_commit: AfterCommit,
+        wake: asyncio.Event,
+        batch_size: int = 50,
+        acks_waiting: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self._acks_waiting = acks_waiting
         self._after_commit = after_commit
         self._wake = wake
         self._batch_size = batch_size
@@ -498,29 +505,33 @@ class InboundProcessor:
         if not rows:
             return 0
         try:
-            out = await self._apply_batch(rows)
+            out, count = await self._apply_batch(rows)
         except Exception:
             log.info("batch of %s inbound events failed; applying them one by one", len(rows), exc_info=True)
             self._known = Known()  # a cached id may be what went stale (merged or erased customer)
-            out = await self._apply_isolated(rows)
-        self.processed += len(rows)
+            out, count = await self._apply_isolated(rows), len(rows)
+        self.processed += count
         await self._after_commit(out)
-        return len(rows)
+        return count
 
-    async def _apply_batch(self, rows: list[InboundEvent]) -> Outcome:
+    async def _apply_batch(self, rows: list[InboundEvent]) -> tuple[Outcome, int]:
         """The whole batch in one transaction without savepoints: the fast, common case."""
         out, learnt = Outcome(), Known()
+        done: list[int] = []
         async with in_transaction() as conn:
             for row in rows:
+                if done and self._acks_waiting():
+                    break  # webhooks are waiting to commit on the same database: let them in first
                 inbox = await self._inbox(row.inbox_id)
                 event = from_record(row.record)
                 if isinstance(event, InboundMessage) and event.direction == "in":
                     await apply_inbound_fast(conn, inbox, event, out, self._known, learnt)
                 else:
                     await apply_event(conn, inbox, row, out)
-            await InboundEvent.filter(id__in=[r.id for r in rows]).using_db(conn).update(processed=True)
+                done.append(row.id)
+            await InboundEvent.filter(id__in=done).using_db(conn).update(processed=True)
         self._known.learn(learnt)  # only ids that are committed
-        return out
+        return out, len(done)
 
     async def _apply_isolated(self, rows: list[InboundEvent]) -> Outcome:
         """Each event in its own savepoint: a bad one is marked with its error and the rest still land."""
