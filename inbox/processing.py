@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -273,6 +274,8 @@ async def apply_referral(conn: BaseDBAsyncClient, inbox: Inbox, event: Referral,
 
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+# The processor holds the database at most this long while webhooks wait to commit (ack latency vs backlog).
+SLICE_SECONDS = 0.005
 
 
 @dataclass(slots=True)
@@ -518,10 +521,11 @@ class InboundProcessor:
         """The whole batch in one transaction without savepoints: the fast, common case."""
         out, learnt = Outcome(), Known()
         done: list[int] = []
+        started = time.monotonic()
         async with in_transaction() as conn:
             for row in rows:
-                if done and self._acks_waiting():
-                    break  # webhooks are waiting to commit on the same database: let them in first
+                if self._acks_waiting() and time.monotonic() - started > SLICE_SECONDS:
+                    break  # webhooks are waiting to commit on the same database: let them in
                 inbox = await self._inbox(row.inbox_id)
                 event = from_record(row.record)
                 if isinstance(event, InboundMessage) and event.direction == "in":
