@@ -10,6 +10,7 @@ resumption; a client that asks for something already dropped gets an explicit re
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections import deque
 from collections.abc import Callable
@@ -30,19 +31,37 @@ class Event:
     team_id: int | None = None
     min_role: str = "agent"  # e.g. "supervisor" for live queue figures
     user_ids: frozenset[int] | None = None  # only these users, when set
-    _frame: str | None = field(default=None, repr=False)
+    _frame: bytes | None = field(default=None, repr=False)
+    _ws_frame: bytes | None = field(default=None, repr=False)
+
+    def frame_bytes(self) -> bytes:
+        """The UTF-8 JSON sent to clients; encoded once per event, not once per client."""
+        if self._frame is None:
+            self._frame = orjson.dumps({"type": self.type, "seq": self.seq, "data": self.data})
+        return self._frame
 
     def frame(self) -> str:
-        """The JSON text sent to clients; built once per event, not once per client."""
-        if self._frame is None:
-            self._frame = orjson.dumps({"type": self.type, "seq": self.seq, "data": self.data}).decode()
-        return self._frame
+        return self.frame_bytes().decode()
+
+    def ws_frame(self) -> bytes:
+        """The whole WebSocket text frame (RFC 6455, unmasked as servers send), built once for every socket."""
+        if self._ws_frame is None:
+            payload = self.frame_bytes()
+            size = len(payload)
+            if size < 126:
+                header = struct.pack("!BB", 0x81, size)
+            elif size < 65536:
+                header = struct.pack("!BBH", 0x81, 126, size)
+            else:
+                header = struct.pack("!BBQ", 0x81, 127, size)
+            self._ws_frame = header + payload
+        return self._ws_frame
 
 
 class Subscription:
     """One client's view of the bus: events it may read, in order, held until its writer sends them."""
 
-    __slots__ = ("_accept", "_bus", "_pending", "_waiter", "closed", "overflowed", "replay", "resync")
+    __slots__ = ("_accept", "_bus", "_pending", "_waiter", "closed", "on_pending", "overflowed", "replay", "resync")
     MAX_PENDING = 2_000  # a client this far behind is told to resync instead of growing memory
 
     def __init__(self, bus: InProcessBus, accept: Callable[[Event], bool]) -> None:
@@ -54,6 +73,8 @@ class Subscription:
         self.resync = False
         self.overflowed = False
         self.closed = False
+        # Called when events become pending: lets a socket start a sender only when there is something to send.
+        self.on_pending: Callable[[], None] | None = None
 
     def offer(self, event: Event) -> None:
         if self.closed or self.overflowed or not self._accept(event):
@@ -65,6 +86,16 @@ class Subscription:
             self._pending.append(event)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+        if self.on_pending is not None:
+            self.on_pending()
+
+    def take(self) -> list[Event]:
+        """What is pending now, without waiting ([] when nothing is, or after an overflow)."""
+        if self.overflowed or self.closed or not self._pending:
+            return []
+        batch = list(self._pending)
+        self._pending.clear()
+        return batch
 
     async def next_batch(self) -> list[Event]:
         """Wait for events; returns [] when the subscription overflowed or closed."""

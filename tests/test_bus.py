@@ -68,3 +68,16 @@ async def test_closed_subscription_stops_receiving():
 def test_frame_is_the_contract_shape():
     event = Event("message.created", {"id": 5, "text": "Chào shop"}, seq=42)
     assert event.frame() == '{"type":"message.created","seq":42,"data":{"id":5,"text":"Chào shop"}}'
+
+
+def test_websocket_frame_headers_follow_rfc_6455_for_every_length():
+    for size in (10, 100, 126, 1_000, 70_000):
+        event = Event("message.created", {"text": "x" * size}, seq=1)
+        payload, frame = event.frame_bytes(), event.ws_frame()
+        assert frame[0] == 0x81  # FIN + text, unmasked (server to client)
+        if len(payload) < 126:
+            assert frame[1] == len(payload) and frame[2:] == payload
+        elif len(payload) < 65536:
+            assert frame[1] == 126 and int.from_bytes(frame[2:4], "big") == len(payload) and frame[4:] == payload
+        else:
+            assert frame[1] == 127 and int.from_bytes(frame[2:10], "big") == len(payload) and frame[10:] == payload
