@@ -18,7 +18,7 @@ from inbox.db import connection
 from inbox.models import STATUSES
 from inbox.search import conversation_filter_sql, query_terms
 from inbox.serialize import iso
-from inbox.sql import Sql
+from inbox.sql import Sql, as_datetime, as_json
 
 
 class InvalidFilter(ValueError):
@@ -51,19 +51,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         return datetime.fromisoformat(stamp).astimezone(UTC), int(conv_id)
     except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
         raise InvalidFilter("cursor is not valid") from exc
-
-
-def as_datetime(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _labels(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return orjson.loads(value)
-    return list(value or [])
 
 
 async def list_conversations(viewer: Viewer, f: ListFilters) -> tuple[list[dict[str, Any]], str | None]:
@@ -146,7 +133,7 @@ def _row_json(r: dict[str, Any]) -> dict[str, Any]:
         },
         "assignee_id": r["assignee_id"],
         "team_id": r["team_id"],
-        "labels": _labels(r["labels"]),
+        "labels": list(as_json(r["labels"]) or []),
         "last_message_at": iso(as_datetime(r["last_message_at"])),
         "last_message_preview": r["last_message_preview"],
         "last_incoming_at": iso(as_datetime(r["last_incoming_at"])),

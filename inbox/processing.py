@@ -15,16 +15,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import orjson
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from channels.events import InboundMessage, Receipt, Referral, from_record
 from contacts.models import Contact, ContactIdentity
-from inbox.models import Conversation, ConversationEvent, InboundEvent, Inbox, Message
+from inbox.models import Conversation, InboundEvent, Inbox, Message
 from inbox.search import fold, index_contact, index_messages
-from inbox.sql import Sql, json_param
+from inbox.sql import Sql, as_datetime, as_json, json_param
 
 log = logging.getLogger(__name__)
 PREVIEW_LENGTH = 200
@@ -127,17 +125,20 @@ async def record(
     message_id: int | None = None,
     **data: object,
 ) -> None:
-    await ConversationEvent.create(
-        using_db=conn,
-        conversation_id=conv.id,
-        inbox_id=conv.inbox_id,
-        kind=kind,
-        actor_type=actor_type,
-        actor_id=actor_id,
-        message_id=message_id,
-        data=data,
-        occurred_at=at,
-    )
+    """Append one fact to `conversation_events` (raw insert: it is on the ingest hot path)."""
+    sql = Sql(conn.capabilities.dialect)
+    values = {
+        "conversation_id": conv.id,
+        "inbox_id": conv.inbox_id,
+        "kind": kind,
+        "actor_type": actor_type,
+        "actor_id": actor_id,
+        "message_id": message_id,
+        "data": json_param(data),
+        "occurred_at": at,
+        "recorded_at": now(),
+    }
+    await conn.execute_query(sql.insert("conversation_events", values), sql.params)
 
 
 def _attachments(event: InboundMessage) -> list[dict]:
@@ -153,40 +154,6 @@ def _extra(event: InboundMessage) -> dict:
         "reply_to_external_id": event.reply_to_external_id,
     }
     return {k: v for k, v in extra.items() if v is not None}
-
-
-async def apply_message(conn: BaseDBAsyncClient, inbox: Inbox, event: InboundMessage, out: Outcome) -> None:
-    if event.direction == "out":
-        await apply_echo(conn, inbox, event, out)
-        return
-    identity, contact = await identity_and_contact(conn, inbox, event.contact_external_id, event.occurred_at, out)
-    conv = await conversation_for(conn, inbox, identity, contact, event.occurred_at, out)
-    attachments = _attachments(event)
-    # A duplicate platform id raises IntegrityError here; the caller's savepoint turns that into a no-op.
-    msg = await Message.create(
-        using_db=conn,
-        conversation_id=conv.id,
-        inbox_id=inbox.id,
-        direction="in",
-        sender_type="contact",
-        origin="platform",
-        text=event.text,
-        attachments=attachments,
-        created_at=event.occurred_at,
-        external_id=event.external_id,
-        extra=_extra(event),
-        search_text=fold(event.text),
-    )
-    if conv.status in ("resolved", "snoozed"):
-        previous = conv.status
-        conv.status, conv.snoozed_until = "open", None
-        await record(conn, conv, "reopened", "contact", contact.id, event.occurred_at, msg.id, previous=previous)
-    await record(conn, conv, "message_in", "contact", contact.id, event.occurred_at, msg.id)
-    advance(conv, event.occurred_at, preview(event.text, attachments), incoming=True)
-    await conv.save(using_db=conn)
-    await index_messages(conn, [(msg.id, msg.search_text)])
-    out.new_messages.append((conv, contact, msg))
-    out.touch(conv, contact)
 
 
 async def apply_echo(conn: BaseDBAsyncClient, inbox: Inbox, event: InboundMessage, out: Outcome) -> None:
@@ -311,12 +278,9 @@ _TIME_COLUMNS = {
 
 
 def _value(column: str, value: object) -> object:
-    if column in _TIME_COLUMNS and isinstance(value, str):
-        parsed = datetime.fromisoformat(value)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    if column == "labels" and isinstance(value, str):
-        return orjson.loads(value)
-    return value
+    if column in _TIME_COLUMNS:
+        return as_datetime(value)
+    return as_json(value) if column == "labels" else value
 
 
 async def _load_conversation(conn: BaseDBAsyncClient, conv_id: int) -> Conversation | None:
@@ -338,10 +302,14 @@ async def _load_conversation(conn: BaseDBAsyncClient, conv_id: int) -> Conversat
     return conv
 
 
-async def apply_inbound_fast(
+async def apply_inbound(
     conn: BaseDBAsyncClient, inbox: Inbox, event: InboundMessage, out: Outcome, known: Known, learnt: Known
 ) -> None:
-    """A customer's message, in five statements: the hot path of ingest. Same result as `apply_message`."""
+    """A customer's message, in five statements: the hot path of ingest.
+
+    `known` holds ids from committed batches; ids first seen here go to `learnt`, for the caller to keep only once
+    its transaction has committed.
+    """
     at = event.occurred_at
     ids = known.identities.get((inbox.id, event.contact_external_id))
     if ids is None:
@@ -386,8 +354,8 @@ async def apply_inbound_fast(
     if conv.status in ("resolved", "snoozed"):
         previous = conv.status
         conv.status, conv.snoozed_until = "open", None
-        await append_event(conn, conv, "reopened", "contact", contact.id, at, msg.id, {"previous": previous})
-    await append_event(conn, conv, "message_in", "contact", contact.id, at, msg.id, {})
+        await record(conn, conv, "reopened", "contact", contact.id, at, msg.id, previous=previous)
+    await record(conn, conv, "message_in", "contact", contact.id, at, msg.id)
     advance(conv, at, preview(event.text, attachments), incoming=True)
     update = Sql(sql.dialect)
     assignments = ", ".join(
@@ -407,35 +375,15 @@ async def apply_inbound_fast(
     out.touch(conv, contact)
 
 
-async def append_event(
-    conn: BaseDBAsyncClient,
-    conv: Conversation,
-    kind: str,
-    actor_type: str,
-    actor_id: int | None,
-    at: datetime,
-    message_id: int | None,
-    data: dict,
+async def apply_event(
+    conn: BaseDBAsyncClient, inbox: Inbox, row: InboundEvent, out: Outcome, known: Known, learnt: Known
 ) -> None:
-    sql = Sql(conn.capabilities.dialect)
-    values = {
-        "conversation_id": conv.id,
-        "inbox_id": conv.inbox_id,
-        "kind": kind,
-        "actor_type": actor_type,
-        "actor_id": actor_id,
-        "message_id": message_id,
-        "data": json_param(data),
-        "occurred_at": at,
-        "recorded_at": now(),
-    }
-    await conn.execute_query(sql.insert("conversation_events", values), sql.params)
-
-
-async def apply_event(conn: BaseDBAsyncClient, inbox: Inbox, row: InboundEvent, out: Outcome) -> None:
     event = from_record(row.record)
     if isinstance(event, InboundMessage):
-        await apply_message(conn, inbox, event, out)
+        if event.direction == "in":
+            await apply_inbound(conn, inbox, event, out, known, learnt)
+        else:
+            await apply_echo(conn, inbox, event, out)
     elif isinstance(event, Receipt):
         await apply_receipt(conn, inbox, event, out)
     elif isinstance(event, Referral):
@@ -526,12 +474,7 @@ class InboundProcessor:
             for row in rows:
                 if self._acks_waiting() and time.monotonic() - started > SLICE_SECONDS:
                     break  # webhooks are waiting to commit on the same database: let them in
-                inbox = await self._inbox(row.inbox_id)
-                event = from_record(row.record)
-                if isinstance(event, InboundMessage) and event.direction == "in":
-                    await apply_inbound_fast(conn, inbox, event, out, self._known, learnt)
-                else:
-                    await apply_event(conn, inbox, row, out)
+                await apply_event(conn, await self._inbox(row.inbox_id), row, out, self._known, learnt)
                 done.append(row.id)
             await InboundEvent.filter(id__in=done).using_db(conn).update(processed=True)
         self._known.learn(learnt)  # only ids that are committed
@@ -547,9 +490,8 @@ class InboundProcessor:
                 event_out = Outcome()
                 try:
                     async with in_transaction() as savepoint:
-                        await apply_event(savepoint, inbox, row, event_out)
-                except IntegrityError:
-                    failures[row.id] = "duplicate of an already stored message"  # redelivered under another key
+                        # No cached ids here (one may be what failed); ids learnt are dropped with the savepoint.
+                        await apply_event(savepoint, inbox, row, event_out, Known(), Known())
                 except Exception as exc:  # one malformed record must not block the log
                     log.exception("could not apply inbound event %s", row.id)
                     failures[row.id] = f"{type(exc).__name__}: {exc}"

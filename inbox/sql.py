@@ -4,6 +4,7 @@ placeholders and JSON parameters, nothing more.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -33,3 +34,16 @@ class Sql:
 
 def json_param(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A timestamp column read raw: SQLite gives tortoise's ISO text, Postgres a datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def as_json(value: Any) -> Any:
+    """A JSON column read raw: SQLite gives text, Postgres (no codec registered) gives text too."""
+    return orjson.loads(value) if isinstance(value, str) else value
