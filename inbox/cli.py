@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import logging
-import secrets
 import sys
 from collections.abc import Sequence
 
@@ -140,10 +139,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
-
-def random_password() -> str:
-    return secrets.token_urlsafe(9)
 
 
 if __name__ == "__main__":

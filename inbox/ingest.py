@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass
 
 from tortoise.transactions import in_transaction
@@ -46,7 +47,7 @@ Item = Accepted | Rejected
 
 class IngestWriter:
     def __init__(self, on_committed: asyncio.Event | None = None, max_batch: int = 1_000) -> None:
-        self._queue: list[tuple[list[Item], asyncio.Future[None]]] = []
+        self._queue: deque[tuple[list[Item], asyncio.Future[None]]] = deque()
         self._wake = asyncio.Event()
         self._on_committed = on_committed
         self._max_batch = max_batch
@@ -86,7 +87,7 @@ class IngestWriter:
             while self._queue:
                 batch, size = [], 0
                 while self._queue and size < self._max_batch:
-                    items, future = self._queue.pop(0)
+                    items, future = self._queue.popleft()
                     batch.append((items, future))
                     size += len(items)
                 self._committing = True

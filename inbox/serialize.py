@@ -25,8 +25,7 @@ def contact_summary(contact: Contact | None) -> dict[str, Any] | None:
     }
 
 
-def conversation_json(conv: Conversation, contact: Contact | None = None) -> dict[str, Any]:
-    contact = contact or getattr(conv, "_contact_cache", None) or _loaded(conv, "contact")
+def conversation_json(conv: Conversation, contact: Contact | None) -> dict[str, Any]:
     return {
         "id": conv.id,
         "inbox_id": conv.inbox_id,
@@ -70,9 +69,3 @@ def message_json(msg: Message) -> dict[str, Any]:
         "intent_confidence": msg.intent_confidence,
         "entities": msg.entities or [],
     }
-
-
-def _loaded(obj: Any, relation: str) -> Any:
-    """A related object when it was fetched with select_related / fetch_related, else None (no query)."""
-    value = obj.__dict__.get(f"_{relation}")
-    return value if value is not None and not hasattr(value, "__await__") else None

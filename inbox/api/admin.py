@@ -6,13 +6,12 @@ from aiohttp import web
 
 from agents.models import User
 from inbox.api.auth_routes import user_json
-from inbox.api.guard import requires
+from inbox.api.guard import auth_of, requires
 from inbox.http import int_param, json_response
 from inbox.models import DeadLetter, Inbox
 from inbox.serialize import iso
 
 routes = web.RouteTableDef()
-SECRET_FIELDS = {"page_token", "app_secret", "access_token", "refresh_token", "oa_secret", "bot_token", "secret_token"}
 
 
 def inbox_json(inbox: Inbox) -> dict:
@@ -31,8 +30,6 @@ def inbox_json(inbox: Inbox) -> dict:
 @routes.get("/api/inboxes")
 @requires("agent")
 async def inboxes(request: web.Request) -> web.Response:
-    from inbox.api.guard import auth_of
-
     viewer = auth_of(request).viewer
     query = Inbox.all() if viewer.sees_everything else Inbox.filter(id__in=list(viewer.inbox_ids))
     return json_response({"items": [inbox_json(i) for i in await query.order_by("id")]})
