@@ -34,11 +34,6 @@ VERIFY_TOKEN = "verify-me"
 PAGE_TOKEN = "page-token-1"
 PASSWORD = "mật-khẩu-đủ-dài-123"
 
-_TABLES = (
-    "outbox, dead_letters, inbound_events, conversation_events, messages, conversation_labels, conversations, "
-    "contact_identities, contacts, auth_sessions, inbox_members, team_members, teams, users, inboxes"
-)
-
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -86,7 +81,13 @@ def postgres_url() -> Iterator[str]:
 async def database_url(tmp_path: Path, sqlite_template: Path, postgres_url: str) -> str:
     if postgres_url:
         await db.connect(postgres_url)
-        await db.connection().execute_script(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE")
+        conn = db.connection()
+        _, rows = await conn.execute_query(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE 'tortoise%'"
+        )
+        tables = ", ".join(f'"{row["tablename"]}"' for row in rows)
+        if tables:  # every table the migrations made, so a new model needs no edit here
+            await conn.execute_script(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
         await db.disconnect()
         return postgres_url
     path = tmp_path / "hopthu.db"

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -34,6 +32,7 @@ from tests.conftest import (
     now_ms,
     post_webhook,
 )
+from tests.matrix import AREA_MODULES, Case, World
 
 PAGE_B, SECRET_B = "2222", "app_secret_of_page_b"
 WHO = ("anonymous", "outsider", "member", "supervisor", "admin")
@@ -63,41 +62,7 @@ async def quick_user(role: str, *, inboxes: list[Inbox] = (), teams: list[Any] =
     return Staff(user, token)
 
 
-@dataclass
-class World:
-    inbox_a: Inbox
-    inbox_b: Inbox
-    conv_a: Conversation
-    conv_b: Conversation
-    staff: dict[str, Staff]
-
-    def user_id(self, who: str) -> int:
-        return self.staff["member" if who == "anonymous" else who].user.id
-
-
-@dataclass(frozen=True)
-class Case:
-    method: str
-    path: str  # aiohttp's canonical form
-    role: str  # the least role that may call it
-    ok: int = 200
-    body: Callable[[World, str], Any] | None = None
-    # Values for the path's {placeholders}: something of inbox A (by default its conversation).
-    target: Callable[[World], dict[str, Any]] = lambda w: {"id": w.conv_a.id}
-
-    @property
-    def scoped(self) -> bool:
-        """The path names one thing of inbox A, which an agent of another inbox must not learn exists."""
-        return "{" in self.path
-
-    def url(self, world: World) -> str:
-        return self.path.format(**self.target(world)) if self.scoped else self.path
-
-    def __str__(self) -> str:
-        return f"{self.method} {self.path}"
-
-
-MATRIX = [
+CORE = [
     Case("POST", "/api/auth/logout", "agent"),
     Case("GET", "/api/me", "agent"),
     Case("GET", "/api/conversations", "agent"),
@@ -112,6 +77,8 @@ MATRIX = [
     Case("GET", "/api/users", "supervisor"),
     Case("GET", "/api/dead-letters", "admin"),
 ]
+# Each area adds its routes in its own tests/access_<area>.py (CASES, and an optional `prepare(world, client)`).
+MATRIX = CORE + [case for module in AREA_MODULES for case in getattr(module, "CASES", [])]
 
 
 def expected_status(case: Case, who: str) -> int:
@@ -165,7 +132,11 @@ async def world(client: TestClient, inbox: Inbox) -> World:
         "admin": await quick_user("admin"),
     }
     await settled(client)
-    return World(inbox, inbox_b, conv_a, conv_b, staff)
+    world = World(inbox, inbox_b, conv_a, conv_b, staff)
+    for module in AREA_MODULES:
+        if hasattr(module, "prepare"):
+            await module.prepare(world, client)
+    return world
 
 
 async def snapshot(client: TestClient, conv_id: int) -> dict[str, Any]:

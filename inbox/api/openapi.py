@@ -328,6 +328,16 @@ PATHS: dict[str, Any] = {
     },
 }
 
+def document(paths: dict[str, Any], schemas: dict[str, Any] | None = None) -> None:
+    """Add routes to the document: each API module documents its own routes beside them, at import time."""
+    for path, operations in paths.items():
+        PATHS.setdefault(path, {}).update(operations)
+    SCHEMAS.update(schemas or {})
+
+
+# Public names for the builders, for the API modules that document themselves through `document`.
+op, query_param, ref, json_response_of, items_of, PATH_ID = _op, _q, _ref, _json, _items, ID
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
