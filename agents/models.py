@@ -17,6 +17,8 @@ class User(Model):
     is_active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     password_changed_at = fields.DatetimeField(null=True)
+    # Fine-grained rights beyond the role, e.g. "view_contact_pii" (see agents/audit.py for who used them).
+    permissions = fields.JSONField(default=list)
 
     class Meta:
         table = "users"
@@ -64,3 +66,20 @@ class AuthSession(Model):
 
     class Meta:
         table = "auth_sessions"
+
+
+class AuditEntry(Model):
+    """Append-only record of sensitive actions: who did what to which thing. Never holds personal data."""
+
+    id = fields.BigIntField(primary_key=True)
+    action = fields.CharField(max_length=60)  # login, login_failed, contact.export, contact.erase, contact.merge…
+    actor = fields.ForeignKeyField("hopthu.User", related_name="audit_entries", null=True, on_delete=fields.SET_NULL)
+    target_type = fields.CharField(max_length=40, null=True)
+    target_id = fields.CharField(max_length=64, null=True)
+    data = fields.JSONField(default=dict)
+    ip = fields.CharField(max_length=64, null=True)
+    occurred_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "audit_log"
+        indexes = (("action", "occurred_at"),)
