@@ -1,0 +1,304 @@
+"""CSV import and export of contacts and orders (from a POS or shop system).
+
+Every row is validated; a bad row is reported (row number, field, reason) and written to the rejects file with a
+`_error` column, and the rest are imported. Nothing is silently dropped: imported + rejected = rows read.
+Contacts: columns name, phone, email, city, gender, birthday, tags (separated by ;), address, external_id.
+Orders: columns order_id, phone or email or contact_id (which customer), total (VND), status, ordered_at, items.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from contacts.models import Contact, Order
+from contacts.normalize import (
+    InvalidValue,
+    normalize_birthday,
+    normalize_email,
+    normalize_gender,
+    normalize_name,
+    normalize_phone,
+)
+from contacts.orders import STATUSES
+from contacts.profile import _unique, reindex
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Report:
+    read: int = 0
+    imported: int = 0
+    updated: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # {row, errors}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "imported": self.imported,
+            "updated": self.updated,
+            "rejected": len(self.rejected),
+            "problems": self.rejected[:100],
+        }
+
+
+def _rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
+def _write_rejects(path: Path | None, header: list[str], bad: list[tuple[dict[str, str], str]]) -> None:
+    if path is None:
+        return
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=[*header, "_error"], extrasaction="ignore")
+        writer.writeheader()
+        for row, error in bad:
+            writer.writerow({**row, "_error": error})
+
+
+def clean_contact_row(row: dict[str, str]) -> dict[str, Any]:
+    errors: list[str] = []
+    out: dict[str, Any] = {}
+
+    def take(key: str, fn: Callable[[Any], Any]) -> None:
+        raw = (row.get(key) or "").strip()
+        if not raw:
+            return
+        try:
+            out[key] = fn(raw)
+        except InvalidValue as exc:
+            errors.append(f"{exc.field}: {exc.message}")
+
+    take("name", normalize_name)
+    take("phone", normalize_phone)
+    take("email", normalize_email)
+    take("gender", normalize_gender)
+    take("birthday", normalize_birthday)
+    take("city", normalize_name)
+    if (row.get("tags") or "").strip():
+        out["tags"] = _unique([t.strip() for t in row["tags"].split(";")])
+    if (row.get("address") or "").strip():
+        out["addresses"] = [" ".join(row["address"].split())]
+    if not errors and not (out.get("name") or out.get("phone") or out.get("email")):
+        errors.append("row: needs at least a name, a phone or an e-mail")
+    if errors:
+        raise ValueError("; ".join(errors))
+    return out
+
+
+async def import_contacts(path: Path, rejects: Path | None = None, progress: Progress | None = None) -> Report:
+    header, rows = _rows(path)
+    report = Report(read=len(rows))
+    bad: list[tuple[dict[str, str], str]] = []
+    for n, row in enumerate(rows, start=2):  # line 1 is the header
+        try:
+            values = clean_contact_row(row)
+        except ValueError as exc:
+            report.rejected.append({"row": n, "errors": str(exc)})
+            bad.append((row, str(exc)))
+            if progress:
+                progress(n - 1, len(rows))
+            continue
+        existing = None
+        if values.get("phone"):
+            existing = await Contact.filter(phone=values["phone"], merged_into_id=None).first()
+        if existing is None and values.get("email"):
+            existing = await Contact.filter(email=values["email"], merged_into_id=None).first()
+        if existing is not None:  # fill what the profile lacks; never overwrite what an agent typed
+            for key, value in values.items():
+                current = getattr(existing, key)
+                if isinstance(value, list):
+                    setattr(existing, key, _unique([*(current or []), *value]))
+                elif not current:
+                    setattr(existing, key, value)
+            await existing.save()
+            await reindex(existing)
+            report.updated += 1
+        else:
+            contact = await Contact.create(source={"channel": "import"}, **values)
+            await reindex(contact)
+            report.imported += 1
+        if progress:
+            progress(n - 1, len(rows))
+    _write_rejects(rejects, header, bad)
+    return report
+
+
+def _parse_time(raw: str) -> datetime:
+    text = raw.strip()
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            value = datetime.strptime(text, "%d/%m/%Y")
+        except ValueError as exc:
+            raise ValueError(f"ordered_at: '{text}' is not a date") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def _order_contact(row: dict[str, str]) -> Contact:
+    if (row.get("contact_id") or "").strip().isdigit():
+        found = await Contact.get_or_none(id=int(row["contact_id"]))
+        if found:
+            return found
+        raise ValueError("contact_id: no such contact")
+    phone = (row.get("phone") or "").strip()
+    email = (row.get("email") or "").strip()
+    if phone:
+        try:
+            phone = normalize_phone(phone)
+        except InvalidValue as exc:
+            raise ValueError(f"phone: {exc.message}") from exc
+        found = await Contact.filter(phone=phone, merged_into_id=None).first()
+        if found:
+            return found
+    if email:
+        found = await Contact.filter(email=email.lower(), merged_into_id=None).first()
+        if found:
+            return found
+    if not phone and not email:
+        raise ValueError("customer: needs contact_id, phone or email")
+    name = normalize_name(row.get("name") or "")
+    contact = await Contact.create(
+        name=name, phone=phone or None, email=email.lower() or None, source={"channel": "import"}
+    )
+    await reindex(contact)
+    return contact
+
+
+async def import_orders(path: Path, rejects: Path | None = None, progress: Progress | None = None) -> Report:
+    header, rows = _rows(path)
+    report = Report(read=len(rows))
+    bad: list[tuple[dict[str, str], str]] = []
+    for n, row in enumerate(rows, start=2):
+        try:
+            total_raw = (row.get("total") or "").replace(",", "").replace(".", "").replace("₫", "").strip()
+            if not total_raw.isdigit():
+                raise ValueError(f"total: '{row.get('total')}' is not an amount in VND")
+            status = (row.get("status") or "completed").strip().lower()
+            if status not in STATUSES:
+                raise ValueError(f"status: must be one of {', '.join(STATUSES)}")
+            ordered_at = _parse_time(row.get("ordered_at") or "")
+            external_id = (row.get("order_id") or "").strip() or None
+            if external_id and await Order.filter(source="import", external_id=external_id).exists():
+                raise ValueError(f"order_id: {external_id} was already imported")
+            contact = await _order_contact(row)
+        except ValueError as exc:
+            report.rejected.append({"row": n, "errors": str(exc)})
+            bad.append((row, str(exc)))
+            if progress:
+                progress(n - 1, len(rows))
+            continue
+        items = [
+            {"name": i.strip(), "quantity": 1, "unit_price": 0}
+            for i in (row.get("items") or "").split(";")
+            if i.strip()
+        ]
+        await Order.create(
+            contact=contact,
+            status=status,
+            total=int(total_raw),
+            ordered_at=ordered_at,
+            items=items,
+            source="import",
+            external_id=external_id,
+            channel=(row.get("channel") or "").strip() or None,
+        )
+        report.imported += 1
+        if progress:
+            progress(n - 1, len(rows))
+    _write_rejects(rejects, header, bad)
+    return report
+
+
+CONTACT_COLUMNS = ["id", "name", "phone", "email", "phones", "emails", "city", "gender", "birthday", "tags"]
+ORDER_COLUMNS = ["id", "contact_id", "external_id", "status", "total", "ordered_at", "channel", "source"]
+
+
+async def export_contacts(path: Path) -> int:
+    count = 0
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(CONTACT_COLUMNS)
+        for c in await Contact.filter(merged_into_id=None, erased_at=None).order_by("id"):
+            writer.writerow(
+                [
+                    c.id,
+                    c.name,
+                    c.phone or "",
+                    c.email or "",
+                    ";".join(c.phones or []),
+                    ";".join(c.emails or []),
+                    c.city or "",
+                    c.gender or "",
+                    c.birthday.isoformat() if c.birthday else "",
+                    ";".join(c.tags or []),
+                ]
+            )
+            count += 1
+    return count
+
+
+async def export_orders(path: Path) -> int:
+    count = 0
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(ORDER_COLUMNS)
+        for o in await Order.all().order_by("id"):
+            writer.writerow(
+                [
+                    o.id,
+                    o.contact_id,
+                    o.external_id or "",
+                    o.status,
+                    o.total,
+                    o.ordered_at.isoformat(),
+                    o.channel or "",
+                    o.source,
+                ]
+            )
+            count += 1
+    return count
+
+
+async def check_contacts(fix: bool = False) -> dict[str, Any]:
+    """Data cleansing over stored profiles: values written by other paths (imports of old, platform data) that are
+    not clean. Reports each invalid value (contact id and field, never the value); with `fix`, rewrites the ones that
+    can be cleaned (name spacing/case, phone to E.164, e-mail case)."""
+    problems: list[dict[str, Any]] = []
+    fixed = 0
+    for contact in await Contact.filter(merged_into_id=None, erased_at=None).order_by("id"):
+        changes: dict[str, Any] = {}
+        for field_name, fn in (("phone", normalize_phone), ("email", normalize_email)):
+            value = getattr(contact, field_name)
+            if not value:
+                continue
+            try:
+                clean = fn(value)
+            except InvalidValue as exc:
+                problems.append(
+                    {"contact_id": contact.id, "field": field_name, "problem": exc.message.split(" is ")[-1]}
+                )
+                continue
+            if clean != value:
+                changes[field_name] = clean
+        name = normalize_name(contact.name) if contact.name else contact.name
+        if name != contact.name:
+            changes["name"] = name
+        if changes and fix:
+            for key, value in changes.items():
+                setattr(contact, key, value)
+            await contact.save(update_fields=list(changes))
+            await reindex(contact)
+            fixed += 1
+        elif changes:
+            problems.extend({"contact_id": contact.id, "field": k, "problem": "not normalised"} for k in changes)
+    return {"problems": problems, "fixed": fixed}

@@ -1,0 +1,44 @@
+"""Business KPIs over customers and orders: repeat-purchase rate, retention, AOV, chat-to-order conversion."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from contacts.orders import NOT_REVENUE
+from inbox.db import connection
+from inbox.sql import Sql, as_datetime
+
+
+async def business_kpis(now: datetime | None = None, days: int = 90) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
+    conn = connection()
+    sql = Sql(conn.capabilities.dialect)
+    excluded = ", ".join(sql.p(s) for s in NOT_REVENUE)
+    rows = await conn.execute_query_dict(
+        f"SELECT contact_id, COUNT(*) AS n, SUM(total) AS revenue, MIN(ordered_at) AS first_at, "
+        f"MAX(ordered_at) AS last_at FROM orders WHERE status NOT IN ({excluded}) GROUP BY contact_id",
+        sql.params,
+    )
+    buyers = len(rows)
+    orders = sum(int(r["n"]) for r in rows)
+    revenue = sum(int(r["revenue"]) for r in rows)
+    start = now - timedelta(days=days)
+    earlier = [r for r in rows if as_datetime(r["first_at"]) < start]
+    retained = [r for r in earlier if as_datetime(r["last_at"]) >= start]
+    chats = await conn.execute_query_dict("SELECT COUNT(DISTINCT contact_id) AS n FROM conversations")
+    converted = await conn.execute_query_dict(
+        "SELECT COUNT(DISTINCT contact_id) AS n FROM orders WHERE conversation_id IS NOT NULL"
+    )
+    chatting = int(chats[0]["n"]) if chats else 0
+    return {
+        "customers_with_orders": buyers,
+        "orders": orders,
+        "revenue": revenue,
+        "aov": round(revenue / orders) if orders else 0,
+        "repeat_purchase_rate": round(sum(1 for r in rows if int(r["n"]) > 1) / buyers, 4) if buyers else 0.0,
+        "retention_rate": round(len(retained) / len(earlier), 4) if earlier else 0.0,
+        "retention_window_days": days,
+        "chat_to_order_conversion": round(int(converted[0]["n"]) / chatting, 4) if chatting else 0.0,
+        "currency": "VND",
+    }

@@ -1,0 +1,237 @@
+"""Single customer view: merge and exact undo, duplicate suggestions, masking per permission, erasure."""
+
+from __future__ import annotations
+
+from agents.models import AuditEntry
+from contacts.duplicates import find_duplicates
+from contacts.merge import merge_contacts, undo_merge
+from contacts.models import Contact, ContactIdentity, Order
+from inbox.keys import PIPELINE, PROFILES
+from inbox.models import Conversation, ConversationEvent, Message
+from tests.conftest import eventually, quick_user, send_text
+
+
+async def state(*ids: int) -> dict:
+    contacts = {c["id"]: c for c in await Contact.filter(id__in=ids).values()}
+    return {
+        "contacts": contacts,
+        "identities": sorted(await ContactIdentity.all().values_list("id", "contact_id")),
+        "conversations": sorted(await Conversation.all().values_list("id", "contact_id")),
+        "orders": sorted(await Order.all().values_list("id", "contact_id")),
+    }
+
+
+async def conversation_of(client, psid: str, mid: str, text: str) -> Conversation:
+    """The customer's conversation once the background profile fetch has filled their name and picture (so nothing
+    changes the profile behind the test's back)."""
+    await send_text(client, psid, mid, text)
+    msg = await eventually(lambda: Message.get_or_none(external_id=mid))
+    conv = await Conversation.get(id=msg.conversation_id)
+
+    async def named() -> bool:
+        return bool(await Contact.filter(id=conv.contact_id).exclude(picture_url=None).exists())
+
+    await eventually(named)
+    await client.app[PROFILES].idle()
+    return conv
+
+
+async def test_merge_then_undo_restores_exactly(client, inbox) -> None:
+    conv_a = await conversation_of(client, "PSID-1", "m1", "Chào shop")
+    conv_b = await conversation_of(client, "PSID-2", "m2", "Cho hỏi giá")
+    a, b = conv_a.contact_id, conv_b.contact_id
+    await Contact.filter(id=a).update(name="Nguyễn Thị Lan", phone="+84901234567", tags=["vip"])
+    await Contact.filter(id=b).update(name="Lan Nguyen", email="lan@gmail.com", city="Hà Nội", tags=["sỉ"])
+    from datetime import UTC, datetime
+
+    await Order.create(contact_id=b, total=350_000, status="completed", ordered_at=datetime.now(UTC))
+    before = await state(a, b)
+
+    merge = await merge_contacts(a, b, actor_id=None)
+    merged = await state(a, b)
+    assert merged["contacts"][b]["merged_into_id"] == a
+    assert {cid for _, cid in merged["identities"]} == {a}
+    assert {cid for _, cid in merged["conversations"]} == {a}
+    assert {cid for _, cid in merged["orders"]} == {a}
+    survivor = merged["contacts"][a]
+    assert survivor["email"] == "lan@gmail.com" and survivor["city"] == "Hà Nội"
+    assert survivor["tags"] == ["vip", "sỉ"] and survivor["phone"] == "+84901234567"
+
+    await undo_merge(merge.id, actor_id=None)
+    assert await state(a, b) == before
+
+
+async def test_same_phone_written_two_ways_is_suggested(client) -> None:
+    one = await Contact.create(name="Trần Văn Bình", phone="0901 234 567")
+    two = await Contact.create(name="Tran Van Binh", phone="+84901234567")
+    await Contact.create(name="Someone Else", phone="0912345678")
+    found = await find_duplicates(min_score=0.5)
+    pairs = {(s.a, s.b): s for s in found}
+    assert (one.id, two.id) in pairs
+    assert "phone" in pairs[(one.id, two.id)].reasons and "name" in pairs[(one.id, two.id)].reasons
+    assert pairs[(one.id, two.id)].score == 1.0
+    assert len(pairs) == 1
+
+
+async def settled_message(client, psid: str, mid: str, text: str) -> Message:
+    """The message once the whole post-commit pipeline (NLP enricher included) is done with it."""
+    await send_text(client, psid, mid, text)
+    msg = await eventually(lambda: Message.get_or_none(external_id=mid))
+    await eventually(lambda: _handled(client, msg.id))
+    return msg
+
+
+async def _handled(client, msg_id: int) -> bool:
+    return client.app[PIPELINE].handled_up_to >= msg_id
+
+
+async def test_merge_and_undo_through_the_api_are_audited(client, inbox) -> None:
+    conv_a = await conversation_of(client, "PSID-1", "m1", "Chào shop")
+    conv_b = await conversation_of(client, "PSID-2", "m2", "Cho hỏi giá")
+    a, b = conv_a.contact_id, conv_b.contact_id
+    agent = await quick_user("agent", inboxes=[inbox])
+    supervisor = await quick_user("supervisor")
+    refused = await client.post(f"/api/contacts/{a}/merge", json={"other_id": b}, headers=agent.headers)
+    assert refused.status == 403
+    response = await client.post(f"/api/contacts/{a}/merge", json={"other_id": b}, headers=supervisor.headers)
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body["merge"]["moved"]["conversations"] == 1
+    assert {c["id"] for c in body["contact"]["conversations"]} == {conv_a.id, conv_b.id}
+    assert len(body["contact"]["identities"]) == 2
+    # The merged profile no longer appears in the contact list; its conversation is now the survivor's.
+    listed = await client.get("/api/contacts", headers=supervisor.headers)
+    assert [c["id"] for c in (await listed.json())["items"]] == [a]
+    again = await client.post(f"/api/contacts/{a}/merge", json={"other_id": b}, headers=supervisor.headers)
+    assert again.status == 409
+    undo = await client.post(f"/api/contact-merges/{body['merge']['id']}/undo", headers=supervisor.headers)
+    assert undo.status == 200, await undo.text()
+    assert (await Conversation.get(id=conv_b.id)).contact_id == b
+    twice = await client.post(f"/api/contact-merges/{body['merge']['id']}/undo", headers=supervisor.headers)
+    assert twice.status == 409
+    actions = await AuditEntry.filter(actor_id=supervisor.user.id).order_by("id").values_list("action", "target_id")
+    assert [x for x in actions if x[0] != "contact.pii_viewed"] == [
+        ("contact.merged", str(a)),
+        ("contact.merge_undone", str(a)),
+    ]
+
+
+async def test_a_new_thread_after_a_merge_joins_the_survivor(client, inbox) -> None:
+    conv_a = await conversation_of(client, "PSID-1", "m1", "Chào shop")
+    conv_b = await conversation_of(client, "PSID-2", "m2", "Cho hỏi giá")
+    await merge_contacts(conv_a.contact_id, conv_b.contact_id, actor_id=None)
+    await Conversation.filter(id=conv_b.id).update(status="resolved")
+    later = await conversation_of(client, "PSID-2", "m3", "Em hỏi thêm")
+    assert later.contact_id == conv_a.contact_id
+
+
+async def test_entities_in_chats_become_suggestions_an_agent_accepts(client, inbox) -> None:
+    msg = await settled_message(client, "PSID-S", "ms1", "Số em là 0901 234 567, gửi về 12 Lê Lợi, Quận 1 nhé")
+    await Message.filter(id=msg.id).update(
+        entities=[
+            {"type": "phone", "value": "0901 234 567", "normalized": "+84901234567", "start": 10, "end": 22},
+            {
+                "type": "address",
+                "value": "12 Lê Lợi, Quận 1",
+                "normalized": "12 Lê Lợi, Quận 1",
+                "start": 32,
+                "end": 49,
+            },
+            {"type": "size", "value": "M", "normalized": "M", "start": 0, "end": 1},
+        ]
+    )
+    agent = await quick_user("agent", inboxes=[inbox])
+    contact_id = (await Conversation.get(id=msg.conversation_id)).contact_id
+    profile = await (await client.get(f"/api/contacts/{contact_id}", headers=agent.headers)).json()
+    kinds = {s["kind"]: s for s in profile["suggestions"]}
+    assert set(kinds) == {"phone", "address"}
+    assert kinds["phone"]["message_id"] == msg.id and kinds["phone"]["conversation_id"] == msg.conversation_id
+    assert kinds["phone"]["normalized"] == "+84*******67"  # masked for an agent without the permission
+    accepted = await client.post(
+        f"/api/contacts/{contact_id}/suggestions/{kinds['phone']['id']}", json={"accept": True}, headers=agent.headers
+    )
+    assert accepted.status == 200, await accepted.text()
+    assert (await Contact.get(id=contact_id)).phone == "+84901234567"
+    profile = await (await client.get(f"/api/contacts/{contact_id}", headers=agent.headers)).json()
+    assert [s["kind"] for s in profile["suggestions"]] == ["address"]  # decided ones are not offered again
+
+
+async def test_patch_cleans_values_and_reports_invalid_ones(client, inbox) -> None:
+    conv = await conversation_of(client, "PSID-P", "mp", "Alo")
+    agent = await quick_user("agent", inboxes=[inbox])
+    url = f"/api/contacts/{conv.contact_id}"
+    bad = await client.patch(url, json={"phone": "12345", "email": "x@", "gender": "robot"}, headers=agent.headers)
+    assert bad.status == 422
+    message = (await bad.json())["error"]["message"]
+    assert "phone" in message and "email" in message and "gender" in message
+    assert (await Contact.get(id=conv.contact_id)).phone is None  # all or nothing
+    good = await client.patch(
+        url,
+        json={
+            "name": "  trần   THỊ  hoa ",
+            "phone": "0912 345 678",
+            "emails": ["Hoa@Shop.VN"],
+            "birthday": "02/09/1995",
+            "tags": ["vip", "vip", "sỉ"],
+            "city": "hà nội",
+        },
+        headers=agent.headers,
+    )
+    assert good.status == 200, await good.text()
+    contact = await Contact.get(id=conv.contact_id)
+    assert (contact.name, contact.phone, contact.emails, contact.tags, contact.city) == (
+        "Trần Thị Hoa",
+        "+84912345678",
+        ["hoa@shop.vn"],
+        ["vip", "sỉ"],
+        "Hà Nội",
+    )
+    assert contact.birthday.isoformat() == "1995-09-02"
+    found = await client.get("/api/contacts", params={"q": "0912345678"}, headers=agent.headers)
+    assert [c["id"] for c in (await found.json())["items"]] == [conv.contact_id]
+    found = await client.get("/api/contacts", params={"q": "tran thi hoa"}, headers=agent.headers)
+    assert [c["id"] for c in (await found.json())["items"]] == [conv.contact_id]
+    outsider = await quick_user("agent")
+    assert (await client.get(url, headers=outsider.headers)).status == 404
+    assert (await (await client.get("/api/contacts", headers=outsider.headers)).json())["items"] == []
+
+
+async def test_do_not_store_keeps_no_new_message_text(client, inbox) -> None:
+    conv = await conversation_of(client, "PSID-D", "md1", "Tin đầu tiên")
+    agent = await quick_user("agent", inboxes=[inbox])
+    response = await client.post(
+        f"/api/contacts/{conv.contact_id}/consents",
+        json={"kind": "storage", "granted": False, "channel": "facebook", "method": "message"},
+        headers=agent.headers,
+    )
+    assert response.status == 201, await response.text()
+    body = await response.json()
+    assert body["do_not_store"] is True and body["consents"]["storage"]["granted"] is False
+    await send_text(client, "PSID-D", "md2", "Số em 0987654321 địa chỉ bí mật")
+    msg = await eventually(lambda: Message.get_or_none(external_id="md2"))
+    assert msg.text is None and msg.search_text == "" and msg.conversation_id == conv.id
+    assert "bí mật" not in (await Conversation.get(id=conv.id)).last_message_preview
+
+
+async def test_profile_source_is_the_first_channel_and_the_ad_referral(client, inbox) -> None:
+    conv = await conversation_of(client, "PSID-R", "mr1", "Em thấy quảng cáo")
+    await ConversationEvent.create(
+        conversation_id=conv.id,
+        inbox_id=inbox.id,
+        kind="referral",
+        actor_type="contact",
+        occurred_at=conv.created_at,
+        data={
+            "referral": {
+                "source": "ADS",
+                "type": "OPEN_THREAD",
+                "ad_id": "6045",
+                "ref": "tet?utm_source=fb&utm_campaign=tet",
+            }
+        },
+    )
+    admin = await quick_user("admin")
+    profile = await (await client.get(f"/api/contacts/{conv.contact_id}", headers=admin.headers)).json()
+    assert profile["source"]["channel"] == "facebook" and profile["source"]["inbox_id"] == inbox.id
+    assert profile["source"]["referral"]["ad_id"] == "6045"
+    assert profile["source"]["utm"] == {"utm_source": "fb", "utm_campaign": "tet"}

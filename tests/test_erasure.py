@@ -1,0 +1,61 @@
+"""Erasure: no trace of the name, phone or message text in any table or the search index; audit kept."""
+
+from __future__ import annotations
+
+from contacts.models import Contact
+from contacts.profile import reindex
+from inbox.db import connection
+from inbox.models import Conversation, ConversationLabel
+from tests.conftest import quick_user
+from tests.test_contacts import conversation_of
+
+
+async def test_erasure_leaves_no_trace(client, inbox) -> None:
+    conv = await conversation_of(client, "PSID-E", "me1", "Em tên Hoàng Thị Mai, số 0987654321 nhé")
+    contact = await Contact.get(id=conv.contact_id)
+    contact.name, contact.phone = "Hoàng Thị Mai", "+84987654321"
+    await contact.save()
+    await reindex(contact)
+    # A copy of the name somewhere erasure knows nothing about: the final sweep must catch it.
+    await ConversationLabel.create(conversation_id=conv.id, label="Hoàng Thị Mai VIP")
+    await Conversation.filter(id=conv.id).update(labels=["Hoàng Thị Mai VIP"])
+    admin = await quick_user("admin")
+    assert (await client.get("/api/conversations", params={"q": "mai"}, headers=admin.headers)).status == 200
+    response = await client.delete(f"/api/contacts/{contact.id}", headers=admin.headers)
+    assert response.status == 200, await response.text()
+    conn = connection()
+    needles = ["Hoàng Thị Mai", "0987654321", "84987654321", "hoang thi mai", "Em tên"]
+    dump = await dump_database(conn)
+    for needle in needles:
+        assert needle.lower() not in dump.lower(), needle
+    for q in ("mai", "0987654321", "hoang"):
+        found = await client.get("/api/conversations", params={"q": q}, headers=admin.headers)
+        assert (await found.json())["items"] == [], q
+        contacts = await client.get("/api/contacts", params={"q": q}, headers=admin.headers)
+        assert (await contacts.json())["items"] == [], q
+    from agents.models import AuditEntry
+
+    entry = await AuditEntry.get(action="contact.erased")
+    assert entry.target_id == str(contact.id) and "Mai" not in str(entry.data)
+
+
+async def dump_database(conn) -> str:
+    """Every row of every table (and the FTS index terms on SQLite) as text."""
+    if conn.capabilities.dialect == "sqlite":
+        _, rows = await conn.execute_query("SELECT name FROM sqlite_master WHERE type = 'table'")
+        tables = [r[0] for r in rows]
+    else:
+        _, rows = await conn.execute_query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        tables = [r[0] for r in rows]
+    parts = []
+    for table in tables:
+        if table.endswith(("_data", "_idx", "_docsize", "_config", "_content")) and "fts" in table:
+            continue
+        _, rows = await conn.execute_query(f'SELECT * FROM "{table}"')
+        parts.extend(str(tuple(r)) for r in rows)
+    if conn.capabilities.dialect == "sqlite":
+        for fts in ("message_fts", "contact_fts"):
+            await conn.execute_script(f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts}_v USING fts5vocab({fts}, 'row')")
+            _, rows = await conn.execute_query(f"SELECT term FROM {fts}_v")
+            parts.extend(r[0] for r in rows)
+    return "\n".join(parts)

@@ -1,0 +1,58 @@
+"""Saved dynamic segments as contact and conversation filters; RFM refresh through the API; business KPIs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from contacts.models import Contact, Order
+from inbox.models import Conversation
+from tests.conftest import quick_user
+from tests.test_contacts import conversation_of
+
+
+async def test_segment_filters_contacts_and_conversations(client, inbox) -> None:
+    big = await conversation_of(client, "PSID-1", "m1", "Chào shop")
+    small = await conversation_of(client, "PSID-2", "m2", "Chào shop")
+    now = datetime.now(UTC)
+    for i in range(3):
+        await Order.create(
+            contact_id=big.contact_id,
+            status="completed",
+            total=5_000_000,
+            ordered_at=now - timedelta(days=i),
+            conversation_id=big.id,
+        )
+    await Order.create(contact_id=small.contact_id, status="completed", total=100_000, ordered_at=now - timedelta(300))
+    await Contact.filter(id=big.contact_id).update(tags=["vip"], city="Hà Nội")
+    supervisor = await quick_user("supervisor")
+    refreshed = await client.post("/api/segments/rfm/refresh", headers=supervisor.headers)
+    assert refreshed.status == 200, await refreshed.text()
+    summary = await refreshed.json()
+    assert summary["customers"] == 2 and summary["spend_tiers"]["vip"] == 1
+    created = await client.post(
+        "/api/segments",
+        json={"name": "VIP Hà Nội", "rules": {"spend_tier": ["vip"], "tags_any": ["vip"], "city": "Hà Nội"}},
+        headers=supervisor.headers,
+    )
+    assert created.status == 201, await created.text()
+    seg = (await created.json())["id"]
+    contacts = await (
+        await client.get("/api/contacts", params={"segment": str(seg)}, headers=supervisor.headers)
+    ).json()
+    assert [c["id"] for c in contacts["items"]] == [big.contact_id]
+    convs = await (
+        await client.get("/api/conversations", params={"segment": str(seg)}, headers=supervisor.headers)
+    ).json()
+    assert [c["id"] for c in convs["items"]] == [big.id]
+    by_rfm = await client.get("/api/conversations", params={"segment": "rfm:Lost"}, headers=supervisor.headers)
+    assert [c["id"] for c in (await by_rfm.json())["items"]] == [small.id]
+    bad = await client.get("/api/conversations", params={"segment": "rfm:Nobody"}, headers=supervisor.headers)
+    assert bad.status == 400
+    invalid = await client.post(
+        "/api/segments", json={"name": "x", "rules": {"spend_tier": ["gold"]}}, headers=supervisor.headers
+    )
+    assert invalid.status == 422
+    kpis = await (await client.get("/api/reports/customers", headers=supervisor.headers)).json()
+    assert kpis["orders"] == 4 and kpis["repeat_purchase_rate"] == 0.5 and kpis["aov"] == 15_100_000 // 4
+    assert kpis["chat_to_order_conversion"] == 0.5  # one of two chatting customers ordered from a conversation
+    assert await Conversation.filter().count() == 2
