@@ -1,0 +1,337 @@
+"""Facebook Page comments end to end: feed webhooks → comment conversations, edits, removals, the page's own
+comments, public / private replies, hide / unhide / delete and auto-hide — against the local fake Graph API."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from channels.fakes import FakeGraphAPI, messenger_text, page_comment, page_reaction
+from contacts.models import ContactIdentity
+from inbox.autohide import COMMENTS
+from inbox.models import Conversation, ConversationEvent, DeadLetter, InboundEvent, Inbox, Message
+from tests.conftest import PAGE_ID, PAGE_TOKEN, Staff, eventually, now_ms, post_webhook, quick_user
+
+POST = f"{PAGE_ID}_712750021053074"
+BIG_USER = "24260000000000001234"  # beyond 2^53: must survive as a string
+OTHER_USER = "24260000000000005678"
+
+
+def comment_id(n: int) -> str:
+    return f"712750021053074_10638249115378{n:02d}"
+
+
+def now_s() -> int:
+    return int(time.time())
+
+
+async def comment(
+    client: TestClient, n: int, text: str | None, *, user: str = BIG_USER, created: int | None = None, **kw
+) -> Message | None:
+    created = created if created is not None else now_s()
+    body = page_comment(PAGE_ID, kw.pop("post", POST), comment_id(n), user, text, created, **kw)
+    response = await post_webhook(client, body)
+    assert response.status == 200, await response.text()
+    return await eventually(lambda: Message.get_or_none(external_id=comment_id(n)))
+
+
+async def processed(client: TestClient) -> None:
+    await eventually(lambda: _all_processed())
+
+
+async def _all_processed() -> bool:
+    return not await InboundEvent.filter(processed=False).exists()
+
+
+@pytest.fixture
+async def agent(client: TestClient, inbox: Inbox) -> Staff:
+    return await quick_user("agent", inboxes=[inbox])
+
+
+async def test_a_comment_opens_a_comment_conversation_with_the_post_as_context(
+    client: TestClient, inbox: Inbox, fake_graph: FakeGraphAPI
+) -> None:
+    fake_graph.posts[POST] = {"message": "Áo thun cotton mới về, đủ size S–XL", "permalink_url": "https://fb.com/p/1"}
+    created = 1707211876  # seconds, as the feed sends them
+    msg = await comment(client, 1, "Áo này giá bao nhiêu shop?", created=created, name="Trần Thị Lan")
+    assert msg.created_at == datetime.fromtimestamp(created, UTC)  # not 1970: seconds, not milliseconds
+    assert msg.direction == "in" and msg.text == "Áo này giá bao nhiêu shop?"
+    assert msg.extra["comment"]["post_id"] == POST
+    conv = await Conversation.get(id=msg.conversation_id).prefetch_related("contact")
+    assert conv.thread_key == f"post:{POST}"
+    assert conv.contact.name == "Trần Thị Lan"
+    identity = await ContactIdentity.get(id=conv.identity_id)
+    assert identity.external_id == BIG_USER
+
+    async def context_filled() -> dict | None:
+        c = await Conversation.get(id=conv.id)
+        return c.thread_context if (c.thread_context or {}).get("post_text") else None
+
+    context = await eventually(context_filled)
+    assert context == {
+        "post_id": POST,
+        "post_text": "Áo thun cotton mới về, đủ size S–XL",
+        "permalink": "https://fb.com/p/1",
+    }
+
+
+async def test_one_conversation_per_customer_per_post_and_messenger_shares_the_contact(
+    client: TestClient, inbox: Inbox
+) -> None:
+    first = await comment(client, 1, "Còn size M không?")
+    again = await comment(client, 2, "Màu trắng nha", parent_id=comment_id(1))  # a reply in the same thread
+    other_post = await comment(client, 3, "Cái này nữa", post=f"{PAGE_ID}_999")
+    someone_else = await comment(client, 4, "Mình cũng hỏi", user=OTHER_USER)
+    assert first.conversation_id == again.conversation_id
+    assert len({first.conversation_id, other_post.conversation_id, someone_else.conversation_id}) == 3
+    # The same page-scoped id writing on Messenger: the same contact, in its own direct-message thread.
+    await post_webhook(client, messenger_text(PAGE_ID, BIG_USER, "m_dm1", "Shop ơi", now_ms()))
+    dm = await eventually(lambda: Message.get_or_none(external_id="m_dm1"))
+    convs = {c.id: c for c in await Conversation.all()}
+    assert convs[dm.conversation_id].thread_key == "dm"
+    assert convs[dm.conversation_id].contact_id == convs[first.conversation_id].contact_id
+    assert convs[someone_else.conversation_id].contact_id != convs[first.conversation_id].contact_id
+
+
+async def test_redelivered_comment_is_stored_once(client: TestClient, inbox: Inbox) -> None:
+    created = now_s()
+    await comment(client, 1, "Ship COD không?", created=created)
+    await comment(client, 1, "Ship COD không?", created=created)
+    await processed(client)
+    assert await Message.filter(external_id=comment_id(1)).count() == 1
+    conv = await Conversation.get()
+    assert conv.unread_count == 1
+
+
+async def test_edit_keeps_the_original_text_in_history_and_redelivery_changes_nothing(
+    client: TestClient, inbox: Inbox
+) -> None:
+    created = now_s() - 60
+    msg = await comment(client, 1, "Giá bao nhiu", created=created)
+    edit = page_comment(PAGE_ID, POST, comment_id(1), BIG_USER, "Giá bao nhiêu ạ?", created, verb="edited",
+                        entry_time_s=created + 30)  # fmt: skip
+    for _ in range(2):  # the same delivery twice
+        assert (await post_webhook(client, edit)).status == 200
+    await processed(client)
+    await msg.refresh_from_db()
+    assert msg.text == "Giá bao nhiêu ạ?"
+    assert [h["text"] for h in msg.edit_history] == ["Giá bao nhiu"]
+    later = page_comment(PAGE_ID, POST, comment_id(1), BIG_USER, "Giá bao nhiêu vậy shop?", created, verb="edited",
+                         entry_time_s=created + 50)  # fmt: skip
+    await post_webhook(client, later)
+    await processed(client)
+    await msg.refresh_from_db()
+    assert msg.text == "Giá bao nhiêu vậy shop?"
+    assert [h["text"] for h in msg.edit_history] == ["Giá bao nhiu", "Giá bao nhiêu ạ?"]
+    assert await ConversationEvent.filter(kind="message_edited").count() == 2
+
+
+async def test_removed_comment_is_kept_and_marked(client: TestClient, inbox: Inbox) -> None:
+    msg = await comment(client, 1, "sdt mình 0912345678", created=now_s() - 10)
+    removal = page_comment(PAGE_ID, POST, comment_id(1), BIG_USER, None, now_s(), verb="remove")
+    assert (await post_webhook(client, removal)).status == 200
+    await processed(client)
+    await msg.refresh_from_db()
+    assert msg.removed_at is not None and msg.text == "sdt mình 0912345678"
+
+
+async def test_page_own_comment_is_an_outgoing_message_in_the_customers_thread(
+    client: TestClient, inbox: Inbox
+) -> None:
+    msg = await comment(client, 1, "Còn hàng không shop?")
+    reply = await comment(client, 2, "Dạ còn ạ, bạn inbox shop nhé", user=PAGE_ID, parent_id=comment_id(1))
+    assert reply.direction == "out" and reply.sender_type == "agent" and reply.origin == "platform"
+    assert reply.conversation_id == msg.conversation_id
+    conv = await Conversation.get(id=msg.conversation_id)
+    assert conv.unread_count == 1  # the page's own words are not something to read
+    assert await ContactIdentity.filter(external_id=PAGE_ID).count() == 0  # the page is never a customer
+
+
+async def test_reactions_and_likes_are_ignored_without_error(client: TestClient, inbox: Inbox) -> None:
+    assert (await post_webhook(client, page_reaction(PAGE_ID, POST, BIG_USER, now_s()))).status == 200
+    like = page_comment(PAGE_ID, POST, comment_id(1), BIG_USER, None, now_s(), item="like")
+    assert (await post_webhook(client, like)).status == 200
+    await processed(client)
+    assert await Message.all().count() == 0 and await DeadLetter.all().count() == 0
+
+
+async def test_unknown_feed_change_goes_to_dead_letters_with_200(client: TestClient, inbox: Inbox) -> None:
+    odd = page_comment(PAGE_ID, POST, comment_id(1), BIG_USER, "x", now_s(), item="comment", verb="teleport")
+    assert (await post_webhook(client, odd)).status == 200
+    other_field = {"object": "page", "entry": [{"id": PAGE_ID, "time": now_s(),
+                                                "changes": [{"field": "mention", "value": {"x": 1}}]}]}  # fmt: skip
+    assert (await post_webhook(client, other_field)).status == 200
+    letters = await eventually(lambda: _count_letters(2))
+    assert {d.reason for d in letters} == {"unsupported comment verb 'teleport'", "unsupported change field 'mention'"}
+    assert all(d.inbox_id == inbox.id for d in letters)
+
+
+async def _count_letters(n: int) -> list[DeadLetter] | None:
+    letters = await DeadLetter.all()
+    return letters if len(letters) == n else None
+
+
+async def test_bad_signature_on_a_comment_is_refused_and_nothing_stored(client: TestClient, inbox: Inbox) -> None:
+    body = page_comment(PAGE_ID, POST, comment_id(1), BIG_USER, "hi", now_s())
+    assert (await post_webhook(client, body, secret="wrong-secret")).status == 401
+    assert await InboundEvent.all().count() == 0
+
+
+# ---------------------------------------------------------------------------------------------- agent actions
+
+
+async def test_public_reply_goes_under_the_comment_and_its_echo_is_not_duplicated(
+    client: TestClient, inbox: Inbox, agent: Staff, fake_graph: FakeGraphAPI
+) -> None:
+    msg = await comment(client, 1, "Còn size L không?")
+    response = await client.post(f"/api/messages/{msg.id}/comment/reply", json={"text": "Dạ còn ạ"},
+                                 headers=agent.headers)  # fmt: skip
+    assert response.status == 201, await response.text()
+    sent = await response.json()
+    assert sent["delivery_status"] == "sent" and sent["conversation_id"] == msg.conversation_id
+    assert fake_graph.comment_replies() == [(comment_id(1), "Dạ còn ạ")]
+    assert fake_graph.requests[-1].query["access_token"] == PAGE_TOKEN
+    # Facebook reports the page's new comment back through the feed: the same message, not a second one.
+    echo = page_comment(PAGE_ID, POST, sent["external_id"], PAGE_ID, "Dạ còn ạ", now_s(), parent_id=comment_id(1))
+    assert (await post_webhook(client, echo)).status == 200
+    await processed(client)
+    assert await Message.filter(conversation_id=msg.conversation_id, direction="out").count() == 1
+
+
+async def test_a_plain_reply_in_a_comment_thread_answers_the_latest_comment(
+    client: TestClient, inbox: Inbox, agent: Staff, fake_graph: FakeGraphAPI
+) -> None:
+    await comment(client, 1, "Size M?", created=now_s() - 5)
+    latest = await comment(client, 2, "Màu đen nha", created=now_s())
+    response = await client.post(f"/api/conversations/{latest.conversation_id}/messages", json={"text": "Dạ có ạ"},
+                                 headers=agent.headers)  # fmt: skip
+    assert (await response.json())["delivery_status"] == "sent"
+    assert fake_graph.comment_replies() == [(comment_id(2), "Dạ có ạ")]
+    assert fake_graph.sent_messages() == []  # not a Messenger message
+
+
+async def test_private_reply_reaches_messenger_by_comment_id_and_the_thread_continues(
+    client: TestClient, inbox: Inbox, agent: Staff, fake_graph: FakeGraphAPI
+) -> None:
+    psid = "7000000000000000123"  # Facebook answers with the commenter's Messenger id
+    fake_graph.comment_authors[comment_id(1)] = psid
+    msg = await comment(client, 1, "Inbox giá giúp mình")
+    response = await client.post(f"/api/messages/{msg.id}/comment/private-reply", json={"text": "Dạ giá 250k ạ"},
+                                 headers=agent.headers)  # fmt: skip
+    assert response.status == 201, await response.text()
+    sent = await response.json()
+    assert sent["delivery_status"] == "sent"
+    assert fake_graph.sent_messages()[-1]["recipient"] == {"comment_id": comment_id(1)}
+    dm = await Conversation.get(id=sent["conversation_id"])
+    assert dm.thread_key == "dm" and dm.id != msg.conversation_id
+    comment_conv = await Conversation.get(id=msg.conversation_id)
+    assert dm.contact_id == comment_conv.contact_id
+    # The customer answers on Messenger with that PSID: the same conversation, the same contact.
+    await post_webhook(client, messenger_text(PAGE_ID, psid, "m_answer", "Ok shop, lấy 1 cái", now_ms()))
+    answer = await eventually(lambda: Message.get_or_none(external_id="m_answer"))
+    assert answer.conversation_id == dm.id
+    # A second private reply to the same comment is refused with a reason, and nothing is sent.
+    calls = len(fake_graph.sent_messages())
+    again = await client.post(f"/api/messages/{msg.id}/comment/private-reply", json={"text": "Nhắc lại"},
+                              headers=agent.headers)  # fmt: skip
+    body = await again.json()
+    assert again.status == 201 and body["delivery_status"] == "failed" and "một lần" in body["failure_reason"]
+    assert len(fake_graph.sent_messages()) == calls
+
+
+async def test_private_reply_after_seven_days_is_refused_before_sending(
+    client: TestClient, inbox: Inbox, agent: Staff, fake_graph: FakeGraphAPI
+) -> None:
+    msg = await comment(client, 1, "Còn hàng không?", created=now_s() - 8 * 86400)
+    response = await client.post(f"/api/messages/{msg.id}/comment/private-reply", json={"text": "Dạ còn"},
+                                 headers=agent.headers)  # fmt: skip
+    body = await response.json()
+    assert body["delivery_status"] == "failed" and "7 ngày" in body["failure_reason"]
+    assert fake_graph.sent_messages() == []
+
+
+async def test_hide_unhide_and_delete(client: TestClient, inbox: Inbox, agent: Staff, fake_graph: FakeGraphAPI) -> None:
+    msg = await comment(client, 1, "Shop lừa đảo")
+    hide = await client.post(f"/api/messages/{msg.id}/comment/hide", json={}, headers=agent.headers)
+    assert hide.status == 200 and (await hide.json())["extra"]["comment"]["hidden"] is True
+    assert fake_graph.hidden[comment_id(1)] is True
+    unhide = await client.post(f"/api/messages/{msg.id}/comment/hide", json={"hidden": False}, headers=agent.headers)
+    assert (await unhide.json())["extra"]["comment"]["hidden"] is False
+    assert fake_graph.hidden[comment_id(1)] is False
+    deleted = await client.delete(f"/api/messages/{msg.id}/comment", headers=agent.headers)
+    assert deleted.status == 200 and (await deleted.json())["removed_at"] is not None
+    assert comment_id(1) in fake_graph.deleted
+    await msg.refresh_from_db()
+    assert msg.removed_at is not None and msg.text == "Shop lừa đảo"
+    kinds = await ConversationEvent.filter(message_id=msg.id).values_list("kind", flat=True)
+    assert {"comment_hidden", "comment_unhidden", "comment_deleted"} <= set(kinds)
+
+
+async def test_a_refused_hide_is_an_error_and_changes_nothing(
+    client: TestClient, inbox: Inbox, agent: Staff, fake_graph: FakeGraphAPI
+) -> None:
+    msg = await comment(client, 1, "abc")
+    fake_graph.fail_next(
+        status=400, error={"message": "(#200) Permissions error", "type": "OAuthException", "code": 200}
+    )
+    response = await client.post(f"/api/messages/{msg.id}/comment/hide", json={}, headers=agent.headers)
+    assert response.status == 502 and (await response.json())["error"]["code"] == "platform_refused"
+    await msg.refresh_from_db()
+    assert msg.extra["comment"]["hidden"] is False
+
+
+async def test_comment_actions_refuse_a_messenger_message(client: TestClient, inbox: Inbox, agent: Staff) -> None:
+    await post_webhook(client, messenger_text(PAGE_ID, BIG_USER, "m_1", "hi", now_ms()))
+    dm = await eventually(lambda: Message.get_or_none(external_id="m_1"))
+    response = await client.post(f"/api/messages/{dm.id}/comment/hide", json={}, headers=agent.headers)
+    assert response.status == 409
+
+
+# ---------------------------------------------------------------------------------------------- auto-hide
+
+
+async def _auto_hidden(msg: Message) -> Message | None:
+    await msg.refresh_from_db()
+    return msg if (msg.extra["comment"].get("auto_hide") or {}).get("state") == "hidden" else None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["0912 345 678", "0912.345.678", "+84 912345678", "84912345678", "Em lấy 1 cái, sđt 0912 345 678 nha",
+     "Giao giúp em tới 12 Nguyễn Trãi, phường 2, quận 5, TP HCM"],
+)  # fmt: skip
+async def test_comments_with_a_phone_or_an_address_are_hidden_at_once(
+    client: TestClient, inbox: Inbox, fake_graph: FakeGraphAPI, text: str
+) -> None:
+    msg = await comment(client, 1, text)
+    hidden = await eventually(lambda: _auto_hidden(msg))
+    assert fake_graph.hidden[comment_id(1)] is True
+    assert hidden.extra["comment"]["hidden"] is True and hidden.extra["comment"]["auto_hidden"] is True
+    assert set(hidden.extra["comment"]["auto_hide"]["found"]) & {"phone", "address"}
+
+
+async def test_ordinary_comments_stay_visible_and_the_setting_turns_auto_hide_off(
+    client: TestClient, inbox: Inbox, fake_graph: FakeGraphAPI
+) -> None:
+    admin = await quick_user("admin")
+    await comment(client, 1, "Giá 150000 hả shop, mua 2 cái")
+    off = await client.put(
+        f"/api/inboxes/{inbox.id}/comment-settings", json={"auto_hide": False}, headers=admin.headers
+    )
+    assert off.status == 200
+    client.app[COMMENTS]._inboxes.clear()  # the worker caches settings for 30 s
+    await comment(client, 2, "sdt 0912345678")
+    await processed(client)
+    await client.app[COMMENTS].idle()
+    assert fake_graph.hidden == {}
+
+
+async def test_a_failed_auto_hide_is_retried(client: TestClient, inbox: Inbox, fake_graph: FakeGraphAPI) -> None:
+    client.app[COMMENTS]._retry_delay = 0.01
+    fake_graph.fail_next(1)  # a transient Graph error
+    msg = await comment(client, 1, "0912.345.678")
+    await eventually(lambda: _auto_hidden(msg))
+    assert fake_graph.hidden[comment_id(1)] is True

@@ -1,0 +1,383 @@
+"""Zalo OA end to end against the local fake Zalo OpenAPI/OAuth server: signature (CHANNELS.md's test vector),
+every event, string ids, delivery receipts, echoes, replies through the outbox with the 48-hour window and the
+free-message quota, token refresh (ahead of expiry, single-flight, across processes) and a refused refresh."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from channels import zalo
+from channels.events import InboundMessage
+from channels.fakes_zalo import (
+    FakeZaloAPI,
+    follow,
+    oa_echo,
+    received,
+    running_fake_zalo,
+    seen,
+    signed,
+    submit_info,
+    user_attachment,
+    user_text,
+)
+from contacts.models import Contact, ContactIdentity
+from inbox.config import Settings, load_settings
+from inbox.models import Conversation, ConversationEvent, DeadLetter, InboundEvent, Inbox, Message, ZaloToken
+from inbox.zalo_tokens import ZaloTokens
+from tests.conftest import FakeGraphAPI, eventually, quick_user
+
+APP_ID = "360846524940903967"
+OA_ID = "388613280878808645"
+OA_SECRET = "test_oa_secret"
+USER = "246845883529197922"  # > 2^53: one more and a float would round it
+VECTOR_BODY = (
+    '{"app_id":"360846524940903967","sender":{"id":"246845883529197922"},"user_id_by_app":"552177279717587730",'
+    '"recipient":{"id":"388613280878808645"},"event_name":"user_send_text","message":{"text":"message",'
+    '"msg_id":"96d3cdf3af150460909"},"timestamp":"154390853474"}'
+)
+VECTOR_MAC = "mac=a4f1c9b682aae449f96af01075585158f942c800c4fe370225ef11f15eb80906"
+
+
+@pytest.fixture
+async def fake_zalo() -> AsyncIterator[FakeZaloAPI]:
+    async with running_fake_zalo(app_secret="zalo-app-secret") as fake:
+        yield fake
+
+
+@pytest.fixture
+def settings(database_url: str, fake_graph: FakeGraphAPI, fake_zalo: FakeZaloAPI, tmp_path: Path) -> Settings:
+    return load_settings(
+        environ={
+            "HOPTHU_DATABASE_URL": database_url,
+            "HOPTHU_SECRET_KEY": "test-secret-key",
+            "HOPTHU_FACEBOOK_GRAPH_URL": fake_graph.base_url,
+            "HOPTHU_ZALO_OPENAPI_URL": fake_zalo.base_url,
+            "HOPTHU_ZALO_OAUTH_URL": fake_zalo.base_url,
+        },
+        toml_path=tmp_path / "absent.toml",
+        outbox_base_delay=0.05,
+        outbox_max_attempts=4,
+    )
+
+
+async def make_zalo_inbox(oa_id: str = OA_ID, secret: str = OA_SECRET) -> Inbox:
+    inbox = await Inbox.create(
+        name="Shop Zalo", channel="zalo", external_id=oa_id,
+        credentials={"app_id": APP_ID, "oa_secret": secret, "access_token": "zalo-access-0",
+                     "refresh_token": "zalo-refresh-0", "app_secret": "zalo-app-secret"},
+    )  # fmt: skip
+    return inbox
+
+
+@pytest.fixture
+async def zinbox(client: TestClient) -> Inbox:
+    return await make_zalo_inbox()
+
+
+def ms(offset_s: float = 0) -> int:
+    return int((time.time() + offset_s) * 1000)
+
+
+async def post(client: TestClient, body: dict, secret: str = OA_SECRET) -> aiohttp.ClientResponse:
+    raw, headers = signed(body, secret)
+    return await client.post("/webhooks/zalo", data=raw, headers=headers)
+
+
+async def deliver(client: TestClient, body: dict) -> None:
+    response = await post(client, body)
+    assert response.status == 200, await response.text()
+    await eventually(_all_processed)
+
+
+async def _all_processed() -> bool:
+    return not await InboundEvent.filter(processed=False).exists()
+
+
+# ---------------------------------------------------------------------------------------------- adapter
+
+
+def test_signature_matches_the_test_vector() -> None:
+    raw = VECTOR_BODY.encode()
+    assert zalo.sign(APP_ID, raw, "154390853474", OA_SECRET) == VECTOR_MAC
+    assert zalo.verify_signature(raw, VECTOR_MAC, APP_ID, "154390853474", OA_SECRET)
+    assert not zalo.verify_signature(raw + b" ", VECTOR_MAC, APP_ID, "154390853474", OA_SECRET)
+    assert not zalo.verify_signature(raw, VECTOR_MAC, APP_ID, "154390853475", OA_SECRET)
+    assert not zalo.verify_signature(raw, "mac=ünicode", APP_ID, "154390853474", OA_SECRET)
+
+
+def test_ids_and_timestamps_stay_strings_and_milliseconds() -> None:
+    [event] = zalo.parse(json.loads(VECTOR_BODY))
+    assert isinstance(event, InboundMessage)
+    assert (event.account_id, event.contact_external_id, event.external_id) == (OA_ID, USER, "96d3cdf3af150460909")
+    assert event.occurred_at == datetime.fromtimestamp(154390853.474, UTC)
+    # An id sent as a JSON number is still exact.
+    numeric = json.loads(VECTOR_BODY.replace('"246845883529197922"', "246845883529197923"))
+    assert zalo.parse(numeric)[0].contact_external_id == "246845883529197923"
+
+
+# ---------------------------------------------------------------------------------------------- webhook
+
+
+async def test_vector_body_is_accepted_and_becomes_a_message(client: TestClient, zinbox: Inbox) -> None:
+    headers = {"X-ZEvent-Signature": VECTOR_MAC, "Content-Type": "application/json"}
+    response = await client.post("/webhooks/zalo", data=VECTOR_BODY.encode(), headers=headers)
+    assert response.status == 200
+    msg = await eventually(lambda: Message.get_or_none(external_id="96d3cdf3af150460909"))
+    assert msg.text == "message" and msg.direction == "in"
+    identity = await ContactIdentity.get(external_id=USER)
+    assert identity.channel == "zalo" and identity.inbox_id == zinbox.id
+
+
+@pytest.mark.parametrize("header", [None, "mac=" + "0" * 64, "sha256=abc"])
+async def test_bad_or_missing_signature_is_401_and_nothing_stored(
+    client: TestClient, zinbox: Inbox, header: str | None
+) -> None:
+    headers = {"Content-Type": "application/json"} | ({"X-ZEvent-Signature": header} if header else {})
+    response = await client.post("/webhooks/zalo", data=VECTOR_BODY.encode(), headers=headers)
+    assert response.status == 401
+    assert await InboundEvent.all().count() == 0 and await DeadLetter.all().count() == 0
+
+
+async def test_malformed_json_is_400(client: TestClient, zinbox: Inbox) -> None:
+    response = await client.post("/webhooks/zalo", data=b"{not json", headers={"X-ZEvent-Signature": VECTOR_MAC})
+    assert response.status == 400
+
+
+async def test_redelivery_stores_one_message(client: TestClient, zinbox: Inbox) -> None:
+    body = user_text(APP_ID, OA_ID, USER, "m1", "Shop ơi", ms())
+    await deliver(client, body)
+    await deliver(client, body)
+    assert await Message.filter(external_id="m1").count() == 1
+    assert (await Conversation.get()).unread_count == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "expected"),
+    [
+        ("image", {"thumbnail": "https://z/t.jpg", "url": "https://z/i.jpg"}, {"kind": "image", "url": "https://z/i.jpg"}),
+        ("gif", {"url": "https://z/a.gif"}, {"kind": "gif", "url": "https://z/a.gif"}),
+        ("sticker", {"id": "bd2", "url": "https://z/s.png"}, {"kind": "sticker", "url": "https://z/s.png"}),
+        ("audio", {"url": "https://z/v.aac"}, {"kind": "audio", "url": "https://z/v.aac"}),
+        ("video", {"url": "https://z/v.mp4", "thumbnail": "https://z/v.jpg"}, {"kind": "video", "url": "https://z/v.mp4"}),
+        ("file", {"url": "https://z/f.pdf", "size": "2048", "name": "bao-gia.pdf", "checksum": "ab", "type": "pdf"},
+         {"kind": "file", "url": "https://z/f.pdf", "name": "bao-gia.pdf"}),
+        ("link", {"url": "https://shop.vn/ao", "description": "Áo thun"}, {"kind": "link", "url": "https://shop.vn/ao",
+                                                                           "title": "Áo thun"}),
+        ("location", {"coordinates": {"latitude": "10.7769", "longitude": "106.7009"}},
+         {"kind": "location", "latitude": 10.7769, "longitude": 106.7009}),
+    ],
+)  # fmt: skip
+async def test_every_user_message_kind_is_stored(
+    client: TestClient, zinbox: Inbox, kind: str, payload: dict, expected: dict
+) -> None:
+    await deliver(client, user_attachment(APP_ID, OA_ID, USER, f"m-{kind}", kind, ms(), payload))
+    msg = await Message.get(external_id=f"m-{kind}")
+    assert msg.attachments == [expected]
+    conv = await Conversation.get(id=msg.conversation_id)
+    assert conv.last_message_preview == f"[{kind}]"
+
+
+async def test_follow_creates_the_contact_and_unfollow_opens_nothing(client: TestClient, zinbox: Inbox) -> None:
+    stranger = "111111111111111111"
+    await deliver(client, follow(APP_ID, OA_ID, stranger, ms(), unfollow=True))
+    assert await Conversation.filter().count() == 0
+    await deliver(client, follow(APP_ID, OA_ID, USER, ms()))
+    conv = await Conversation.get()
+    events = await ConversationEvent.filter(conversation_id=conv.id, kind="referral").values_list("data", flat=True)
+    assert events[0]["referral"]["type"] == "follow"
+    await deliver(client, follow(APP_ID, OA_ID, USER, ms(1), unfollow=True))
+    assert await ConversationEvent.filter(conversation_id=conv.id, kind="unfollowed").count() == 1
+
+
+async def test_echo_of_an_oa_message_sent_elsewhere_is_outgoing(client: TestClient, zinbox: Inbox) -> None:
+    await deliver(client, user_text(APP_ID, OA_ID, USER, "m1", "Có ship Hà Nội không?", ms(-5)))
+    await deliver(client, oa_echo(APP_ID, OA_ID, USER, "oa1", "Dạ có ạ", ms()))
+    echo = await Message.get(external_id="oa1")
+    first = await Message.get(external_id="m1")
+    assert echo.direction == "out" and echo.origin == "platform" and echo.conversation_id == first.conversation_id
+
+
+async def test_received_and_seen_update_the_delivery_status(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    agent = await quick_user("agent", inboxes=[zinbox])
+    await deliver(client, user_text(APP_ID, OA_ID, USER, "m1", "Giá sao shop", ms(-5)))
+    conv = await Conversation.get()
+    reply = await client.post(
+        f"/api/conversations/{conv.id}/messages", json={"text": "Dạ 200k ạ"}, headers=agent.headers
+    )
+    sent = await reply.json()
+    assert sent["delivery_status"] == "sent"
+    await deliver(client, received(APP_ID, OA_ID, USER, sent["external_id"], ms(1)))
+    assert (await Message.get(id=sent["id"])).delivery_status == "delivered"
+    await deliver(client, seen(APP_ID, OA_ID, USER, [sent["external_id"]], ms(2)))
+    assert (await Message.get(id=sent["id"])).delivery_status == "read"
+
+
+async def test_unknown_event_goes_to_dead_letters_with_200(client: TestClient, zinbox: Inbox) -> None:
+    body = {"app_id": APP_ID, "sender": {"id": USER}, "recipient": {"id": OA_ID}, "event_name": "user_reacted_message",
+            "message": {"react_icon": "/-heart", "msg_id": "m1"}, "timestamp": str(ms())}  # fmt: skip
+    response = await post(client, body)
+    assert response.status == 200
+    [letter] = await DeadLetter.all()
+    assert letter.channel == "zalo" and letter.inbox_id == zinbox.id and "user_reacted_message" in letter.reason
+
+
+async def test_shared_info_gives_the_contact_a_verified_phone(client: TestClient, zinbox: Inbox) -> None:
+    await deliver(client, submit_info(APP_ID, OA_ID, USER, ms(), phone="84912345678", address="12 Lê Lợi, Q1"))
+    contact = await Contact.get()
+    assert contact.phone == "+84912345678"
+    [event] = await ConversationEvent.filter(kind="phone_shared").values_list("data", flat=True)
+    assert event["given_by_customer"] is True and event["applied"] is True
+    # A second shared number does not overwrite the one the contact has.
+    await deliver(client, submit_info(APP_ID, OA_ID, USER, ms(1), phone="0987 654 321"))
+    assert (await Contact.get()).phone == "+84912345678"
+
+
+async def test_profile_is_fetched_off_the_ack_path_with_shared_phone(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    fake_zalo.profiles[USER] = {"display_name": "Lê Thị Hoa", "shared_info": {"phone": "0912345678"}}
+    await deliver(client, user_text(APP_ID, OA_ID, USER, "m1", "Chào shop", ms()))
+    contact = await eventually(lambda: Contact.filter(name="Lê Thị Hoa").first())
+    assert contact.phone == "+84912345678"
+    detail = next(r for r in fake_zalo.requests if r.path == "/v3.0/oa/user/detail")
+    assert json.loads(detail.query["data"]) == {"user_id": USER} and detail.headers["access_token"] == "zalo-access-0"
+
+
+# ---------------------------------------------------------------------------------------------- replies
+
+
+async def _conversation_with_incoming(client: TestClient, at_ms: int) -> Conversation:
+    await deliver(client, user_text(APP_ID, OA_ID, USER, f"m{at_ms}", "Shop ơi", at_ms))
+    return await Conversation.get()
+
+
+async def test_reply_goes_through_the_cs_message_api(client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI) -> None:
+    agent = await quick_user("agent", inboxes=[zinbox])
+    conv = await _conversation_with_incoming(client, ms(-60))
+    response = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": "Dạ shop nghe ạ"},
+                                 headers=agent.headers)  # fmt: skip
+    body = await response.json()
+    assert response.status == 201 and body["delivery_status"] == "sent" and body["external_id"].startswith("zmsg")
+    [request] = [r for r in fake_zalo.requests if r.path == "/v3.0/oa/message/cs"]
+    assert request.json == {"recipient": {"user_id": USER}, "message": {"text": "Dạ shop nghe ạ"}}
+    assert request.headers["access_token"] == "zalo-access-0"
+
+
+async def test_outside_the_48_hour_window_is_refused_before_sending(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    agent = await quick_user("agent", inboxes=[zinbox])
+    conv = await _conversation_with_incoming(client, ms(-49 * 3600))
+    response = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": "Chào bạn"},
+                                 headers=agent.headers)  # fmt: skip
+    body = await response.json()
+    assert body["delivery_status"] == "failed" and "48" in body["failure_reason"]
+    assert fake_zalo.sent_messages() == []
+
+
+async def test_the_free_quota_runs_out_with_a_readable_reason(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    agent = await quick_user("agent", inboxes=[zinbox])
+    conv = await _conversation_with_incoming(client, ms(-60))
+    for i in range(8):
+        ok = await client.post(
+            f"/api/conversations/{conv.id}/messages", json={"text": f"tin {i}"}, headers=agent.headers
+        )
+        assert (await ok.json())["delivery_status"] == "sent"
+    refused = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": "tin 9"}, headers=agent.headers)
+    body = await refused.json()
+    assert body["delivery_status"] == "failed" and "8 tin miễn phí" in body["failure_reason"]
+    assert len(fake_zalo.sent_messages()) == 8
+    # The customer writes again: the window and the quota start over.
+    await deliver(client, user_text(APP_ID, OA_ID, USER, "again", "Còn không shop", ms()))
+    again = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": "Dạ còn"}, headers=agent.headers)
+    assert (await again.json())["delivery_status"] == "sent"
+
+
+async def test_an_expired_access_token_is_refreshed_once_and_the_send_retried(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    agent = await quick_user("agent", inboxes=[zinbox])
+    conv = await _conversation_with_incoming(client, ms(-60))
+    fake_zalo.expire_access_token()
+    response = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": "Dạ"}, headers=agent.headers)
+    assert (await response.json())["delivery_status"] == "sent"
+    assert len(fake_zalo.refresh_calls) == 1
+    row = await ZaloToken.get(inbox_id=zinbox.id)
+    assert (row.access_token, row.refresh_token) == ("zalo-access-1", "zalo-refresh-1")
+
+
+# ---------------------------------------------------------------------------------------------- tokens
+
+
+async def _expiring(inbox: Inbox) -> None:
+    pair = {"access_token": "zalo-access-0", "refresh_token": "zalo-refresh-0"}
+    await ZaloToken.update_or_create(
+        defaults={**pair, "expires_at": datetime.now(UTC) + timedelta(minutes=5)}, inbox_id=inbox.id
+    )
+
+
+async def test_concurrent_requests_make_exactly_one_refresh(client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI):
+    await _expiring(zinbox)
+    fake_zalo.refresh_delay = 0.2  # every caller arrives while the refresh is in flight
+    async with aiohttp.ClientSession() as session:
+        tokens = ZaloTokens(zalo.ZaloClient(fake_zalo.base_url, fake_zalo.base_url, session))
+        got = await asyncio.gather(*(tokens.access_token(zinbox) for _ in range(20)))
+    assert set(got) == {"zalo-access-1"}
+    assert len(fake_zalo.refresh_calls) == 1
+    assert fake_zalo.refresh_calls[0] == {"refresh_token": "zalo-refresh-0", "app_id": APP_ID,
+                                          "grant_type": "refresh_token"}  # fmt: skip
+    row = await ZaloToken.get(inbox_id=zinbox.id)
+    assert row.refresh_token == "zalo-refresh-1" and row.expires_at > datetime.now(UTC) + timedelta(hours=24)
+
+
+async def test_two_processes_refreshing_at_once_spend_the_refresh_token_once(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    """Two `ZaloTokens` (as in two server processes: separate locks) share only the database."""
+    await _expiring(zinbox)
+    fake_zalo.refresh_delay = 0.2
+    async with aiohttp.ClientSession() as session:
+        first = ZaloTokens(zalo.ZaloClient(fake_zalo.base_url, fake_zalo.base_url, session))
+        second = ZaloTokens(zalo.ZaloClient(fake_zalo.base_url, fake_zalo.base_url, session))
+        got = await asyncio.gather(*(t.access_token(zinbox) for t in (first, second) for _ in range(5)))
+    assert set(got) == {"zalo-access-1"}
+    assert len(fake_zalo.refresh_calls) == 1
+    assert (await Inbox.get(id=zinbox.id)).state == "active"
+
+
+async def test_a_refused_refresh_puts_the_inbox_into_needs_reauthorisation(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    admin = await quick_user("admin")
+    agent = await quick_user("agent", inboxes=[zinbox])
+    conv = await _conversation_with_incoming(client, ms(-60))
+    await _expiring(zinbox)
+    fake_zalo.refuse_refresh = True
+    response = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": "Dạ"}, headers=agent.headers)
+    body = await response.json()
+    assert body["delivery_status"] == "failed" and "cấp quyền lại" in body["failure_reason"]
+    listed = await (await client.get("/api/inboxes", headers=admin.headers)).json()
+    [shown] = [i for i in listed["items"] if i["id"] == zinbox.id]
+    assert shown["state"] == "needs_reauth" and "refresh" in shown["state_reason"]
+    assert len(fake_zalo.refresh_calls) == 1  # no retry storm with a dead token
+    # The admin stores a new pair from Zalo's consent screen: active again, replies flow.
+    fake_zalo.refuse_refresh = False
+    fake_zalo.access_token = "fresh-access"
+    pair = {"access_token": "fresh-access", "refresh_token": "fresh-refresh", "expires_in": 90000}
+    put = await client.put(f"/api/inboxes/{zinbox.id}/zalo-tokens", headers=admin.headers, json=pair)
+    assert put.status == 200 and (await put.json())["state"] == "active"
+    again = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": "Dạ ạ"}, headers=agent.headers)
+    assert (await again.json())["delivery_status"] == "sent"
