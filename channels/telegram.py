@@ -1,0 +1,233 @@
+"""Telegram through aiogram 3: parse webhook updates with aiogram's types, call the Bot API with aiogram's `Bot`.
+
+One bot per inbox. Ids: the customer is the private chat (`chat.id`, equal to the user's id); a message is
+`<chat id>:<message id>` because Telegram numbers messages per chat. Group chats, channel posts and update kinds
+without a customer message are ignored (an empty list), never an error. The Bot API is reached at
+`HOPTHU_TELEGRAM_API_URL` (tests point it at `channels.fakes_telegram`).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import Message, Update
+from aiogram.utils.token import TokenValidationError, validate_token
+from pydantic import ValidationError
+
+from channels.base import Profile, SendError, SendResult
+from channels.events import Attachment, ChannelEvent, InboundMessage, MessageEdit, ParseError, from_seconds
+
+CHANNEL = "telegram"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_TEXT = 4096
+FileUrl = Callable[[str], str | None]
+
+
+def verify_secret(given: str | None, expected: str | None) -> bool:
+    """The header Telegram sends with every update, set by `setWebhook(secret_token=…)`; constant-time."""
+    return bool(given) and bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def valid_token(token: str) -> bool:
+    try:
+        return validate_token(token)
+    except TokenValidationError:
+        return False
+
+
+def message_id(chat_id: int | str, message_id_: int | str) -> str:
+    return f"{chat_id}:{message_id_}"
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+
+
+def parse(payload: Any, bot_id: str, file_url: FileUrl = lambda file_id: None) -> list[ChannelEvent]:
+    """One webhook update → channel events (usually one; none for what an inbox does not show)."""
+    if not isinstance(payload, dict) or "update_id" not in payload:
+        raise ParseError("not a Telegram update (no update_id)")
+    try:
+        update = Update.model_validate(payload)
+    except ValidationError as exc:
+        raise ParseError(f"Telegram update does not validate: {exc.errors()[0].get('msg', exc)}") from exc
+    if update.message is not None:
+        msg = update.message
+        if not _from_customer(msg):
+            return []
+        return [_inbound(msg, bot_id, file_url)]
+    if update.edited_message is not None:
+        msg = update.edited_message
+        if not _from_customer(msg):
+            return []
+        edited_at = msg.edit_date or msg.date
+        if not isinstance(edited_at, datetime):  # aiogram keeps `edit_date` as Telegram's seconds
+            edited_at = from_seconds(edited_at)
+        return [
+            MessageEdit(
+                channel=CHANNEL,
+                account_id=bot_id,
+                contact_external_id=str(msg.chat.id),
+                external_id=message_id(msg.chat.id, msg.message_id),
+                text=msg.text or msg.caption,
+                occurred_at=edited_at,
+            )
+        ]
+    return []  # channel posts, callbacks, membership changes…: 200 and nothing stored
+
+
+def _from_customer(msg: Message) -> bool:
+    return msg.chat.type == "private" and not (msg.from_user is not None and msg.from_user.is_bot)
+
+
+def _inbound(msg: Message, bot_id: str, file_url: FileUrl) -> InboundMessage:
+    attachments: list[Attachment] = []
+    shared_phone = None
+    if msg.photo:
+        largest = max(msg.photo, key=lambda p: p.width * p.height)
+        attachments.append(Attachment(kind="image", url=file_url(largest.file_id)))
+    if msg.document:
+        attachments.append(Attachment(kind="file", url=file_url(msg.document.file_id), name=msg.document.file_name))
+    if msg.voice:
+        attachments.append(Attachment(kind="audio", url=file_url(msg.voice.file_id), title="voice"))
+    if msg.audio:
+        attachments.append(Attachment(kind="audio", url=file_url(msg.audio.file_id), name=msg.audio.file_name))
+    if msg.video or msg.video_note or msg.animation:
+        video = msg.video or msg.video_note or msg.animation
+        attachments.append(Attachment(kind="video", url=file_url(video.file_id)))  # type: ignore[union-attr]
+    if msg.sticker:
+        attachments.append(Attachment(kind="sticker", url=file_url(msg.sticker.file_id), title=msg.sticker.emoji))
+    if msg.location:
+        title = msg.venue.title if msg.venue else None
+        attachments.append(
+            Attachment(kind="location", latitude=msg.location.latitude, longitude=msg.location.longitude, title=title)
+        )
+    if msg.contact:
+        contact = msg.contact
+        name = " ".join(filter(None, [contact.first_name, contact.last_name]))
+        attachments.append(Attachment(kind="contact", name=name or None, title=contact.phone_number))
+        # Only the customer's own number ("share my phone number" button) goes to their profile; a card of
+        # someone else stays a card on the message.
+        if msg.from_user is not None and contact.user_id == msg.from_user.id:
+            shared_phone = contact.phone_number
+    sender = msg.from_user
+    name = " ".join(filter(None, [sender.first_name, sender.last_name])) if sender else None
+    reply_to = msg.reply_to_message
+    return InboundMessage(
+        channel=CHANNEL,
+        account_id=bot_id,
+        contact_external_id=str(msg.chat.id),
+        external_id=message_id(msg.chat.id, msg.message_id),
+        occurred_at=msg.date,
+        text=msg.text or msg.caption,
+        attachments=tuple(attachments),
+        reply_to_external_id=message_id(msg.chat.id, reply_to.message_id) if reply_to else None,
+        shared_phone=shared_phone,
+        contact_name=name or None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- Bot API
+
+
+class TelegramClient:
+    """aiogram `Bot`s (one per token) sharing one HTTP session pointed at the configured Bot API server."""
+
+    def __init__(self, api_url: str, timeout: float = 20.0) -> None:
+        self.session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")), timeout=timeout)
+        self._bots: dict[str, Bot] = {}
+
+    def bot(self, token: str) -> Bot:
+        bot = self._bots.get(token)
+        if bot is None:
+            if not valid_token(token):
+                raise SendError("Bot token không hợp lệ (malformed bot token)", retryable=False, code="bad_token")
+            bot = self._bots[token] = Bot(token, session=self.session)
+        return bot
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def get_me(self, token: str) -> dict[str, Any]:
+        me = await _call(self.bot(token).get_me())
+        return {"id": me.id, "username": me.username, "first_name": me.first_name}
+
+    async def set_webhook(self, token: str, url: str, secret_token: str) -> None:
+        await _call(
+            self.bot(token).set_webhook(
+                url,
+                secret_token=secret_token,
+                allowed_updates=["message", "edited_message"],
+                drop_pending_updates=False,
+            )
+        )
+
+    async def send_text(self, token: str, chat_id: str, text: str) -> SendResult:
+        if len(text) > MAX_TEXT:
+            raise SendError(f"Telegram nhận tối đa {MAX_TEXT} ký tự (text too long)", retryable=False)
+        sent = await _call(self.bot(token).send_message(chat_id=int(chat_id), text=text))
+        return SendResult(external_id=message_id(sent.chat.id, sent.message_id))
+
+    async def fetch_profile(self, token: str, chat_id: str) -> Profile:
+        chat = await _call(self.bot(token).get_chat(chat_id=int(chat_id)))
+        name = " ".join(filter(None, [chat.first_name, chat.last_name])) or chat.username
+        return Profile(name=name or None)
+
+    async def download(self, token: str, file_id: str) -> bytes:
+        bot = self.bot(token)
+        info = await _call(bot.get_file(file_id))
+        if not info.file_path:
+            raise SendError("Telegram không trả về tệp (no file path)", retryable=False, code="no_file")
+        try:
+            data = await bot.download_file(info.file_path)
+        except TelegramAPIError as exc:
+            raise _send_error(exc) from exc
+        return data.read() if data is not None else b""
+
+
+async def _call(awaitable: Any) -> Any:
+    try:
+        return await awaitable
+    except TelegramAPIError as exc:
+        raise _send_error(exc) from exc
+
+
+def _send_error(exc: TelegramAPIError) -> SendError:
+    """Bot API errors as reasons an agent can read, and whether trying again can help."""
+    detail = exc.message
+    if isinstance(exc, TelegramRetryAfter):
+        return SendError(
+            f"Telegram giới hạn tốc độ gửi, thử lại sau {exc.retry_after} giây (flood control: {detail})",
+            retryable=True,
+            code="retry_after",
+            retry_after=float(exc.retry_after),
+        )
+    if isinstance(exc, TelegramForbiddenError):
+        if "blocked" in detail:
+            reason = f"Khách đã chặn bot, không gửi được (the user blocked the bot: {detail})"
+        else:
+            reason = f"Bot không được phép nhắn cho khách này ({detail})"
+        return SendError(reason, retryable=False, code="forbidden")
+    if isinstance(exc, TelegramUnauthorizedError):
+        return SendError(
+            f"Bot token không hợp lệ hoặc đã bị thu hồi (bot token rejected: {detail})", retryable=False, code="auth"
+        )
+    if isinstance(exc, TelegramBadRequest):
+        return SendError(f"Telegram từ chối tin nhắn ({detail})", retryable=False, code="bad_request")
+    if isinstance(exc, TelegramServerError | TelegramNetworkError):
+        return SendError(f"Telegram tạm thời lỗi ({detail})", retryable=True, code="unavailable")
+    return SendError(f"Telegram báo lỗi ({detail})", retryable=False, code="api_error")

@@ -1,0 +1,122 @@
+"""`POST /webhooks/telegram/{inbox_id}`: one bot per inbox, authenticated by the secret token Telegram sends.
+
+Like every webhook: a wrong or missing `X-Telegram-Bot-Api-Secret-Token` → 401 and nothing stored; the update is
+parsed with aiogram's types, stored through the durable `IngestWriter` (deduplicated), and only then answered
+200. Telegram retries anything but a 2xx, so an update the inbox does not show (a group chat, a channel post) is
+answered 200 and dropped, and one that does not parse is kept in the dead-letter table.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from channels import telegram
+from channels.events import ParseError, Unrecognized
+from channels.telegram import TelegramClient
+from inbox.api.openapi import document, op
+from inbox.http import fail, parse_json, read_body
+from inbox.ingest import Accepted, Item, Rejected, StorageUnavailable
+from inbox.keys import DIRECTORY, INGEST
+from inbox.webhook_registry import InboxRef
+
+routes = web.RouteTableDef()
+TELEGRAM = web.AppKey("telegram", TelegramClient)
+
+
+def file_url(inbox_id: int):
+    """Where agents fetch a Telegram file: through hopthu, which holds the bot token the file URL needs."""
+    return lambda file_id: f"/api/telegram/{inbox_id}/files/{file_id}"
+
+
+async def _bot_inbox(request: web.Request, raw_id: str) -> InboxRef | None:
+    if not raw_id.isdigit():
+        return None
+    inbox_id = int(raw_id)
+    directory = request.app[DIRECTORY]
+    for force in (False, True):  # force: an inbox added a moment ago (by the CLI, another process)
+        for ref in await directory.of_channel(telegram.CHANNEL, force=force):
+            if ref.id == inbox_id:
+                return ref
+    return None
+
+
+@routes.post("/webhooks/telegram/{inbox_id}")
+async def telegram_update(request: web.Request) -> web.Response:
+    ref = await _bot_inbox(request, request.match_info["inbox_id"])
+    expected = ref.credentials.get("secret_token") if ref else None
+    # An unknown inbox gets the same 401 as a wrong secret: nothing to learn about which ids exist.
+    if ref is None or not telegram.verify_secret(request.headers.get(telegram.SECRET_HEADER), expected):
+        fail(401, "invalid_secret_token", f"{telegram.SECRET_HEADER} does not match this inbox's secret token")
+    payload = parse_json(await read_body(request))
+    try:
+        events = telegram.parse(payload, ref.external_id, file_url(ref.id))
+    except ParseError as exc:
+        body = payload if isinstance(payload, dict) else {"payload": payload}
+        unrecognized = Unrecognized(telegram.CHANNEL, ref.external_id, str(exc), body)
+        items: list[Item] = [Rejected(telegram.CHANNEL, ref.id, unrecognized)]
+    else:
+        items = [Accepted(ref.id, telegram.CHANNEL, event) for event in events]
+    try:
+        await request.app[INGEST].store(items)
+    except StorageUnavailable:
+        fail(503, "storage_unavailable", "could not store the update; Telegram will deliver it again")
+    return web.json_response({"ok": True})
+
+
+document(
+    {
+        "/webhooks/telegram/{inbox_id}": {
+            "post": {
+                **op(
+                    "Telegram webhook for one bot (X-Telegram-Bot-Api-Secret-Token)",
+                    {"description": "stored", "content": {"application/json": {"schema": {"type": "object"}}}},
+                    role=None,
+                    body={"type": "object"},
+                    tag="webhooks",
+                ),
+                "parameters": [{"name": "inbox_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            }
+        }
+    }
+)
+
+
+async def add_inbox(name: str, bot_token: str, secret_token: str, public_url: str, api_url: str) -> dict:
+    """`hopthu inbox add --channel telegram`: check the token (getMe), store the inbox, register the webhook with
+    the secret token. A webhook Telegram refuses leaves no inbox behind. Needs the database connected."""
+    import re
+
+    from channels.base import SendError
+    from inbox.models import Inbox
+
+    if not telegram.valid_token(bot_token):
+        raise ValueError("--bot-token does not look like a bot token (123456789:AA…, from @BotFather)")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret_token or ""):
+        raise ValueError("--secret-token must be 1–256 characters: letters, digits, '_' or '-' (Telegram's rule)")
+    client = TelegramClient(api_url)
+    try:
+        try:
+            me = await client.get_me(bot_token)
+        except SendError as exc:
+            raise ValueError(f"Telegram refused the bot token: {exc.reason}") from exc
+        bot_id = str(me["id"])
+        if await Inbox.exists(channel=telegram.CHANNEL, external_id=bot_id):
+            raise ValueError(f"a telegram inbox for bot {bot_id} (@{me['username']}) already exists")
+        credentials = {"bot_token": bot_token, "secret_token": secret_token, "username": me["username"]}
+        inbox = await Inbox.create(name=name, channel=telegram.CHANNEL, external_id=bot_id, credentials=credentials)
+        webhook_url = f"{public_url.rstrip('/')}/webhooks/telegram/{inbox.id}"
+        try:
+            await client.set_webhook(bot_token, webhook_url, secret_token)
+        except SendError as exc:
+            await inbox.delete()
+            raise ValueError(f"Telegram refused the webhook {webhook_url}: {exc.reason}") from exc
+    finally:
+        await client.close()
+    return {
+        "id": inbox.id,
+        "name": inbox.name,
+        "channel": inbox.channel,
+        "external_id": inbox.external_id,
+        "username": me["username"],
+        "webhook_url": webhook_url,
+    }

@@ -1,0 +1,274 @@
+"""Telegram through aiogram, against a local fake Bot API: every update kind, the secret token, replies,
+"bot was blocked by the user" and flood control's `retry_after`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from channels import telegram
+from channels.events import InboundMessage, MessageEdit, ParseError
+from channels.fakes_telegram import FakeBotAPI, Updates, running_fake_bot_api
+from contacts.models import Contact
+from inbox.config import Settings
+from inbox.keys import OUTBOX
+from inbox.models import Conversation, DeadLetter, InboundEvent, Inbox, Message, OutboxItem
+from tests.conftest import eventually, quick_user
+
+BOT_TOKEN = "7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+BOT_ID = "7012345678"
+SECRET = "bi-mat-cua-shop_123"
+HEADERS = {telegram.SECRET_HEADER: SECRET}
+
+
+@pytest.fixture
+async def fake_bot_api() -> AsyncIterator[FakeBotAPI]:
+    async with running_fake_bot_api() as fake:
+        fake.add_bot(BOT_TOKEN)
+        yield fake
+
+
+@pytest.fixture
+def settings(settings: Settings, fake_bot_api: FakeBotAPI) -> Settings:
+    return dataclasses.replace(settings, telegram_api_url=fake_bot_api.base_url, profile_fetch=False)
+
+
+@pytest.fixture
+async def bot_inbox(client: TestClient) -> Inbox:
+    return await Inbox.create(
+        name="Shop Mai Anh — Telegram",
+        channel="telegram",
+        external_id=BOT_ID,
+        credentials={"bot_token": BOT_TOKEN, "secret_token": SECRET, "username": "shop_mai_anh_bot"},
+    )
+
+
+async def post_update(client: TestClient, inbox: Inbox, update: Any, headers: dict[str, str] | None = None) -> Any:
+    body = update if isinstance(update, bytes) else json.dumps(update).encode()
+    return await client.post(
+        f"/webhooks/telegram/{inbox.id}", data=body, headers=HEADERS if headers is None else headers
+    )
+
+
+async def messages_of(chat_id: int) -> list[Message]:
+    return await Message.filter(conversation__identity__external_id=str(chat_id)).order_by("id")
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+
+
+def test_parse_every_private_message_kind() -> None:
+    u = Updates()
+    file_url = "/files/{}".format
+
+    def one(update: dict) -> Any:
+        [event] = telegram.parse(update, BOT_ID, file_url)
+        return event
+
+    text = one(u.text("Chào shop, áo này còn size M không ạ?"))
+    assert isinstance(text, InboundMessage)
+    assert (text.channel, text.account_id, text.contact_external_id) == ("telegram", BOT_ID, str(u.chat_id))
+    assert text.external_id == f"{u.chat_id}:1" and text.contact_name == "Thu Hà Lê"
+    assert text.occurred_at.tzinfo is not None and abs(text.occurred_at - datetime.now(UTC)) < timedelta(minutes=1)
+
+    photo = one(u.photo(caption="mẫu này nè shop"))
+    assert photo.text == "mẫu này nè shop"
+    assert [(a.kind, a.url) for a in photo.attachments] == [("image", "/files/AgACAgIAAxkBAAMElarge")]
+    assert [(a.kind, a.name) for a in one(u.document()).attachments] == [("file", "don-hang.pdf")]
+    assert [a.kind for a in one(u.voice()).attachments] == ["audio"]
+    assert [a.kind for a in one(u.video()).attachments] == ["video"]
+    sticker = one(u.sticker()).attachments[0]
+    assert (sticker.kind, sticker.title) == ("sticker", "👍")
+    place = one(u.location()).attachments[0]
+    assert (place.kind, place.latitude, place.longitude) == ("location", 16.0544, 108.2022)
+
+    own = one(u.contact("84912345678"))
+    assert own.shared_phone == "84912345678" and own.attachments[0].kind == "contact"
+    assert one(u.contact("84987654321", own=False)).shared_phone is None  # someone else's card
+
+    original = u.text("mình lấy size M")
+    edit = one(u.edited(original, "à nhầm, size L nha"))
+    assert isinstance(edit, MessageEdit)
+    assert edit.external_id == one(original).external_id and edit.text == "à nhầm, size L nha"
+
+
+def test_groups_channels_and_other_updates_are_ignored() -> None:
+    u = Updates()
+    assert telegram.parse(u.in_group("ai bán áo không"), BOT_ID) == []
+    assert telegram.parse(u.channel_post("Khuyến mãi 50%"), BOT_ID) == []
+    assert (
+        telegram.parse({"update_id": 1, "callback_query": {"id": "1", "from": u.user, "chat_instance": "x"}}, BOT_ID)
+        == []
+    )
+    for bad in ({"message": {}}, {"update_id": 1, "message": {"message_id": "x"}}, ["update_id"]):
+        with pytest.raises(ParseError):
+            telegram.parse(bad, BOT_ID)
+
+
+def test_secret_compare() -> None:
+    assert telegram.verify_secret(SECRET, SECRET)
+    assert not telegram.verify_secret(None, SECRET)
+    assert not telegram.verify_secret("", "")
+    assert not telegram.verify_secret(SECRET + "x", SECRET)
+
+
+# ---------------------------------------------------------------------------------------------- webhook
+
+
+async def test_wrong_or_missing_secret_is_401_and_stores_nothing(client: TestClient, bot_inbox: Inbox) -> None:
+    update = Updates().text("xin chào")
+    for headers in ({}, {telegram.SECRET_HEADER: "doan-bua"}):
+        response = await post_update(client, bot_inbox, update, headers)
+        assert response.status == 401
+        assert (await response.json())["error"]["code"] == "invalid_secret_token"
+    assert (await client.post("/webhooks/telegram/999999", json=update, headers=HEADERS)).status == 401
+    assert (await client.post("/webhooks/telegram/abc", json=update, headers=HEADERS)).status == 401
+    assert await InboundEvent.all().count() == 0
+
+
+async def test_bad_bodies(client: TestClient, bot_inbox: Inbox) -> None:
+    assert (await post_update(client, bot_inbox, b"{not json")).status == 400
+    assert (await post_update(client, bot_inbox, b"x" * (1024 * 1024 + 1))).status == 413
+    weird = {"update_id": 5, "message": {"message_id": "không phải số", "chat": {}, "date": "hôm qua"}}
+    assert (await post_update(client, bot_inbox, weird)).status == 200  # kept, not lost
+    assert await DeadLetter.filter(channel="telegram").count() == 1
+
+
+async def test_every_kind_lands_in_one_conversation(client: TestClient, bot_inbox: Inbox) -> None:
+    u = Updates()
+    first = u.text("Chào shop, váy hoa nhí còn không ạ?")
+    updates = [first, u.photo("mẫu này"), u.document(), u.voice(), u.video(), u.sticker(), u.location(),
+               u.contact("0912 345 678")]  # fmt: skip
+    for update in updates:
+        assert (await post_update(client, bot_inbox, update)).status == 200
+    assert (await post_update(client, bot_inbox, first)).status == 200  # redelivered: no duplicate
+    assert (await post_update(client, bot_inbox, u.in_group("ai bán áo"))).status == 200
+    assert (await post_update(client, bot_inbox, u.channel_post("sale"))).status == 200
+
+    async def all_stored() -> list[Message]:
+        rows = await messages_of(u.chat_id)
+        return rows if len(rows) == len(updates) else []
+
+    stored = await all_stored() or await eventually(all_stored)
+    kinds = [m.attachments[0]["kind"] if m.attachments else "text" for m in stored]
+    assert kinds == ["text", "image", "file", "audio", "video", "sticker", "location", "contact"]
+    assert await Conversation.filter(inbox_id=bot_inbox.id).count() == 1
+    conv = await Conversation.get(inbox_id=bot_inbox.id)
+    contact = await Contact.get(id=conv.contact_id)
+    assert contact.name == "Thu Hà Lê"
+    await eventually(lambda: Contact.filter(id=contact.id, phone="+84912345678").exists())
+
+    await post_update(client, bot_inbox, u.edited(first, "Chào shop, váy hoa nhí size S còn không ạ?"))
+
+    async def edited() -> Message | None:
+        msg = await Message.get(id=stored[0].id)
+        return msg if msg.text.endswith("size S còn không ạ?") else None
+
+    msg = await eventually(edited)
+    assert [h["text"] for h in msg.edit_history] == ["Chào shop, váy hoa nhí còn không ạ?"]
+
+
+# ---------------------------------------------------------------------------------------------- replies
+
+
+async def customer_conversation(client: TestClient, inbox: Inbox, u: Updates) -> Conversation:
+    await post_update(client, inbox, u.text("shop ơi tư vấn giúp mình"))
+    return await eventually(lambda: Conversation.get_or_none(inbox_id=inbox.id))
+
+
+async def test_reply_goes_through_aiogram(client: TestClient, bot_inbox: Inbox, fake_bot_api: FakeBotAPI) -> None:
+    agent = await quick_user("agent", inboxes=[bot_inbox])
+    u = Updates()
+    conv = await customer_conversation(client, bot_inbox, u)
+    response = await client.post(
+        f"/api/conversations/{conv.id}/messages", json={"text": "Dạ shop chào bạn ạ"}, headers=agent.headers
+    )
+    assert response.status == 201
+    reply = await response.json()
+    assert reply["delivery_status"] == "sent"
+    [sent] = fake_bot_api.sent()
+    assert (sent.method, sent.token) == ("sendMessage", BOT_TOKEN)
+    assert (int(sent.params["chat_id"]), sent.params["text"]) == (u.chat_id, "Dạ shop chào bạn ạ")
+    assert reply["external_id"].startswith(f"{u.chat_id}:")
+
+
+async def test_blocked_by_user_is_a_readable_failure(
+    client: TestClient, bot_inbox: Inbox, fake_bot_api: FakeBotAPI
+) -> None:
+    agent = await quick_user("agent", inboxes=[bot_inbox])
+    conv = await customer_conversation(client, bot_inbox, Updates())
+    fake_bot_api.fail_next("blocked", method="sendMessage")
+    response = await client.post(
+        f"/api/conversations/{conv.id}/messages", json={"text": "Dạ shop gửi lại ạ"}, headers=agent.headers
+    )
+    reply = await response.json()
+    assert reply["delivery_status"] == "failed"
+    assert "chặn bot" in reply["failure_reason"] and "bot was blocked by the user" in reply["failure_reason"]
+    assert len(fake_bot_api.sent()) == 1  # not retried: it cannot succeed
+
+
+async def test_flood_control_retry_after_is_honoured(
+    client: TestClient, bot_inbox: Inbox, fake_bot_api: FakeBotAPI
+) -> None:
+    agent = await quick_user("agent", inboxes=[bot_inbox])
+    conv = await customer_conversation(client, bot_inbox, Updates())
+    fake_bot_api.fail_next("retry_after", method="sendMessage", retry_after=60)
+    response = await client.post(
+        f"/api/conversations/{conv.id}/messages", json={"text": "Dạ shop đây ạ"}, headers=agent.headers
+    )
+    reply = await response.json()
+    assert reply["delivery_status"] == "pending"
+    item = await OutboxItem.get(message_id=reply["id"])
+    # The outbox's own backoff in tests is 50 ms: only Telegram's retry_after puts the next try a minute away.
+    assert item.next_attempt_at - datetime.now(UTC) > timedelta(seconds=45)
+    assert "retry after 60" in item.last_error
+    await OutboxItem.filter(id=item.id).update(next_attempt_at=datetime.now(UTC))  # the minute has passed
+    client.app[OUTBOX].notify()
+    await eventually(lambda: Message.filter(id=reply["id"], delivery_status="sent").exists())
+    assert len(fake_bot_api.sent()) == 2
+
+
+async def test_profile_name_from_get_chat(fake_bot_api: FakeBotAPI) -> None:
+    fake_bot_api.chats[42] = {"first_name": "Minh", "last_name": "Trần", "username": "tranminh"}
+    client = telegram.TelegramClient(fake_bot_api.base_url)
+    try:
+        assert (await client.fetch_profile(BOT_TOKEN, "42")).name == "Minh Trần"
+        me = await client.get_me(BOT_TOKEN)
+        assert me == {"id": int(BOT_ID), "username": "shop_mai_anh_bot", "first_name": "Shop Mai Anh"}
+    finally:
+        await client.close()
+
+
+async def test_agents_fetch_telegram_files_through_hopthu(
+    client: TestClient, bot_inbox: Inbox, fake_bot_api: FakeBotAPI
+) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"\x01" * 40
+    fake_bot_api.files["AgACAgIAAxkBAAMElarge"] = png
+    fake_bot_api.files["BQACAgIAAxkBAAMFdoc"] = b"%PDF-1.4 hoa don"
+    member = await quick_user("agent", inboxes=[bot_inbox])
+    outsider = await quick_user("agent")
+    u = Updates()
+    await post_update(client, bot_inbox, u.photo())
+    await post_update(client, bot_inbox, u.document())
+
+    async def both() -> list[Message]:
+        rows = await messages_of(u.chat_id)
+        return rows if len(rows) == 2 else []
+
+    photo, document = await eventually(both)
+    url = photo.attachments[0]["url"]
+    assert BOT_TOKEN not in url  # the token never leaves the server
+    image = await client.get(url, headers=member.headers)
+    assert image.status == 200 and image.content_type == "image/png" and await image.read() == png
+    doc = await client.get(document.attachments[0]["url"], headers=member.headers)
+    assert doc.status == 200 and doc.headers["Content-Disposition"].startswith("attachment")
+    assert (await client.get(url, headers=outsider.headers)).status == 404
+    assert (await client.get(url)).status == 401
+    missing = await client.get(f"/api/telegram/{bot_inbox.id}/files/nope", headers=member.headers)
+    assert missing.status == 502 and "invalid file_id" in (await missing.json())["error"]["message"]
