@@ -1,0 +1,386 @@
+"""Reports: the projection of `conversation_events` into `metric_facts`, and pure aggregations over the facts.
+
+Projection: new events (by id, past a cursor) name the conversations that changed; each of those is replayed in
+full by `agents.metrics.derive` and its facts replaced, so late or out-of-order events land correctly and the
+table can be rebuilt from nothing (`rebuild`). A short overlap behind the cursor catches events whose ids were
+taken by a transaction that committed after a later one (Postgres).
+
+Aggregation: counts and means in one GROUP BY; medians and p90 are *nearest-rank* (the value at rank ⌈p·n⌉), so
+every figure is the number of a real conversation that the drill-down lists. Per-agent durations use `held` (the
+part of the wait that agent held); per team/inbox/channel/day they use `value` (the customer's whole wait).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from agents import business_hours, digests
+from agents.metrics import DURATION_KINDS, Fact, derive, rows_to_events
+from inbox import db
+from inbox.sql import Sql, as_datetime, as_json
+
+CURSOR = "metric_facts"
+OVERLAP = 200
+GROUPS = {"agent": "agent_id", "team": "team_id", "inbox": "inbox_id", "channel": "channel", "day": "day"}
+FACT_COLUMNS = (
+    "conversation_id", "inbox_id", "team_id", "agent_id", "channel", "kind", "value", "held", "value_bh", "held_bh",
+    "at", "day", "start_event_id", "end_event_id",
+)  # fmt: skip
+METRICS = {  # public metric names → fact kinds
+    "first_response_time": "first_response",
+    "reply_time": "reply",
+    "resolution_time": "resolution",
+    "messages_sent": "message",
+    "reassignments": "reassigned",
+    "sla_breaches": "sla_breach",
+    "csat": "csat",
+    "conversations_handled": "handled",
+    "bot_resolutions": "bot_resolution",
+}
+
+
+# ---------------------------------------------------------------------------------------------- projection
+
+
+async def project(max_events: int = 5000) -> int:
+    """Bring `metric_facts` up to date with the events recorded so far (one bounded step); conversations done."""
+    async with in_transaction() as conn:
+        sql = Sql(conn.capabilities.dialect)
+        await _lock(conn)  # one projector at a time, across processes
+        read = Sql(sql.dialect)
+        position = (
+            await conn.execute_query_dict(
+                f"SELECT position FROM projection_cursors WHERE name = {read.p(CURSOR)}", read.params
+            )
+        )[0]["position"]
+        # SQLite has one writer, so ids are committed in order; Postgres may commit a lower id after a higher one.
+        overlap = 0 if sql.dialect == "sqlite" else OVERLAP
+        new = Sql(sql.dialect)
+        rows = await conn.execute_query_dict(
+            f"SELECT id, conversation_id FROM conversation_events WHERE id > {new.p(max(0, position - overlap))}"
+            f" ORDER BY id LIMIT {int(max_events)}",
+            new.params,
+        )
+        if not rows or rows[-1]["id"] <= position:
+            return 0
+        conv_ids = sorted({r["conversation_id"] for r in rows})
+        for start in range(0, len(conv_ids), 500):
+            await replace_facts(conn, conv_ids[start : start + 500])
+        done = Sql(sql.dialect)
+        await conn.execute_query(
+            f"UPDATE projection_cursors SET position = {done.p(rows[-1]['id'])} WHERE name = {done.p(CURSOR)}",
+            done.params,
+        )
+        return len(conv_ids)
+
+
+async def project_all() -> int:
+    total = 0
+    while True:
+        done = await project()
+        if not done:
+            return total
+        total += done
+
+
+async def rebuild() -> int:
+    """Forget every fact and replay every event."""
+    async with in_transaction() as conn:
+        await conn.execute_query("DELETE FROM metric_facts")
+        await conn.execute_query("DELETE FROM metric_digests")
+        await conn.execute_query("DELETE FROM projection_cursors WHERE name = 'metric_facts' OR name LIKE 'digest:%'")
+    return await project_all()
+
+
+async def replace_facts(conn: Any, conv_ids: list[int]) -> None:
+    sql = Sql(conn.capabilities.dialect)
+    ids = ", ".join(sql.p(i) for i in conv_ids)
+    convs = await conn.execute_query_dict(
+        f"SELECT c.id, c.inbox_id, c.channel, i.settings FROM conversations c JOIN inboxes i ON i.id = c.inbox_id"
+        f" WHERE c.id IN ({ids})",
+        sql.params,
+    )
+    events_sql = Sql(sql.dialect)
+    ids = ", ".join(events_sql.p(i) for i in conv_ids)
+    events = await conn.execute_query_dict(
+        "SELECT id, conversation_id, kind, actor_type, actor_id, occurred_at, data FROM conversation_events"
+        f" WHERE conversation_id IN ({ids}) ORDER BY conversation_id, id",
+        events_sql.params,
+    )
+    by_conv: dict[int, list[dict[str, Any]]] = {}
+    for row in events:
+        row["occurred_at"] = as_datetime(row["occurred_at"])
+        row["data"] = as_json(row["data"])
+        by_conv.setdefault(row["conversation_id"], []).append(row)
+    hours_cache: dict[int, business_hours.BusinessHours] = {}
+    values: list[tuple] = []
+    for conv in convs:
+        hours = hours_cache.get(conv["inbox_id"])
+        if hours is None:
+            hours = hours_cache[conv["inbox_id"]] = business_hours.from_settings(as_json(conv["settings"]))
+        state = derive(rows_to_events(by_conv.get(conv["id"], [])), hours)
+        values += [_fact_row(conv, fact, hours) for fact in state.facts]
+    delete = Sql(sql.dialect)
+    ids = ", ".join(delete.p(i) for i in conv_ids)
+    old = await conn.execute_query_dict(
+        f"SELECT DISTINCT at FROM metric_facts WHERE conversation_id IN ({ids})", delete.params
+    )
+    touched = {digests.bucket_of(as_datetime(r["at"])) for r in old} | {digests.bucket_of(v[10]) for v in values}
+    await digests.mark_stale(conn, touched)
+    delete = Sql(sql.dialect)
+    ids = ", ".join(delete.p(i) for i in conv_ids)
+    await conn.execute_query(f"DELETE FROM metric_facts WHERE conversation_id IN ({ids})", delete.params)
+    per_statement = 30_000 // len(FACT_COLUMNS)
+    for start in range(0, len(values), per_statement):
+        chunk = values[start : start + per_statement]
+        insert = Sql(sql.dialect)
+        tuples = ", ".join("(" + ", ".join(insert.p(v) for v in row) + ")" for row in chunk)
+        await conn.execute_query(f"INSERT INTO metric_facts ({', '.join(FACT_COLUMNS)}) VALUES {tuples}", insert.params)
+
+
+def _fact_row(conv: dict[str, Any], fact: Fact, hours: business_hours.BusinessHours) -> tuple:
+    return (
+        conv["id"],
+        conv["inbox_id"],
+        fact.team_id,
+        fact.agent_id,
+        conv["channel"],
+        fact.kind,
+        fact.value,
+        fact.held,
+        fact.value_bh,
+        fact.held_bh,
+        fact.at,
+        hours.local_day(fact.at),
+        fact.start_event_id,
+        fact.end_event_id,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- aggregation
+
+
+def _column(kind_is_duration: bool, group: str, bh: bool) -> str:
+    if not kind_is_duration:
+        return "value"
+    base = "held" if group == "agent" else "value"
+    return f"{base}_bh" if bh else base
+
+
+def _where(sql: Sql, start: datetime | None, end: datetime | None, filters: dict[str, Any]) -> str:
+    parts = ["1 = 1"]
+    if start is not None:
+        parts.append(f"at >= {sql.p(start)}")
+    if end is not None:
+        parts.append(f"at < {sql.p(end)}")
+    for name in ("agent_id", "team_id", "inbox_id", "channel"):
+        value = filters.get(name)
+        if value is not None:
+            parts.append(f"{name} = {sql.p(value)}")
+    return " AND ".join(parts)
+
+
+async def aggregate(
+    start: datetime, end: datetime, *, group: str = "agent", business: bool = False, filters: dict | None = None
+) -> dict[Any, dict[str, Any]]:
+    """Every figure per group key: counts, means, nearest-rank median and p90, handled, CSAT.
+
+    Whole UTC days come from the daily digests (rebuilt first if stale), the partial days at the edges from the
+    facts; both merge into the same figures.
+    """
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {', '.join(GROUPS)}")
+    filters = filters or {}
+    dim = GROUPS[group]
+    fact_measure = _column(True, group, business)
+    digest_measure = {"value": "vals", "held": "held", "value_bh": "vals_bh", "held_bh": "held_bh"}[fact_measure]
+    acc = digests.Accumulator(dim, digest_measure)
+    durations = ", ".join(f"'{k}'" for k in DURATION_KINDS)
+    conn = db.connection()
+    days = digests.full_buckets(start, end)
+    edges = [(start, end)]
+    if days:
+        await _refresh_digests(days)
+        first, after = digests.bucket_start(days[0]), digests.bucket_start(days[-1]) + timedelta(days=1)
+        edges = [(start, first), (after, end)]
+        sql = Sql(conn.capabilities.dialect)
+        where = _where(sql, None, None, filters)
+        rows = await conn.execute_query_dict(
+            # Only what each kind needs crosses the wire: values of durations, ratings, conversations handled.
+            f"SELECT {', '.join(digests.KEY_COLUMNS)}, n,"
+            f" CASE WHEN kind IN ({durations}) THEN {digest_measure} END AS m,"
+            " CASE WHEN kind = 'csat' THEN vals END AS csat,"
+            " CASE WHEN kind IN ('message', 'resolution') THEN convs END AS convs"
+            f" FROM metric_digests WHERE bucket >= {sql.p(days[0])} AND bucket <= {sql.p(days[-1])} AND {where}",
+            sql.params,
+        )
+        for row in rows:
+            acc.add_digest(row)
+    for lo, hi in edges:
+        if hi <= lo:
+            continue
+        sql = Sql(conn.capabilities.dialect)
+        where = _where(sql, lo, hi, filters)
+        for row in await conn.execute_query_dict(
+            f"SELECT {', '.join(digests.KEY_COLUMNS)}, {fact_measure} AS m, value, conversation_id"
+            f" FROM metric_facts WHERE {where}",
+            sql.params,
+        ):
+            acc.add_fact(row)
+    return _figures(acc)
+
+
+async def _refresh_digests(days: list[str]) -> None:
+    async with in_transaction() as conn:
+        await _lock(conn)
+        await digests.refresh(conn, days)
+
+
+async def _lock(conn: Any) -> None:
+    sql = Sql(conn.capabilities.dialect)
+    await conn.execute_query(
+        sql.insert("projection_cursors", {"name": CURSOR, "position": 0, "updated_at": datetime.now(UTC)},
+                   on_conflict="(name) DO NOTHING"),
+        sql.params,
+    )  # fmt: skip
+    lock = Sql(sql.dialect)
+    await conn.execute_query(
+        f"UPDATE projection_cursors SET updated_at = {lock.p(datetime.now(UTC))} WHERE name = {lock.p(CURSOR)}",
+        lock.params,
+    )
+
+
+_COUNTED = {"message": "messages_sent", "reassigned": "reassignments", "sla_breach": "sla_breaches",
+            "bot_resolution": "bot_resolutions"}  # fmt: skip
+
+
+def _figures(acc: digests.Accumulator) -> dict[Any, dict[str, Any]]:
+    result: dict[Any, dict[str, Any]] = {}
+    for key in set(acc.count) | set(acc.handled):
+        entry = result[key] = _empty()
+        for kind, n in acc.count[key].items():
+            if kind in _COUNTED:
+                entry[_COUNTED[kind]] = n
+        for kind in DURATION_KINDS:
+            values = sorted(acc.values[key].get(kind, []))
+            if values:
+                entry[_name(kind)] = {
+                    "count": len(values),
+                    "median": round(digests.nearest_rank(values, 0.5), 3),
+                    "p90": round(digests.nearest_rank(values, 0.9), 3),
+                    "mean": round(sum(values) / len(values), 3),
+                }
+        ratings = acc.values[key].get("csat", [])
+        if ratings:
+            entry["csat"] = {
+                "count": len(ratings),
+                "mean": round(sum(ratings) / len(ratings), 3),
+                "satisfied_share": round(sum(1 for r in ratings if r >= 4) / len(ratings), 4),
+            }
+        entry["conversations_handled"] = len(acc.handled.get(key, ()))
+    return result
+
+
+def _name(kind: str) -> str:
+    return {"first_response": "first_response_time", "reply": "reply_time", "resolution": "resolution_time"}[kind]
+
+
+def _empty() -> dict[str, Any]:
+    timing = {"count": 0, "median": None, "p90": None, "mean": None}
+    return {
+        "conversations_handled": 0,
+        "messages_sent": 0,
+        "reassignments": 0,
+        "sla_breaches": 0,
+        "bot_resolutions": 0,
+        "first_response_time": dict(timing),
+        "reply_time": dict(timing),
+        "resolution_time": dict(timing),
+        "csat": {"count": 0, "mean": None, "satisfied_share": None},
+    }
+
+
+async def drilldown(
+    metric: str,
+    start: datetime,
+    end: datetime,
+    *,
+    group: str = "agent",
+    key: Any = None,
+    business: bool = False,
+    filters: dict | None = None,
+    limit: int = 100,
+    after_id: int = 0,
+) -> list[dict[str, Any]]:
+    """The facts behind one figure: which conversation, how long, and the events that produced the number."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}")
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {', '.join(GROUPS)}")
+    kind = METRICS[metric]
+    conn = db.connection()
+    sql = Sql(conn.capabilities.dialect)
+    filters = dict(filters or {})
+    where = _where(sql, start, end, filters)
+    dim = GROUPS[group]
+    kinds = "('message', 'resolution')" if kind == "handled" else f"({sql.p(kind)})"
+    where += f" AND kind IN {kinds}"
+    if key is None:
+        where += f" AND {dim} IS NULL"
+    else:
+        where += f" AND {dim} = {sql.p(key)}"
+    where += f" AND id > {sql.p(after_id)}"
+    column = _column(kind in DURATION_KINDS, group, business)
+    rows = await conn.execute_query_dict(
+        f"SELECT id, conversation_id, inbox_id, team_id, agent_id, channel, kind, {column} AS v, value, at, day,"
+        f" start_event_id, end_event_id FROM metric_facts WHERE {where} ORDER BY id LIMIT {int(limit)}",
+        sql.params,
+    )
+    return [
+        {
+            "fact_id": r["id"],
+            "conversation_id": r["conversation_id"],
+            "inbox_id": r["inbox_id"],
+            "team_id": r["team_id"],
+            "agent_id": r["agent_id"],
+            "channel": r["channel"],
+            "kind": r["kind"],
+            "seconds" if kind in DURATION_KINDS else "value": r["v"],
+            "customer_wait_seconds": r["value"] if kind in ("first_response", "reply") else None,
+            "at": _iso(as_datetime(r["at"])),
+            "day": r["day"],
+            "start_event_id": r["start_event_id"],
+            "end_event_id": r["end_event_id"],
+        }
+        for r in rows
+    ]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+CSV_COLUMNS = (
+    ("conversations_handled", None), ("messages_sent", None), ("reassignments", None), ("sla_breaches", None),
+    ("first_response_time", "median"), ("first_response_time", "p90"), ("first_response_time", "mean"),
+    ("first_response_time", "count"), ("reply_time", "median"), ("reply_time", "p90"), ("reply_time", "mean"),
+    ("reply_time", "count"), ("resolution_time", "median"), ("resolution_time", "p90"), ("resolution_time", "mean"),
+    ("resolution_time", "count"), ("csat", "mean"), ("csat", "count"), ("csat", "satisfied_share"),
+)  # fmt: skip
+
+
+def to_csv(items: Iterable[dict[str, Any]], key_columns: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*key_columns, *(f"{a}_{b}" if b else a for a, b in CSV_COLUMNS)])
+    for item in items:
+        row = [item.get(k) for k in key_columns]
+        row += [item[a][b] if b else item[a] for a, b in CSV_COLUMNS]
+        writer.writerow(["" if v is None else v for v in row])
+    return out.getvalue()
