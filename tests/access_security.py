@@ -1,0 +1,39 @@
+"""Access-matrix cases for the security and operations routes (audit log, sessions, password)."""
+
+from __future__ import annotations
+
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import PASSWORD
+from tests.matrix import Case, World
+
+CASES = [
+    Case("GET", "/api/audit", "admin"),
+    Case("POST", "/api/auth/logout-all", "agent"),
+    Case(
+        "POST",
+        "/api/auth/password",
+        "agent",
+        body=lambda w, who: {"current_password": PASSWORD, "new_password": "một-mật-khẩu-mới-dài"},
+    ),
+]
+
+
+async def prepare(world: World, client: TestClient) -> None:
+    response = await client.post(
+        "/api/bulk-jobs", json={"action": "resolve", "conversation_ids": []}, headers=world.staff["admin"].headers
+    )
+    assert response.status == 202, await response.text()
+    world.extra["bulk_job"] = (await response.json())["id"]
+
+
+CASES += [
+    Case("POST", "/api/bulk-jobs", "supervisor", 202, lambda w, who: {"action": "resolve", "conversation_ids": []}),
+    Case("GET", "/api/bulk-jobs/{id}", "supervisor", target=lambda w: {"id": w.extra["bulk_job"]}),
+]
+CASES += [
+    Case("PATCH", "/api/users/{id}", "admin", body=lambda w, who: {"name": "Tên mới"},
+         target=lambda w: {"id": w.staff["member"].user.id}),
+    Case("PATCH", "/api/inboxes/{id}", "admin", body=lambda w, who: {"name": "Shop mới"},
+         target=lambda w: {"id": w.inbox_a.id}),
+]  # fmt: skip
