@@ -1,0 +1,420 @@
+"""The web app in a real browser (Debian's Chromium driven by Playwright): what an agent and a supervisor see.
+
+The server is the real app on a real port (the browser needs one), fed by signed webhooks; replies go to the
+local fake Graph API. Screenshots land in tests/screenshots/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from agents.models import InboxMember, SavedReply, User
+from agents.sessions import create_session
+from channels.fakes import messenger_delivery, messenger_text, page_comment
+from inbox.app import create_app
+from inbox.config import Settings
+from inbox.models import Conversation, Message
+from tests.conftest import PAGE_ID, PASSWORD, eventually, make_inbox, now_ms, password_hash, post_webhook
+
+CHROMIUM = os.environ.get("HOPTHU_TEST_CHROMIUM", "/usr/bin/chromium")
+# CI (.ci/run) sets HOPTHU_TEST_BROWSER=required: there a missing browser is a failure, not a skip.
+BROWSER_REQUIRED = os.environ.get("HOPTHU_TEST_BROWSER") == "required"
+if BROWSER_REQUIRED:
+    import playwright.async_api as playwright_api
+else:
+    playwright_api = pytest.importorskip("playwright.async_api")
+async_playwright, expect = playwright_api.async_playwright, playwright_api.expect
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+pytestmark = pytest.mark.skipif(
+    not BROWSER_REQUIRED and not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}"
+)
+expect.set_options(timeout=10_000)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """The whole app on 127.0.0.1:<port>; stop() and start() again is a server restart (same database)."""
+
+    def __init__(self, settings: Settings, port: int | None = None) -> None:
+        self.settings, self.port = settings, port or free_port()
+        self.runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.runner = web.AppRunner(create_app(self.settings), handler_cancellation=True)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[LiveServer]:
+    live = LiveServer(settings)
+    await live.start()
+    yield live
+    await live.stop()
+
+
+@pytest.fixture
+async def http(server: LiveServer) -> AsyncIterator[aiohttp.ClientSession]:
+    """Plays the platform: posts signed webhooks to whichever server is up at the URL."""
+    async with aiohttp.ClientSession(base_url=server.url) as session:
+        yield session
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    async with async_playwright() as pw:
+        # --no-sandbox: CI runs as root in a container; small /dev/shm there too.
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def page(browser):
+    """A page at 1366×768 that fails the test on any script error or CSP violation."""
+    context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale="vi-VN")
+    tab = await context.new_page()
+    problems: list[str] = []
+    tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    tab.on(
+        "console",
+        lambda msg: msg.type == "error" and "Content Security Policy" in msg.text and problems.append(msg.text),
+    )
+    yield tab
+    await context.close()
+    assert problems == []
+
+
+async def staff(role: str, inbox=None, email: str | None = None) -> User:
+    user = await User.create(
+        email=email or f"{role}-{time.monotonic_ns()}@shop.vn",
+        name={"agent": "Phạm Ngọc Lan", "supervisor": "Trần Thu Hương", "admin": "Nguyễn Văn Quang"}[role],
+        role=role,
+        password_hash=password_hash(),
+    )
+    if inbox is not None:
+        await InboxMember.create(user=user, inbox=inbox)
+    return user
+
+
+async def log_in(page, server: LiveServer, user: User) -> None:
+    await page.goto(server.url + "/")
+    await page.get_by_label("E-mail").fill(user.email)
+    await page.locator("input[name=password]").fill(PASSWORD)
+    await page.get_by_test_id("login-submit").click()
+    await expect(page.get_by_test_id("inbox")).to_be_visible()
+    await expect(page.get_by_test_id("connection")).to_have_attribute("class", "conn conn-online")
+
+
+async def customer_writes(http, psid: str, mid: str, text: str) -> Message:
+    response = await post_webhook(http, messenger_text(PAGE_ID, psid, mid, text, now_ms()))
+    assert response.status == 200, await response.text()
+    return await eventually(lambda: Message.get_or_none(external_id=mid))
+
+
+def conversation_item(page, text: str):
+    return page.get_by_test_id("conv-item").filter(has_text=text)
+
+
+async def test_agent_sees_a_new_chat_live_replies_assigns_labels_and_resolves(server, http, page, fake_graph):
+    inbox = await make_inbox()
+    agent = await staff("agent", inbox)
+    await log_in(page, server, agent)
+    await expect(page.get_by_test_id("conv-item")).to_have_count(0)
+
+    # A signed webhook arrives: the conversation shows up without a refresh.
+    msg = await customer_writes(http, "PSID-UI-1", "mid.ui.1", "Chào shop, áo sơ mi lụa còn size M không ạ?")
+    item = page.locator(f"[data-testid=conv-item][data-id='{msg.conversation_id}']")
+    await expect(item).to_contain_text("áo sơ mi lụa còn size M")
+    await item.click()
+    await expect(page.get_by_test_id("message-text").first).to_have_text("Chào shop, áo sơ mi lụa còn size M không ạ?")
+
+    # Reply: the fake Graph API accepts it, then Messenger reports it delivered.
+    await page.get_by_test_id("composer").fill("Dạ còn size M ạ, chị lấy màu nào ạ?")
+    await page.get_by_test_id("composer").press("Enter")
+    reply = page.get_by_test_id("message").filter(has_text="Dạ còn size M ạ")
+    await expect(reply.get_by_test_id("delivery")).to_have_attribute("data-status", "sent")
+    assert fake_graph.sent_messages()[-1]["message"]["text"] == "Dạ còn size M ạ, chị lấy màu nào ạ?"
+    delivered = await post_webhook(http, messenger_delivery(PAGE_ID, "PSID-UI-1", now_ms() + 1000))
+    assert delivered.status == 200
+    await expect(reply.get_by_test_id("delivery")).to_have_attribute("data-status", "delivered")
+    await expect(page.get_by_test_id("composer")).to_have_value("")
+
+    # Assign to myself, label, resolve.
+    await page.get_by_test_id("take").click()
+    await expect(page.get_by_test_id("assignee")).to_have_value(str(agent.id))
+    await page.get_by_test_id("label-input").fill("tư vấn size")
+    await page.get_by_test_id("label-input").press("Enter")
+    await expect(page.get_by_test_id("labels")).to_contain_text("tư vấn size")
+    await expect(item).to_contain_text("tư vấn size")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / "inbox.png"))
+    await page.get_by_test_id("resolve").click()
+    await expect(page.get_by_test_id("thread-status")).to_have_text("Đã xong")
+    await expect(item).to_have_count(0)  # the list shows open conversations
+
+    conv = await Conversation.get(id=msg.conversation_id)
+    assert (conv.status, conv.assignee_id, conv.labels) == ("resolved", agent.id, ["tư vấn size"])
+
+
+async def test_a_message_that_is_an_xss_payload_renders_as_text(server, http, page):
+    inbox = await make_inbox()
+    agent = await staff("agent", inbox)
+    await log_in(page, server, agent)
+    payload = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>"><svg onload=alert(1)>'
+    await customer_writes(http, "PSID-XSS", "mid.xss", payload)
+    item = conversation_item(page, "<img src=x")
+    await expect(item).to_be_visible()
+    await item.click()
+    text = page.get_by_test_id("message-text").first
+    await expect(text).to_have_text(payload)
+    assert await text.locator("img, script, svg").count() == 0
+    assert await page.evaluate("window.__pwned") is None
+    assert await page.locator("[data-testid=conv-list] img").count() == 0
+
+
+async def test_labels_switch_between_vietnamese_and_english(server, page):
+    inbox = await make_inbox()
+    agent = await staff("agent", inbox)
+    await page.goto(server.url + "/")
+    await expect(page.get_by_test_id("login-submit")).to_have_text("Đăng nhập")
+    await page.get_by_test_id("lang-switch").click()
+    await expect(page.get_by_test_id("login-submit")).to_have_text("Log in")
+    await page.get_by_test_id("lang-switch").click()
+    await log_in(page, server, agent)
+    await expect(page.get_by_test_id("nav-inbox")).to_have_text("Hộp thư")
+    await expect(page.get_by_test_id("tab-unassigned")).to_have_text("Chưa giao")
+    await page.get_by_test_id("lang-switch").click()
+    await expect(page.get_by_test_id("nav-inbox")).to_have_text("Inbox")
+    await expect(page.get_by_test_id("tab-unassigned")).to_have_text("Unassigned")
+    await expect(page.locator("html")).to_have_attribute("lang", "en")
+    await page.reload()  # the choice is remembered in this browser
+    await expect(page.get_by_test_id("tab-unassigned")).to_have_text("Unassigned")
+    await page.get_by_test_id("lang-switch").click()
+    await expect(page.get_by_test_id("tab-unassigned")).to_have_text("Chưa giao")
+
+
+async def test_after_a_server_restart_the_page_catches_up_by_itself(server, page, settings):
+    inbox = await make_inbox()
+    agent = await staff("agent", inbox)
+    await log_in(page, server, agent)
+    await server.stop()
+    await expect(page.get_by_test_id("connection")).not_to_have_class("conn conn-online")
+
+    # While the page's server is down, a message arrives through another server process on the same database:
+    # its event never reaches this page's socket, so only catching up after the restart can show it.
+    other = LiveServer(settings)
+    await other.start()
+    async with aiohttp.ClientSession(base_url=other.url) as session:
+        await customer_writes(session, "PSID-RESTART", "mid.restart", "Shop ơi đơn của em tới đâu rồi ạ?")
+    await other.stop()
+
+    await server.start()
+    await expect(page.get_by_test_id("connection")).to_have_class("conn conn-online", timeout=20_000)
+    await expect(conversation_item(page, "đơn của em tới đâu")).to_be_visible()
+
+
+async def test_supervisor_sees_the_queue_grow_and_drills_down_to_the_conversation(server, http, page):
+    inbox = await make_inbox()
+    supervisor = await staff("supervisor")
+    await customer_writes(http, "PSID-Q1", "mid.q1", "Cho mình hỏi giá áo khoác dạ")
+    await log_in(page, server, supervisor)
+    await page.get_by_test_id("nav-dashboard").click()
+    queue = page.get_by_test_id("tile-queue")
+    await expect(queue.get_by_test_id("value")).to_have_text("1")
+
+    await customer_writes(http, "PSID-Q2", "mid.q2", "Giao hàng chậm quá, em hủy đơn nhé")
+    await expect(queue.get_by_test_id("value")).to_have_text("2")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+
+    await queue.click()
+    drill = page.get_by_test_id("drill")
+    await expect(drill.get_by_test_id("drill-item")).to_have_count(2)
+    conv_id = (await Message.get(external_id="mid.q2")).conversation_id
+    await drill.locator(f"a[href='#/inbox/{conv_id}']").click()
+    await expect(page.get_by_test_id("message-text").first).to_have_text("Giao hàng chậm quá, em hủy đơn nhé")
+    assert inbox.id
+
+
+async def test_on_a_phone_the_list_and_the_thread_take_turns(server, http, browser):
+    inbox = await make_inbox()
+    agent = await staff("agent", inbox)
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = await context.new_page()
+    try:
+        msg = await customer_writes(http, "PSID-PHONE", "mid.phone", "Shop ơi váy hoa còn size S không?")
+        await log_in(phone, server, agent)
+        item = phone.locator(f"[data-testid=conv-item][data-id='{msg.conversation_id}']")
+        await item.click()
+        await expect(phone.get_by_test_id("message-text").first).to_be_visible()
+        await expect(item).to_be_hidden()  # one pane at a time
+        await expect(phone.get_by_test_id("composer")).to_be_visible()
+        SCREENSHOTS.mkdir(exist_ok=True)
+        await phone.screenshot(path=str(SCREENSHOTS / "inbox-phone.png"))
+        await phone.get_by_role("button", name="← Quay lại").click()
+        await expect(item).to_be_visible()
+    finally:
+        await context.close()
+
+
+async def test_slash_shortcut_inserts_a_saved_reply_with_the_customers_name(server, http, page):
+    inbox = await make_inbox()
+    agent = await staff("agent", inbox)
+    await SavedReply.create(inbox=inbox, shortcut="ship", title="Phí ship", text="Dạ {contact.name} ơi, ship 30.000đ ạ")
+    msg = await customer_writes(http, "PSID-SHIP", "mid.ship", "Ship về Cần Thơ bao nhiêu vậy shop?")
+    await log_in(page, server, agent)
+    await page.locator(f"[data-testid=conv-item][data-id='{msg.conversation_id}']").click()
+    composer = page.get_by_test_id("composer")
+    await composer.fill("/sh")
+    await expect(page.get_by_test_id("saved-option")).to_contain_text("/ship")
+    await composer.press("Enter")
+    contact = await (await Conversation.get(id=msg.conversation_id)).contact
+    await expect(composer).to_have_value(f"Dạ {contact.name} ơi, ship 30.000đ ạ")
+
+    # Keyboard: Esc leaves the composer, "n" comes back to it as a private note, "e" (outside it) resolves.
+    await composer.press("Escape")
+    await page.keyboard.press("n")
+    await expect(page.get_by_test_id("mode-note")).to_have_class("tab active")
+    await expect(composer).to_be_focused()
+    await composer.press("Escape")
+    await page.keyboard.press("e")
+    await expect(page.get_by_test_id("thread-status")).to_have_text("Đã xong")
+
+
+async def test_comment_thread_public_reply_and_hide(server, http, page, fake_graph):
+    inbox = await make_inbox()
+    agent = await staff("agent", inbox)
+    post_id, comment_id = f"{PAGE_ID}_555", "555_777"
+    fake_graph.comment_authors[comment_id] = "USER-C1"
+    body = page_comment(PAGE_ID, post_id, comment_id, "USER-C1", "Giá bao nhiêu vậy shop?", int(time.time()))
+    assert (await post_webhook(http, body)).status == 200
+    comment = await eventually(lambda: Message.get_or_none(external_id=comment_id))
+    await log_in(page, server, agent)
+    await page.locator(f"[data-testid=conv-item][data-id='{comment.conversation_id}']").click()
+    actions = page.get_by_test_id("message").filter(has_text="Giá bao nhiêu").get_by_test_id("comment-actions")
+    await actions.get_by_role("button", name="Trả lời công khai").click()
+    await page.get_by_test_id("composer").fill("Dạ shop inbox bạn rồi ạ")
+    await page.get_by_test_id("composer").press("Enter")
+    answer = page.get_by_test_id("message").filter(has_text="Dạ shop inbox bạn rồi ạ")
+    await expect(answer.get_by_test_id("delivery")).to_have_attribute("data-status", "sent")
+    assert fake_graph.comment_replies()[-1] == (comment_id, "Dạ shop inbox bạn rồi ạ")
+    await actions.get_by_test_id("comment-hide").click()
+    await expect(actions.get_by_test_id("comment-hide")).to_have_text("Hiện bình luận")
+    assert fake_graph.hidden[comment_id] is True
+
+
+async def test_admin_sees_webhook_urls_dead_letters_and_the_audit_log(server, http, page):
+    await make_inbox()
+    admin = await staff("admin")
+    await log_in(page, server, admin)
+    await page.get_by_test_id("nav-admin").click()
+    await expect(page.get_by_test_id("admin")).to_contain_text(admin.email)
+    await page.get_by_test_id("admin-inboxes").click()
+    await expect(page.get_by_test_id("webhook-url")).to_have_text(server.url + "/webhooks/facebook")
+    await page.get_by_test_id("admin-saved").click()
+    await page.get_by_test_id("saved-shortcut").fill("camon")
+    await page.get_by_test_id("saved-text").fill("Dạ shop cảm ơn bạn nhiều ạ")
+    await page.get_by_test_id("saved-add").click()
+    await expect(page.get_by_test_id("admin")).to_contain_text("/camon")
+    assert await SavedReply.filter(shortcut="camon").exists()
+    for section in ("bots", "hours", "routing", "dead", "audit"):
+        await page.get_by_test_id("admin-" + section).click()
+        await expect(page.get_by_test_id("admin").locator("h1")).to_be_visible()
+    await expect(page.get_by_test_id("admin")).not_to_contain_text("Có lỗi")
+
+
+async def test_window_warnings_and_a_refused_reply_shows_why(server, http, page):
+    inbox = await make_inbox()
+    agent = await staff("agent", inbox)
+    hour_ms = 3600 * 1000
+    closing = await post_webhook(
+        http, messenger_text(PAGE_ID, "PSID-W1", "mid.w1", "Áo này còn không ạ?", now_ms() - 23 * hour_ms)
+    )
+    closed = await post_webhook(
+        http, messenger_text(PAGE_ID, "PSID-W2", "mid.w2", "Shop ơi", now_ms() - 8 * 24 * hour_ms)
+    )
+    assert closing.status == closed.status == 200
+    first = await eventually(lambda: Message.get_or_none(external_id="mid.w1"))
+    second = await eventually(lambda: Message.get_or_none(external_id="mid.w2"))
+    await log_in(page, server, agent)
+    await page.goto(f"{server.url}/#/inbox/{first.conversation_id}")
+    await expect(page.get_by_test_id("window-closing")).to_contain_text("HUMAN_AGENT")
+    await page.goto(f"{server.url}/#/inbox/{second.conversation_id}")
+    await expect(page.get_by_test_id("window-closed")).to_be_visible()
+    await page.get_by_test_id("composer").fill("Dạ shop chào bạn")
+    await page.get_by_test_id("send").click()
+    refused = page.get_by_test_id("message").filter(has_text="Dạ shop chào bạn")
+    await expect(refused.get_by_test_id("delivery")).to_have_attribute("data-status", "failed")
+    await expect(refused.get_by_test_id("failure")).to_contain_text("7 ngày")
+
+
+async def test_supervisor_drills_from_an_agents_first_response_to_the_conversation(server, http, page):
+    inbox = await make_inbox()
+    supervisor = await staff("supervisor")
+    agent = await staff("agent", inbox)
+    token, _ = await create_session(agent)
+    msg = await customer_writes(http, "PSID-FR", "mid.fr", "Cho em hỏi áo len cổ lọ còn màu đen không ạ?")
+    # Metrics belong to the agent holding the conversation (agents/metrics.py): the agent takes it, then answers.
+    taken = await http.post(
+        f"/api/conversations/{msg.conversation_id}/assign",
+        json={"agent_id": agent.id},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert taken.status == 200, await taken.text()
+    reply = await http.post(
+        f"/api/conversations/{msg.conversation_id}/messages",
+        json={"text": "Dạ còn màu đen ạ"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert reply.status == 201, await reply.text()
+    openapi = await (await http.get("/api/openapi.json")).json()
+    if "/api/reports/agents/conversations" not in openapi["paths"]:
+        pytest.skip("this server has no agent reports")
+
+    await log_in(page, server, supervisor)
+    await page.get_by_test_id("nav-dashboard").click()
+    row = page.get_by_test_id("agents-table").locator("tr").filter(has_text=agent.name)
+    await expect(row.get_by_test_id("metric-conversations_handled")).to_have_text("1")
+    await row.get_by_test_id("metric-first_response_time").click()
+    drill = page.get_by_test_id("drill")
+    await drill.locator(f"a[href='#/inbox/{msg.conversation_id}']").click()
+    await expect(page.get_by_test_id("message-text").last).to_have_text("Dạ còn màu đen ạ")
+
+
+async def test_a_colleague_typing_shows_in_the_thread(server, http, page):
+    inbox = await make_inbox()
+    agent = await staff("agent", inbox)
+    colleague = await staff("agent", inbox, email="khoa@shop.vn")
+    token, _ = await create_session(colleague)
+    msg = await customer_writes(http, "PSID-TYPE", "mid.type", "Shop ơi cho mình đổi size")
+    await log_in(page, server, agent)
+    await page.locator(f"[data-testid=conv-item][data-id='{msg.conversation_id}']").click()
+    await expect(page.get_by_test_id("message-text").first).to_be_visible()
+    async with http.ws_connect(f"/ws?token={token}") as ws:
+        await ws.send_json({"type": "typing", "data": {"conversation_id": msg.conversation_id, "on": True}})
+        await expect(page.get_by_test_id("typing")).to_have_text(f"{colleague.name} đang soạn tin…")
+        await ws.send_json({"type": "typing", "data": {"conversation_id": msg.conversation_id, "on": False}})
+        await expect(page.get_by_test_id("typing")).to_have_text("")
