@@ -10,29 +10,38 @@ process), so the timed traffic is steady state. After each hopthu phase the scri
 drain and counts the messages stored in the database, to show the acks were real. The baseline's full-speed
 phase runs before and after hopthu's, and the ratio uses their mean.
 
-    python bench/ingest.py [--duration 10] [--concurrency 32] [--rate 1000] [--quick]
+Page comments (`feed` changes on /webhooks/facebook) and Zalo OA webhooks (/webhooks/zalo, against a local fake
+Zalo API) get the same full-speed comparison with bare aiohttp (`--channels`, default all three).
+
+    python bench/ingest.py [--duration 10] [--concurrency 32] [--rate 1000] [--channels comments,zalo]
+                           [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 
 from bench.common import (
+    APP_SECRET,
+    PAGE_ID,
     FakeGraphProcess,
     Server,
     Summary,
     WebhookFactory,
     Workdir,
     add_facebook_inbox,
+    cli,
     drain,
     fmt,
     hopthu_env,
@@ -40,6 +49,7 @@ from bench.common import (
     percentile,
     start_bare,
     start_hopthu,
+    text_for,
     warm_contacts,
 )
 
@@ -77,6 +87,73 @@ def _session(connections: int) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30))
 
 
+OA_ID = "4318650519027215123"
+ZALO_APP_ID = "3608465249409039671"
+OA_SECRET = "bench_oa_secret"
+POST_ID = "106001234567890_712750021053074"
+
+
+class CommentFactory:
+    """Signed `feed` comment webhooks (seconds, string ids), one thread per customer on one post."""
+
+    def __init__(self, contacts: int = 500, run_id: str | None = None) -> None:
+        from channels.fakes import page_comment, signed
+
+        self._comment, self._signed = page_comment, signed
+        self.contacts = contacts
+        self.run_id = run_id or f"{int(time.time() * 1000):x}"
+        self._counter = itertools.count()
+
+    def next(self) -> tuple[str, bytes, dict[str, str]]:
+        n = next(self._counter)
+        comment_id = f"c_{self.run_id}_{n}"
+        user = f"{24_260_000_000_000_000 + n % self.contacts}"
+        body = self._comment(PAGE_ID, POST_ID, comment_id, user, text_for(n), int(time.time()), name=f"Khách {n}")
+        raw, headers = self._signed(body, APP_SECRET)
+        return comment_id, raw, headers
+
+
+class ZaloFactory:
+    """Signed Zalo `user_send_text` webhooks (string ids beyond 2^53, millisecond string timestamps)."""
+
+    def __init__(self, contacts: int = 500, run_id: str | None = None) -> None:
+        from channels.fakes_zalo import signed, user_text
+
+        self._text, self._signed = user_text, signed
+        self.contacts = contacts
+        self.run_id = run_id or f"{int(time.time() * 1000):x}"
+        self._counter = itertools.count()
+
+    def next(self) -> tuple[str, bytes, dict[str, str]]:
+        n = next(self._counter)
+        msg_id = f"z_{self.run_id}_{n}"
+        user = f"{3_000_000_000_000_000_000 + n % self.contacts}"
+        body = self._text(ZALO_APP_ID, OA_ID, user, msg_id, text_for(n), int(time.time() * 1000))
+        raw, headers = self._signed(body, OA_SECRET)
+        return msg_id, raw, headers
+
+
+CHANNELS = {  # name → (factory, hopthu path, prefix of the stored external ids)
+    "comments": (CommentFactory, "/webhooks/facebook", "c_"),
+    "zalo": (ZaloFactory, "/webhooks/zalo", "z_"),
+}
+
+
+async def warm(url: str, db_path: Path, factory: Any, prefix: str) -> None:
+    """Every customer writes once, untimed: identities, conversations and profiles exist before the clock."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        for start in range(0, factory.contacts, 50):
+            bodies = [factory.next() for _ in range(start, min(start + 50, factory.contacts))]
+            posts = (session.post(url, data=raw, headers=headers) for _, raw, headers in bodies)
+            for response in await asyncio.gather(*posts, return_exceptions=True):
+                if isinstance(response, BaseException):  # reported, not fatal: the timed phase still runs
+                    print(f"    (warm-up: {type(response).__name__} {response})")
+                else:
+                    response.release()
+    await drain(db_path, prefix)
+    await asyncio.sleep(1.0)  # profile fetches and post lookups of the new customers settle
+
+
 async def _post(
     session: aiohttp.ClientSession, url: str, factory: WebhookFactory, result: LoadResult, start: float
 ) -> None:
@@ -95,9 +172,13 @@ async def _post(
         result.latencies_ms.append((time.perf_counter() - start) * 1000)
 
 
-async def closed_loop(server: Server, factory: WebhookFactory, duration: float, concurrency: int) -> LoadResult:
-    """`concurrency` workers, each sending its next webhook as soon as the previous one is answered."""
-    url = server.url + "/webhooks/facebook"
+async def closed_loop(
+    server: Server, factory: Any, duration: float, concurrency: int, path: str = "/webhooks/facebook"
+) -> LoadResult:
+    """`concurrency` workers, each sending its next webhook as soon as the previous one is answered.
+
+    The bare baseline answers any body on /webhooks/facebook: the same framework work for every channel."""
+    url = server.url + path
     result = LoadResult()
     async with _session(concurrency) as session:
         # Warm the connections up (keep-alive) before the clock starts.
@@ -151,14 +232,25 @@ async def open_loop(
 
 
 async def run(args: argparse.Namespace) -> Summary:
-    summary = Summary("bench/ingest.py — Messenger webhook ingest")
+    summary = Summary("bench/ingest.py — Messenger, Page comment and Zalo webhook ingest")
     work = Workdir(keep=args.keep)
     graph = FakeGraphProcess(work.path)
+    channels = [c for c in args.channels.split(",") if c in CHANNELS]
+    extra: dict[str, dict[str, Any]] = {c: {} for c in channels}
+    from channels.fakes_zalo import FakeZaloAPI
+
+    zalo_fake = FakeZaloAPI()  # profile lookups of the Zalo customers (warm-up only) and token refreshes
     try:
         await graph.wait()
+        zalo_url = await zalo_fake.start()
         db_path = work.path / "ingest.db"
         env = hopthu_env(db_path, work.path, graph.url)
+        env.update(HOPTHU_ZALO_OPENAPI_URL=zalo_url, HOPTHU_ZALO_OAUTH_URL=zalo_url)
         add_facebook_inbox(env, work.path)
+        if "zalo" in channels:
+            cli(env, work.path, "inbox", "add", "--channel", "zalo", "--name", "Zalo OA", "--oa-id", OA_ID,
+                "--app-id", ZALO_APP_ID, "--oa-secret", OA_SECRET, "--access-token", zalo_fake.access_token,
+                "--refresh-token", zalo_fake.refresh_token, "--app-secret", "bench-zalo-app-secret")  # fmt: skip
         print(f"workdir {work.path}; duration {args.duration:g} s, concurrency {args.concurrency}, "
               f"rate {args.rate:g}/s, {args.contacts} customers")  # fmt: skip
 
@@ -169,6 +261,10 @@ async def run(args: argparse.Namespace) -> Summary:
             print(bare_full.describe("bare aiohttp, full speed"))
             bare_rate = await open_loop(bare, factory, args.duration, args.rate)
             print(bare_rate.describe(f"bare aiohttp, {args.rate:g}/s open loop"))
+            for name in channels:
+                extra[name]["bare"] = await closed_loop(bare, CHANNELS[name][0](args.contacts, "bare"), args.duration,
+                                                        args.concurrency)  # fmt: skip
+                print(extra[name]["bare"].describe(f"bare aiohttp, full speed, {name} bodies"))
         finally:
             bare.stop()
 
@@ -194,6 +290,17 @@ async def run(args: argparse.Namespace) -> Summary:
                 f"    stored after drain: {stored_rate:,} messages for {rate.ok + 32:,} acknowledged webhooks "
                 f"(incl. 32 warm-up), {pending2} still pending"
             )
+            for name in channels:
+                make, path, prefix = CHANNELS[name]
+                await warm(hopthu.url + path, db_path, make(args.contacts, "warm"), f"{prefix}warm_")
+                factory_c = make(args.contacts)
+                result = extra[name]["hopthu"] = await closed_loop(hopthu, factory_c, args.duration, args.concurrency,
+                                                                   path)  # fmt: skip
+                print(result.describe(f"hopthu serve, full speed, {name}"))
+                stored_c, pending_c = await drain(db_path, f"{prefix}{factory_c.run_id}_")
+                extra[name]["stored"] = stored_c
+                print(f"    stored after drain: {stored_c:,} {name} messages for {result.ok + 32:,} acknowledged "
+                      f"webhooks (incl. 32 warm-up), {pending_c} still pending")  # fmt: skip
         finally:
             hopthu.stop()
 
@@ -203,10 +310,15 @@ async def run(args: argparse.Namespace) -> Summary:
             bare_full2 = await closed_loop(bare, WebhookFactory(args.contacts, run_id="bare2"), args.duration,
                                            args.concurrency)  # fmt: skip
             print(bare_full2.describe("bare aiohttp, full speed (again)"))
+            for name in channels:
+                extra[name]["bare2"] = await closed_loop(bare, CHANNELS[name][0](args.contacts, "bare2"),
+                                                         args.duration, args.concurrency)  # fmt: skip
+                print(extra[name]["bare2"].describe(f"bare aiohttp, full speed, {name} bodies (again)"))
         finally:
             bare.stop()
     finally:
         graph.stop()
+        await zalo_fake.stop()
         work.cleanup()
 
     bare_rps = (bare_full.rps + bare_full2.rps) / 2
@@ -222,6 +334,13 @@ async def run(args: argparse.Namespace) -> Summary:
     summary.add("bare server CPU per webhook (full speed)", bare_full.server_cpu / max(bare_full.ok, 1) * 1e6, "µs")
     summary.add("messages stored / acked (both phases)",
                 (stored_full + stored_rate) / max(full.ok + rate.ok + 64, 1), "", 1.0, higher=True)  # fmt: skip
+    for name in channels:
+        base = (extra[name]["bare"].rps + extra[name]["bare2"].rps) / 2
+        mine = extra[name]["hopthu"]
+        summary.add(f"{name}: hopthu serve full speed", mine.rps, "req/s")
+        summary.add(f"{name}: ratio hopthu / bare", mine.rps / base if base else 0.0, "", TARGET_RATIO, higher=True)
+        summary.add(f"{name}: messages stored / acked", extra[name]["stored"] / max(mine.ok + 32, 1), "", 1.0,
+                    higher=True)  # fmt: skip
     summary.note("load generator and servers share the same cores; CPU seconds show who was busy")
     busy = max(bare_full.client_cpu / bare_full.elapsed, bare_full2.client_cpu / bare_full2.elapsed)
     if busy > 0.85:
@@ -240,6 +359,7 @@ def main() -> int:
     parser.add_argument("--contacts", type=int, default=500, help="distinct customers (default 500)")
     parser.add_argument("--quick", action="store_true", help="2 s phases: a smoke run")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (database, server log)")
+    parser.add_argument("--channels", default="comments,zalo", help="besides Messenger: comments,zalo (default both)")
     args = parser.parse_args()
     if args.quick:
         args.duration = min(args.duration, 2.0)

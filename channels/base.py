@@ -8,6 +8,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class SendResult:
     external_id: str  # the platform's id of the message it accepted
+    # The recipient's id as the platform reports it (a private reply to a comment answers with the PSID).
+    recipient_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,9 +50,52 @@ class InboundMessage:
     app_id: str | None = None  # echoes: the app that sent it
     # echoes: what the sender passed as metadata (hopthu puts its message id here)
     metadata: str | None = None
+    # A phone number the customer chose to share with the business (Zalo shared info, Telegram shared contact):
+    # given by the customer, so it may become the contact's phone.
+    shared_phone: str | None = None
+    # Threads other than the direct-message one: Page comments use "post:<post id>", one per customer per post.
+    thread_key: str | None = None
+    # What the thread is about, shown to the agent: the post's id, text and link for comments.
+    thread_context: dict[str, Any] | None = None
+    contact_name: str | None = None  # the name the platform shows with the event (comments carry `from.name`)
 
     def dedupe_key(self) -> str:
         return f"msg:{self.external_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEdit:
+    """The author changed a message already stored: new text; the stored message keeps the old one in history."""
+
+    kind: ClassVar[str] = "edit"
+    channel: str
+    account_id: str
+    contact_external_id: str
+    external_id: str  # the platform's id of the edited message
+    text: str | None
+    occurred_at: datetime  # when it was edited
+    direction: Direction = "in"
+
+    def dedupe_key(self) -> str:
+        # The same delivery twice is one event; a later edit of the same message (or another text) is a new one.
+        stamp = int(self.occurred_at.timestamp() * 1000)
+        return "edit:" + _digest(f"{self.external_id}|{stamp}|{self.text}")
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRemoval:
+    """The author (or the platform) removed a stored message: it is marked removed, never deleted here."""
+
+    kind: ClassVar[str] = "removal"
+    channel: str
+    account_id: str
+    contact_external_id: str
+    external_id: str
+    occurred_at: datetime
+
+    def dedupe_key(self) -> str:
+        stamp = int(self.occurred_at.timestamp() * 1000)
+        return "rm:" + _digest(f"{self.external_id}|{stamp}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +143,9 @@ class Unrecognized:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-ChannelEvent = InboundMessage | Receipt | Referral
-_KINDS: dict[str, type] = {cls.kind: cls for cls in (InboundMessage, Receipt, Referral)}
+ChannelEvent = InboundMessage | Receipt | Referral | MessageEdit | MessageRemoval
+_EVENT_TYPES = (InboundMessage, Receipt, Referral, MessageEdit, MessageRemoval)
+_KINDS: dict[str, type] = {cls.kind: cls for cls in _EVENT_TYPES}
 
 
 def _digest(text: str) -> str:
@@ -109,7 +153,7 @@ def _digest(text: str) -> str:
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {
-    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in (InboundMessage, Receipt, Referral)
+    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _EVENT_TYPES
 }
 
 

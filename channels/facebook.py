@@ -16,10 +16,13 @@ from urllib.parse import quote
 
 import aiohttp
 
+from channels import facebook_feed
 from channels.base import Profile, SendError, SendResult
 from channels.events import (
     Attachment,
     InboundMessage,
+    MessageEdit,
+    MessageRemoval,
     ParseError,
     Receipt,
     Referral,
@@ -32,7 +35,7 @@ SIGNATURE_HEADER = "X-Hub-Signature-256"
 DEFAULT_API_VERSION = "v25.0"
 NETWORK_REASON = "Không kết nối được Facebook (network error)"
 
-ParsedEvent = InboundMessage | Receipt | Referral | Unrecognized
+ParsedEvent = InboundMessage | Receipt | Referral | MessageEdit | MessageRemoval | Unrecognized
 
 _KNOWN_KINDS = ("image", "video", "audio", "file", "reel", "fallback", "location", "template")
 _ATTACHMENT_KINDS = {k: k for k in _KNOWN_KINDS} | {"ig_reel": "reel"}
@@ -110,10 +113,13 @@ def _parse_entry(entry: Any) -> list[ParsedEvent]:
                 out.append(_parse_event(event, page, entry.get("time")))
             except Exception as exc:  # last resort: a parser bug must never fail the whole delivery
                 out.append(_unrecognized(page, f"could not parse event: {type(exc).__name__}: {exc}", event))
-    if "changes" in entry:
+    if "changes" in entry:  # Page comments (webhook field `feed`): seconds, not milliseconds
         changes = entry["changes"]
         for change in changes if isinstance(changes, list) else [changes]:
-            out.append(_unrecognized(page, "feed change not handled yet", change))
+            try:
+                out.extend(facebook_feed.parse_change(change, page, entry.get("time")))
+            except Exception as exc:  # last resort, as for messaging events
+                out.append(_unrecognized(page, f"could not parse change: {type(exc).__name__}: {exc}", change))
     if not any(key in entry for key in ("messaging", "standby", "changes")):
         out.append(_unrecognized(page, "entry has no messaging, standby or changes", entry))
     return out
@@ -342,6 +348,49 @@ class GraphClient:
             reason = "Facebook trả lời không rõ ràng (unexpected Send API response)"
             raise SendError(reason, retryable=False, code="bad_response")
         return SendResult(external_id=message_id)
+
+    # -- Page comments --------------------------------------------------------------------------------
+
+    async def reply_to_comment(self, page_token: str, comment_id: str, text: str) -> SendResult:
+        """A public reply under the comment; the result's id is the new comment's id."""
+        data = await self._request("POST", f"{quote(comment_id, safe='')}/comments", page_token, body={"message": text})
+        new_id = _id(data.get("id"))
+        if new_id is None:
+            raise SendError("Facebook trả lời không rõ ràng (unexpected comment response)", retryable=False,
+                            code="bad_response")  # fmt: skip
+        return SendResult(external_id=new_id)
+
+    async def private_reply(
+        self, page_token: str, comment_id: str, text: str, metadata: str | None = None
+    ) -> SendResult:
+        """A Messenger message to the comment's author (once per comment, within 7 days of it).
+
+        The answer's `recipient_id` is the author's page-scoped id (PSID): the Messenger identity to link.
+        """
+        message: dict[str, Any] = {"text": text}
+        if metadata is not None:
+            message["metadata"] = metadata
+        body = {"recipient": {"comment_id": comment_id}, "message": message}
+        data = await self._request("POST", "me/messages", page_token, body=body)
+        message_id = _id(data.get("message_id"))
+        if message_id is None:
+            raise SendError("Facebook trả lời không rõ ràng (unexpected Send API response)", retryable=False,
+                            code="bad_response")  # fmt: skip
+        return SendResult(external_id=message_id, recipient_id=_id(data.get("recipient_id")))
+
+    async def set_comment_hidden(self, page_token: str, comment_id: str, hidden: bool) -> None:
+        """Hidden comments stay visible to their author and friends, not to the public (competitors)."""
+        params = {"is_hidden": "true" if hidden else "false"}
+        await self._request("POST", quote(comment_id, safe=""), page_token, params=params)
+
+    async def delete_comment(self, page_token: str, comment_id: str) -> None:
+        await self._request("DELETE", quote(comment_id, safe=""), page_token)
+
+    async def fetch_post(self, page_token: str, post_id: str) -> dict[str, str | None]:
+        data = await self._request(
+            "GET", quote(post_id, safe=""), page_token, params={"fields": "message,permalink_url"}
+        )
+        return {"post_text": _str(data.get("message")), "permalink": _str(data.get("permalink_url"))}
 
     async def fetch_profile(self, page_token: str, psid: str) -> Profile:
         fields = {"fields": "first_name,last_name,name,profile_pic"}

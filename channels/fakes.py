@@ -75,9 +75,19 @@ class FakeGraphAPI:
         self._failures: deque[_Failure] = deque()
         self._counter = 0
         self._runner: web.AppRunner | None = None
+        # Page comments: posts by id ({message, permalink_url}), who wrote which comment (→ the PSID a private
+        # reply answers with), the hidden state the page set, deleted comments and comments privately answered.
+        self.posts: dict[str, dict[str, Any]] = {}
+        self.comment_authors: dict[str, str] = {}
+        self.hidden: dict[str, bool] = {}
+        self.deleted: set[str] = set()
+        self.privately_answered: set[str] = set()
         self.app = web.Application()
         # One dynamic route covers both /me/messages and /{page_id}/messages.
         self.app.router.add_post("/{version}/{page}/messages", self._send)
+        self.app.router.add_post("/{version}/{comment}/comments", self._comment_reply)
+        self.app.router.add_post("/{version}/{comment}", self._comment_update)
+        self.app.router.add_delete("/{version}/{comment}", self._comment_delete)
         self.app.router.add_get("/{version}/{psid}", self._profile)
 
     # -- scripting --------------------------------------------------------------------------------------
@@ -91,6 +101,11 @@ class FakeGraphAPI:
             "type": "OAuthException", "code": 2, "is_transient": True, "fbtrace_id": "FakeTrace",
         }  # fmt: skip
         self._failures.extend(_Failure(status, error, on) for _ in range(n))
+
+    def comment_replies(self) -> list[tuple[str, str]]:
+        """(comment id, text) of every public reply, in order."""
+        replies = (r for r in self.requests if r.method == "POST" and r.path.endswith("/comments"))
+        return [(r.path.split("/")[-2], (r.json or {}).get("message", "")) for r in replies]
 
     def sent_messages(self) -> list[dict[str, Any]]:
         """The JSON bodies of every Send API call, failed ones included, in order."""
@@ -145,6 +160,12 @@ class FakeGraphAPI:
             return failure
         body = recorded.json or {}
         psid = (body.get("recipient") or {}).get("id")
+        comment_id = (body.get("recipient") or {}).get("comment_id")
+        if comment_id is not None:  # a private reply: once per comment, answered with the author's PSID
+            if comment_id in self.privately_answered:
+                return _graph_error(400, 10, "(#10) This comment has already been replied to privately", 2018278)
+            self.privately_answered.add(comment_id)
+            psid = self.comment_authors.get(comment_id, f"psid-of-{comment_id}")
         message = body.get("message") or {}
         has_content = isinstance(message, dict) and (message.get("text") or message.get("attachment"))
         if not psid or not has_content:
@@ -152,18 +173,59 @@ class FakeGraphAPI:
         self._counter += 1
         return web.json_response({"recipient_id": str(psid), "message_id": f"m_{self._counter}"})
 
+    async def _comment_reply(self, request: web.Request) -> web.Response:
+        recorded = await self._record(request)
+        failure = self._failure("send", recorded.query.get("access_token"))
+        if failure is not None:
+            return failure
+        comment_id = request.match_info["comment"]
+        if comment_id in self.deleted:
+            return _graph_error(400, 100, "(#100) Unsupported post request: the comment does not exist")
+        if not (recorded.json or {}).get("message"):
+            return _graph_error(400, 100, "(#100) The parameter message is required")
+        self._counter += 1
+        post = comment_id.split("_")[0]
+        return web.json_response({"id": f"{post}_9{self._counter:08d}"})
+
+    async def _comment_update(self, request: web.Request) -> web.Response:
+        recorded = await self._record(request)
+        failure = self._failure("send", recorded.query.get("access_token"))
+        if failure is not None:
+            return failure
+        comment_id = request.match_info["comment"]
+        flag = recorded.query.get("is_hidden", (recorded.json or {}).get("is_hidden"))
+        if comment_id in self.deleted or flag is None:
+            return _graph_error(400, 100, "(#100) Unsupported post request")
+        self.hidden[comment_id] = str(flag).lower() == "true"
+        return web.json_response({"success": True})
+
+    async def _comment_delete(self, request: web.Request) -> web.Response:
+        recorded = await self._record(request)
+        failure = self._failure("send", recorded.query.get("access_token"))
+        if failure is not None:
+            return failure
+        comment_id = request.match_info["comment"]
+        if comment_id in self.deleted:
+            return _graph_error(400, 100, "(#100) Unsupported delete request: the comment does not exist")
+        self.deleted.add(comment_id)
+        return web.json_response({"success": True})
+
     async def _profile(self, request: web.Request) -> web.Response:
         recorded = await self._record(request)
         failure = self._failure("profile", recorded.query.get("access_token"))
         if failure is not None:
             return failure
         psid = request.match_info["psid"]
+        if psid in self.posts:
+            return web.json_response({"id": psid, **self.posts[psid]})
         profile = self.profiles.get(psid) or vietnamese_profile(psid)
         return web.json_response({"id": psid, **profile})
 
 
-def _graph_error(status: int, code: int, message: str) -> web.Response:
-    error = {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "FakeTrace"}
+def _graph_error(status: int, code: int, message: str, subcode: int | None = None) -> web.Response:
+    error: dict[str, Any] = {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "FakeTrace"}
+    if subcode is not None:
+        error["error_subcode"] = subcode
     return web.json_response({"error": error}, status=status)
 
 
@@ -253,3 +315,53 @@ def signed(body: dict[str, Any], app_secret: str) -> tuple[bytes, dict[str, str]
     """Compact JSON bytes as Facebook sends them (non-ASCII escaped) and headers carrying their signature."""
     raw = json.dumps(body, separators=(",", ":")).encode()
     return raw, {"Content-Type": "application/json", SIGNATURE_HEADER: sign(raw, app_secret)}
+
+
+def page_comment(
+    page_id: str,
+    post_id: str,
+    comment_id: str,
+    user_id: str,
+    text: str | None,
+    created_s: int,
+    *,
+    name: str = "Khách hàng",
+    verb: str = "add",
+    parent_id: str | None = None,
+    photo: str | None = None,
+    item: str = "comment",
+    entry_time_s: int | None = None,
+) -> dict[str, Any]:
+    """A `feed` change as Facebook sends it for a comment: times in **seconds**, ids as strings.
+
+    `post_id` is PAGEID_POSTID and `comment_id` POSTID_COMMENTID; `user_id == page_id` is the page's own comment.
+    """
+    value: dict[str, Any] = {
+        "from": {"id": str(user_id), "name": name},
+        "post": {"status_type": "added_photos", "is_published": True, "id": post_id,
+                 "permalink_url": f"https://www.facebook.com/{post_id}"},
+        "post_id": post_id,
+        "comment_id": comment_id,
+        "created_time": created_s,
+        "item": item,
+        "parent_id": parent_id or post_id,
+        "verb": verb,
+    }  # fmt: skip
+    if text is not None:
+        value["message"] = text
+    if photo is not None:
+        value["photo"] = photo
+    time_s = entry_time_s if entry_time_s is not None else created_s
+    return {
+        "object": "page",
+        "entry": [{"id": str(page_id), "time": time_s, "changes": [{"field": "feed", "value": value}]}],
+    }
+
+
+def page_reaction(page_id: str, post_id: str, user_id: str, created_s: int, reaction: str = "like") -> dict[str, Any]:
+    value = {"from": {"id": str(user_id), "name": "Khách"}, "post_id": post_id, "created_time": created_s,
+             "item": "reaction", "parent_id": post_id, "reaction_type": reaction, "verb": "add"}  # fmt: skip
+    return {
+        "object": "page",
+        "entry": [{"id": str(page_id), "time": created_s, "changes": [{"field": "feed", "value": value}]}],
+    }

@@ -49,6 +49,31 @@ async def reply(
     if len(text) > MAX_TEXT:
         fail(422, "text_too_long", f"text is limited to {MAX_TEXT} characters")
     inbox = await Inbox.get(id=conv.inbox_id)
+    msg = await send_outgoing(
+        bus, outbox, inbox, conv, text, sender_type="agent", user_id=viewer.user_id, private=private
+    )
+    if msg.delivery_status == "pending":
+        await outbox.wait_first_attempt(msg.id, wait_seconds=3.0)
+        await msg.refresh_from_db()
+    return msg
+
+
+async def send_outgoing(
+    bus: EventBus,
+    outbox: Outbox,
+    inbox: Inbox,
+    conv: Conversation,
+    text: str,
+    *,
+    sender_type: str,
+    user_id: int | None,
+    private: bool = False,
+    extra: dict | None = None,
+) -> Message:
+    """Store an outgoing message (agent or bot) with its event and outbox item in one transaction, then publish.
+
+    A message the channel's window refuses is stored as failed with the reason, so people see why.
+    """
     at = now()
     refusal: str | None = None
     async with in_transaction() as conn:
@@ -56,27 +81,27 @@ async def reply(
             conversation_id=conv.id,
             inbox_id=conv.inbox_id,
             direction="out",
-            sender_type="agent",
-            sender_user_id=viewer.user_id,
+            sender_type=sender_type,
+            sender_user_id=user_id,
             origin="hopthu",
             text=text,
             private=private,
             created_at=at,
             delivery_status=None if private else "pending",
             search_text=fold(text),
+            extra=extra or {},
         )
         if not private:
             try:
                 outbox.plan(inbox, conv, msg, at)
             except WindowClosed as closed:
-                # Refused before any call: stored as failed with the reason, so the agent sees why.
                 refusal = closed.reason
                 msg.delivery_status, msg.failure_reason = "failed", refusal
         await msg.save(using_db=conn)
         if not private and refusal is None:
             await OutboxItem.create(using_db=conn, message_id=msg.id, inbox_id=conv.inbox_id, next_attempt_at=at)
         kind = "note" if private else "message_out"
-        await record(conn, conv, kind, "agent", viewer.user_id, at, msg.id, origin="hopthu")
+        await record(conn, conv, kind, sender_type, user_id, at, msg.id, origin="hopthu")
         conv.last_activity_at = at
         if not private:
             conv.last_message_at, conv.last_message_preview = at, preview(text, [])
@@ -86,8 +111,6 @@ async def reply(
     await _publish_conversation(bus, conv)
     if not private and refusal is None:
         outbox.notify()
-        await outbox.wait_first_attempt(msg.id, wait_seconds=3.0)
-        await msg.refresh_from_db()
     return msg
 
 
@@ -151,7 +174,9 @@ async def set_status(
         conv.status, conv.snoozed_until = status, snoozed_until
         conv.last_activity_at = max(conv.last_activity_at, at)
         await conv.save(using_db=conn, update_fields=["status", "snoozed_until", "last_activity_at"])
-        await record(conn, conv, "status_changed", "agent", viewer.user_id, at, previous=previous, status=status)
+        await record(
+            conn, conv, "status_changed", "agent", viewer.user_id, at, previous=previous, status=status, reason="manual"
+        )
     await _publish_conversation(bus, conv)
     return conv
 

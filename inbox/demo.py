@@ -26,6 +26,8 @@ from aiohttp import web
 
 from channels import fakes
 from channels.fakes import FakeGraphAPI, signed
+from channels.fakes_zalo import FakeZaloAPI
+from inbox import demo_channels
 
 DB_FILE = "hopthu-demo.db"
 PAGE_ID = "104392817265530"
@@ -122,6 +124,7 @@ class Demo:
     tokens: dict[str, str] = field(default_factory=dict)
     user_ids: dict[str, int] = field(default_factory=dict)
     customers: dict[str, str] = field(default_factory=dict)  # psid -> name
+    widget_token: str = ""  # the website chat inbox (its sample shop page is served at /widget/<token>/demo)
 
     async def post_event(self, body: dict[str, Any]) -> None:
         raw, headers = signed(body, self.app_secret)
@@ -192,6 +195,7 @@ async def _conversation_id(psid: str) -> int:
 async def _seed_accounts(demo: Demo) -> dict[str, str]:
     from agents.models import InboxMember, Team, TeamMember, User
     from agents.passwords import hash_password
+    from inbox import webchat
     from inbox.models import Inbox
 
     inbox = await Inbox.create(
@@ -205,6 +209,11 @@ async def _seed_accounts(demo: Demo) -> dict[str, str]:
         },
     )
     team = await Team.create(name="Chăm sóc khách hàng")
+    # The website chat: its sample shop page is on this server, so no other origin needs allowing.
+    website = await webchat.create_inbox(
+        "Website " + PAGE_NAME, [], prechat=True, greeting="Xin chào 👋 Shop Mai Anh có thể giúp gì cho bạn ạ?"
+    )
+    demo.widget_token = website.external_id
     passwords = {}
     for key, role, name, email in STAFF:
         passwords[key] = secrets.token_urlsafe(9)
@@ -212,6 +221,7 @@ async def _seed_accounts(demo: Demo) -> dict[str, str]:
         demo.user_ids[key] = user.id
         if role == "agent":
             await InboxMember.create(inbox=inbox, user=user)
+            await InboxMember.create(inbox=website, user=user)
             await TeamMember.create(team=team, user=user)
     for key, _, _, email in STAFF:
         login = await demo.api("-", "POST", "/api/auth/login", {"email": email, "password": passwords[key]})
@@ -255,6 +265,16 @@ async def _seed_conversations(demo: Demo) -> None:
     await _settled()
 
 
+async def _enable_bot(demo: Demo) -> None:
+    """The FAQ bot answers new customers from here on (after the scripted conversations, which people handle)."""
+    from agents.faq_seed import install
+    from inbox.models import Inbox
+
+    inbox = await Inbox.get(channel="facebook", external_id=PAGE_ID)
+    await install(inbox.id)
+    _log("FAQ bot bật / FAQ bot on: thử hỏi 'phí ship bao nhiêu', 'shop ở đâu', 'gặp nhân viên'")
+
+
 async def _simulate(demo: Demo) -> None:
     """Every 2–4 s: a new or returning customer writes, sends a photo, or reads a reply."""
     from inbox.models import Message
@@ -293,7 +313,7 @@ def _log(line: str) -> None:
     print(f"  [{time.strftime('%H:%M:%S')}] {line}", flush=True)
 
 
-def _banner(url: str, passwords: dict[str, str], conv_id: int, simulator: bool) -> str:
+def _banner(url: str, passwords: dict[str, str], conv_id: int, simulator: bool, widget_token: str = "") -> str:
     first_email, first_password = STAFF[0][3], passwords[STAFF[0][0]]
     auth = '-H "Authorization: Bearer $TOKEN"'
     take_token = f"{sys.executable} -c 'import json,sys; print(json.load(sys.stdin)[\"token\"])'"
@@ -332,7 +352,8 @@ def _banner(url: str, passwords: dict[str, str], conv_id: int, simulator: bool) 
         f"   {watch}",
         "",
         f" Tài liệu API / API docs: {url}/api/openapi.json",
-        " Giao diện web sẽ có ở phiên bản sau / The web UI comes in a later version.",
+        f" Giao diện web / Web app:  {url}/  (đăng nhập bằng một tài khoản ở trên / log in with a login above)",
+        f" Trang shop mẫu có khung chat / Sample shop page with the chat widget:  {url}/widget/{widget_token}/demo",
         " Nhấn Ctrl-C để dừng / Press Ctrl-C to stop.",
         "=" * 78,
         "",
@@ -370,8 +391,11 @@ async def _main(host: str, port: int, simulator: bool) -> int:
         print(f"(HOPTHU_DATABASE_URL is ignored: the demo always uses its own {DB_FILE})")
     fake = FakeGraphAPI()
     graph_url = await fake.start("127.0.0.1", 0)
+    zalo_fake = FakeZaloAPI(app_secret=secrets.token_hex(16))  # the demo's Zalo OA talks to this local fake
+    zalo_url = await zalo_fake.start("127.0.0.1", 0)
     environ = {k: v for k, v in os.environ.items() if k.startswith("HOPTHU_")}
     environ |= {"HOPTHU_DATABASE_URL": _fresh_database(), "HOPTHU_FACEBOOK_GRAPH_URL": graph_url}
+    environ |= {"HOPTHU_ZALO_OPENAPI_URL": zalo_url, "HOPTHU_ZALO_OAUTH_URL": zalo_url}
     environ |= {
         "HOPTHU_REDIS_URL": "",
         "HOPTHU_SECRET_KEY": environ.get("HOPTHU_SECRET_KEY") or secrets.token_urlsafe(48),
@@ -393,9 +417,16 @@ async def _main(host: str, port: int, simulator: bool) -> int:
             print(f"Đang tạo dữ liệu mẫu / seeding demo data on {url} …", flush=True)
             passwords = await _seed_accounts(demo)
             await _seed_conversations(demo)
-            print(_banner(url, passwords, await _conversation_id(next(iter(demo.customers))), simulator), flush=True)
+            from contacts.demo_data import seed_orders  # past orders: customer value and RFM segments
+
+            await seed_orders()
+            channels_demo = await demo_channels.seed(demo, zalo_fake)  # Page comments and the Zalo OA
+            await _enable_bot(demo)
+            conv_id = await _conversation_id(next(iter(demo.customers)))
+            print(_banner(url, passwords, conv_id, simulator, demo.widget_token), flush=True)
             if simulator:
                 tasks.append(asyncio.create_task(_simulate(demo), name="demo-simulator"))
+                tasks.append(asyncio.create_task(demo_channels.simulate(channels_demo, _log), name="demo-channels"))
             await stop.wait()
             print("\nĐang dừng / shutting down …", flush=True)
             for task in tasks:
@@ -406,6 +437,7 @@ async def _main(host: str, port: int, simulator: bool) -> int:
             task.cancel()
         await runner.cleanup()
         await fake.stop()
+        await zalo_fake.stop()
     print("Đã dừng / stopped.", flush=True)
     return 0
 

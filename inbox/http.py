@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, NoReturn
 
 import orjson
 from aiohttp import web
+from tortoise.exceptions import DBConnectionError, OperationalError, TransactionManagementError
 
 MAX_BODY = 1024 * 1024  # 1 MiB: larger webhook bodies get 413
 
@@ -70,6 +72,27 @@ def int_param(value: str | None, name: str, *, default: int | None = None, low: 
     return number
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not do its part (locked, gone, read-only, out of resources), as opposed to a bug.
+
+    tortoise's own subclasses (DoesNotExist, IntegrityError…) are the code's business, not an outage; asyncpg's
+    errors that tortoise passes through untranslated are read by their SQLSTATE class.
+    """
+    state = _sqlstate(exc)
+    if state is not None:
+        return state[:2] in ("08", "40", "53", "57") or state in ("55P03", "25006")
+    return type(exc) in (OperationalError, DBConnectionError, TransactionManagementError)
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """PostgreSQL's SQLSTATE of the error, also when tortoise wrapped asyncpg's exception."""
+    for candidate in (exc, exc.__cause__, exc.__context__):
+        state = getattr(candidate, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return None
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Every error leaves in the contract's shape, including aiohttp's own 404/405/413."""
@@ -82,3 +105,14 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             raise
         codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 403: "forbidden"}
         raise ApiError(exc.status, codes.get(exc.status, "http_error"), exc.reason) from exc
+    except Exception as exc:
+        state = _sqlstate(exc)
+        if state is not None and state.startswith("22"):  # data exception: e.g. a NUL character PostgreSQL refuses
+            raise ApiError(
+                400, "invalid_input", "a value in the request cannot be stored (e.g. a NUL character)"
+            ) from exc
+        # The database is locked, gone or cannot commit: 503 (try again), never a 200 for an unsaved change.
+        if not database_unavailable(exc):
+            raise
+        logging.getLogger(__name__).error("database unavailable during %s %s: %s", request.method, request.path, exc)
+        raise ApiError(503, "storage_unavailable", "the database is unavailable right now; please retry") from exc

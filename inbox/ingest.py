@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from tortoise.transactions import in_transaction
 
 from channels.events import ChannelEvent, Unrecognized, to_record
+from inbox.metrics import INGESTED
 from inbox.models import DeadLetter, InboundEvent
 
 log = logging.getLogger(__name__)
@@ -102,14 +103,26 @@ class IngestWriter:
         for items, _ in batch:
             for item in items:
                 if isinstance(item, Accepted):
-                    inbound.append(
-                        InboundEvent(
+                    try:
+                        row = InboundEvent(
                             inbox_id=item.inbox_id,
                             channel=item.channel,
                             dedupe_key=item.event.dedupe_key(),
                             record=to_record(item.event),
                         )
-                    )
+                    except Exception as exc:  # an adapter bug must not kill the writer: keep it for admins
+                        log.exception("could not serialise a %s event; kept as a dead letter", item.channel)
+                        dead.append(
+                            DeadLetter(
+                                channel=item.channel,
+                                inbox_id=item.inbox_id,
+                                account_id=getattr(item.event, "account_id", None),
+                                reason=f"could not store the parsed event: {exc}"[:500],
+                                payload={"event": repr(item.event)[:20000]},
+                            )
+                        )
+                        continue
+                    inbound.append(row)
                 else:
                     dead.append(
                         DeadLetter(
@@ -133,6 +146,8 @@ class IngestWriter:
                     future.set_exception(StorageUnavailable(str(exc)))
             return
         self.commits += 1
+        for event in inbound:
+            INGESTED.labels(event.channel).inc()
         for _, future in batch:
             if not future.done():
                 future.set_result(None)

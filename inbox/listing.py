@@ -16,13 +16,16 @@ import orjson
 from agents.access import Viewer
 from inbox.db import connection
 from inbox.models import STATUSES
-from inbox.search import conversation_filter_sql, query_terms
+from inbox.search import conversation_filter_sql, newest_first_query, query_terms
 from inbox.serialize import iso
 from inbox.sql import Sql, as_datetime, as_json
 
 
 class InvalidFilter(ValueError):
     pass
+
+
+SENTIMENTS = ("negative", "neutral", "positive")
 
 
 @dataclass(slots=True)
@@ -32,9 +35,11 @@ class ListFilters:
     inbox_id: int | None = None
     channel: str | None = None
     label: str | None = None
-    sentiment: str | None = None
+    sentiment: str | None = None  # the latest customer message's sentiment
+    worst_sentiment: str | None = None  # the worst sentiment the customer showed in the conversation
     intent: str | None = None
     q: str | None = None
+    segment: str | None = None  # a saved contact segment id, or rfm:<segment name> (contacts.segments)
     limit: int = 25
     cursor: str | None = None
 
@@ -57,6 +62,7 @@ async def list_conversations(viewer: Viewer, f: ListFilters) -> tuple[list[dict[
     conn = connection()
     sql = Sql(conn.capabilities.dialect)
     where: list[str] = []
+    search_at, search_param = -1, 0  # where the text search is in `where` (-1: no search)
     if not viewer.sees_everything:
         inbox_ids = sorted(viewer.inbox_ids) or [-1]
         team_ids = sorted(viewer.team_ids) or [-1]
@@ -83,29 +89,46 @@ async def list_conversations(viewer: Viewer, f: ListFilters) -> tuple[list[dict[
         where.append(f"c.channel = {sql.p(f.channel)}")
     if f.label:
         where.append(f"c.id IN (SELECT conversation_id FROM conversation_labels WHERE label = {sql.p(f.label)})")
-    if f.sentiment:
-        where.append(f"c.sentiment = {sql.p(f.sentiment)}")
+    for column, value in (("sentiment", f.sentiment), ("worst_sentiment", f.worst_sentiment)):
+        if value:
+            if value not in SENTIMENTS:
+                raise InvalidFilter(f"{column} must be one of {', '.join(SENTIMENTS)}")
+            where.append(f"c.{column} = {sql.p(value)}")
     if f.intent:
         where.append(f"c.intent = {sql.p(f.intent)}")
     if f.q:
         terms = query_terms(f.q)
         if terms:
-            fragment, values = conversation_filter_sql(sql.dialect, terms, len(sql.params) + 1)
+            search_param = len(sql.params) + 1
+            fragment, values = conversation_filter_sql(sql.dialect, terms, search_param)
             sql.params.extend(values)
             where.append(fragment)
+            search_at = len(where) - 1
+    if f.segment:
+        from contacts.segments import SegmentError, conversation_filter
+
+        try:
+            where.append(await conversation_filter(f.segment, sql))
+        except SegmentError as exc:
+            raise InvalidFilter(str(exc)) from exc
     if f.cursor:
         stamp, conv_id = decode_cursor(f.cursor)
         a, b, c = sql.p(stamp), sql.p(stamp), sql.p(conv_id)
         where.append(f"(c.last_activity_at < {a} OR (c.last_activity_at = {b} AND c.id < {c}))")
-    query = (
+    head = (
         "SELECT c.id, c.inbox_id, c.channel, c.status, c.snoozed_until, c.assignee_id, c.team_id, c.labels, "
         "c.last_message_at, c.last_message_preview, c.last_incoming_at, c.last_activity_at, c.unread_count, "
-        "c.sentiment, c.intent, c.created_at, c.contact_id, ct.name AS contact_name, "
+        "c.sentiment, c.worst_sentiment, c.intent, c.created_at, c.contact_id, ct.name AS contact_name, "
         "ct.picture_url AS contact_picture_url, ct.phone AS contact_phone, ct.email AS contact_email "
         "FROM conversations c JOIN contacts ct ON ct.id = c.contact_id"
+    )
+    query = (
+        head
         + (" WHERE " + " AND ".join(where) if where else "")
         + f" ORDER BY c.last_activity_at DESC, c.id DESC LIMIT {int(f.limit) + 1}"
     )
+    if search_at >= 0 and sql.dialect == "postgres":  # a common word: found among the newest in milliseconds
+        query = newest_first_query(head, where, search_at, search_param, int(f.limit) + 1, query)
     rows = await conn.execute_query_dict(query, sql.params)
     more = len(rows) > f.limit
     rows = rows[: f.limit]
@@ -140,6 +163,7 @@ def _row_json(r: dict[str, Any]) -> dict[str, Any]:
         "last_activity_at": iso(as_datetime(r["last_activity_at"])),
         "unread_count": r["unread_count"],
         "sentiment": r["sentiment"],
+        "worst_sentiment": r["worst_sentiment"],
         "intent": r["intent"],
         "created_at": iso(as_datetime(r["created_at"])),
     }

@@ -23,6 +23,10 @@ class Inbox(Model):
     external_id = fields.CharField(max_length=128)
     credentials = fields.JSONField(default=dict)
     settings = fields.JSONField(default=dict)
+    # "active", or "needs_reauth" when the platform refused our credentials (a refused Zalo token refresh):
+    # shown to admins instead of failing silently.
+    state = fields.CharField(max_length=20, default="active")
+    state_reason = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -38,6 +42,8 @@ class Conversation(Model):
     channel = fields.CharField(max_length=20)
     # One thread per identity and key: "dm" for direct messages; comments add "post:<id>" later.
     thread_key = fields.CharField(max_length=128, default="dm")
+    # What a non-DM thread is about, shown to the agent: for comments {post_id, text, permalink}.
+    thread_context = fields.JSONField(null=True)
     status = fields.CharField(max_length=20, default="open")
     snoozed_until = fields.DatetimeField(null=True)
     assignee = fields.ForeignKeyField(
@@ -51,7 +57,9 @@ class Conversation(Model):
     # Sort key of the list: newest activity first; ties broken by id for a stable keyset cursor.
     last_activity_at = fields.DatetimeField()
     unread_count = fields.IntField(default=0)
+    # NLP summary of the customer's messages (inbox/enrich.py): latest sentiment, worst one, most frequent intent.
     sentiment = fields.CharField(max_length=10, null=True)
+    worst_sentiment = fields.CharField(max_length=10, null=True)
     intent = fields.CharField(max_length=40, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -90,7 +98,11 @@ class Message(Model):
     external_id = fields.CharField(max_length=255, null=True)
     delivery_status = fields.CharField(max_length=10, null=True)
     failure_reason = fields.TextField(null=True)
-    extra = fields.JSONField(default=dict)  # quick reply / postback payloads, referral, reply_to
+    extra = fields.JSONField(default=dict)  # quick reply / postback payloads, referral, reply_to, comment state
+    # Edits by the author: the current text is `text`; earlier versions, oldest first, as {text, until}.
+    edit_history = fields.JSONField(null=True)
+    edited_at = fields.DatetimeField(null=True)
+    removed_at = fields.DatetimeField(null=True)  # the author or the platform removed it (kept, marked)
     sentiment = fields.CharField(max_length=10, null=True)
     sentiment_score = fields.FloatField(null=True)
     intent = fields.CharField(max_length=40, null=True)
@@ -174,3 +186,18 @@ class OutboxItem(Model):
     class Meta:
         table = "outbox"
         indexes = (("state", "next_attempt_at"),)
+
+
+class ZaloToken(Model):
+    """The OA's current token pair. Zalo refresh tokens work once: the row changes only by compare-and-swap on
+    `refresh_token`, and `refresh_lease_until` lets one process at a time spend it."""
+
+    inbox = fields.OneToOneField("hopthu.Inbox", related_name="zalo_token", on_delete=fields.CASCADE, primary_key=True)
+    access_token = fields.TextField()
+    refresh_token = fields.TextField()
+    expires_at = fields.DatetimeField()
+    refresh_lease_until = fields.DatetimeField(null=True)
+    refreshed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "zalo_tokens"

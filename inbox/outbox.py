@@ -20,6 +20,7 @@ from tortoise.transactions import in_transaction
 from channels.base import SendError, SendResult
 from contacts.models import ContactIdentity
 from inbox.bus import Event, EventBus
+from inbox.metrics import OUTBOX_SENDS
 from inbox.models import Conversation, Inbox, Message, OutboxItem
 from inbox.serialize import message_json
 
@@ -165,9 +166,11 @@ class Outbox:
         lets exactly one of them win; a process that dies mid-send leaves it due again after the lease."""
         now = datetime.now(UTC)
         lease = now + CLAIM_LEASE
-        won = await OutboxItem.filter(id=item.id, state="pending", next_attempt_at__lte=now).update(
-            next_attempt_at=lease
-        )
+        # `attempts` as read: a process holding a stale copy (another one already tried and rescheduled the item)
+        # loses the claim instead of sending again with an old attempt count.
+        won = await OutboxItem.filter(
+            id=item.id, state="pending", attempts=item.attempts, next_attempt_at__lte=now
+        ).update(next_attempt_at=lease)
         item.next_attempt_at = lease
         return bool(won)
 
@@ -194,6 +197,7 @@ class Outbox:
                 )
                 item.last_error = error.reason
                 await item.save(update_fields=["attempts", "next_attempt_at", "last_error"])
+                OUTBOX_SENDS.labels("retry").inc()
                 log.info("outbox: message %s attempt %s failed, retrying: %s", msg.id, item.attempts, error.reason)
             elif error.retryable:  # out of tries: say so, rather than a reason that promises another one
                 n = item.attempts
@@ -205,6 +209,7 @@ class Outbox:
         else:
             item.state = "sent"
             await item.save(update_fields=["attempts", "state"])
+            OUTBOX_SENDS.labels("sent").inc()
             # An echo or a receipt may have moved the message on while the request was in flight (`msg` is what
             # was read before it): only move forward, in the database itself.
             async with in_transaction() as conn:
@@ -213,9 +218,16 @@ class Outbox:
                 without_id = Message.filter(id=msg.id, external_id__isnull=True).using_db(conn)
                 await without_id.update(external_id=result.external_id)
             await msg.refresh_from_db(fields=["delivery_status", "external_id", "failure_reason"])
+            after_sent = getattr(self._senders[inbox.channel], "after_sent", None)
+            if after_sent is not None:  # e.g. a private reply to a comment learns the commenter's Messenger id
+                try:
+                    conv = await after_sent(inbox, identity, conv, msg, result) or conv
+                except Exception:
+                    log.exception("after-send step for message %s failed", msg.id)
             await self._publish(conv, msg)
 
     async def _fail(self, item: OutboxItem, msg: Message, reason: str) -> None:
+        OUTBOX_SENDS.labels("failed").inc()
         item.state, item.last_error = "failed", reason
         await item.save(update_fields=["attempts", "state", "last_error"])
         # Never over an echo that confirmed the message meanwhile.

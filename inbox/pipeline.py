@@ -1,4 +1,4 @@
-"""After the commit: enrich (NLP seam) → route (routing seam) → publish (event bus) → fetch profiles.
+"""After the commit: enrich (NLP) → bot decides → route → publish (event bus) → bot answers → fetch profiles.
 
 Everything here runs off the ack path; a failure here never loses the stored event.
 """
@@ -8,8 +8,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from agents.bots import BotResponder
+from agents.csat import Csat
 from agents.routing import Router
 from inbox.bus import Event, EventBus
+from inbox.enrich import refresh_conversations
 from inbox.models import Message
 from inbox.processing import Outcome
 from inbox.profiles import ProfileFetcher
@@ -23,9 +26,19 @@ Enricher = Callable[[list[Message]], Awaitable[None]]
 
 class PostCommitPipeline:
     def __init__(
-        self, bus: EventBus, router: Router, profiles: ProfileFetcher | None, enrichers: list[Enricher] | None = None
+        self,
+        bus: EventBus,
+        router: Router,
+        profiles: ProfileFetcher | None,
+        enrichers: list[Enricher] | None = None,
+        bots: BotResponder | None = None,
+        csat: Csat | None = None,
     ) -> None:
+        self.bots = bots
+        self.csat = csat  # reads customers' answers to satisfaction surveys before anything else reacts
         self.bus = bus
+        # The newest inbound message that has been through every step (tests and diagnostics wait on it).
+        self.handled_up_to = 0
         self.router = router
         self.profiles = profiles
         self.enrichers = enrichers or []
@@ -37,8 +50,19 @@ class PostCommitPipeline:
                 await enrich(inbound)
             except Exception:  # enrichment is best effort: the message is already stored
                 log.exception("enricher %r failed", enrich)
-        waiting = [conv for conv, _ in out.changed_conversations.values() if conv.assignee_id is None]
-        routed = await self.router.route(waiting) if waiting else []
+        enriched = [msg for msg in inbound if msg.sentiment is not None]  # NLP results, stored by inbox/enrich.py
+        if enriched:
+            await refresh_conversations([conv for conv, _ in out.changed_conversations.values()])
+        rated = await self.csat.absorb(out) if self.csat else set()  # a rating only: resolved again, not routed
+        # The bot keeps the conversations it is answering out of routing; what it hands off is routed now.
+        plan = await self.bots.decide(out) if self.bots else None
+        held = plan.held if plan else set()
+        waiting = [
+            conv
+            for conv, _ in out.changed_conversations.values()
+            if conv.assignee_id is None and conv.id not in held and conv.id not in rated
+        ]
+        routed = await self.router.route(waiting, inbound) if waiting else []
 
         new_ids = {conv.id for conv in out.new_conversations}
         for conv_id, (conv, contact) in out.changed_conversations.items():
@@ -50,12 +74,22 @@ class PostCommitPipeline:
             await self.bus.publish(
                 Event("message.created", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
             )
+        enriched_ids = {msg.id for msg in enriched}
+        for conv, _, msg in out.new_messages:  # the NLP results, as the contract's message.updated
+            if msg.id in enriched_ids:
+                await self.bus.publish(
+                    Event("message.updated", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
+                )
         for conv, msg in out.updated_messages:
             await self.bus.publish(
                 Event("message.updated", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
             )
         for event in routed:
             await self.bus.publish(event)
+        if plan is not None and plan.replies:
+            await self.bots.act(plan)  # after the customer's message is out, so agents see them in order
         if self.profiles is not None:
             for identity in out.identities_to_enrich:
                 self.profiles.enqueue(identity.id)
+        if inbound:
+            self.handled_up_to = max(self.handled_up_to, max(msg.id for msg in inbound))

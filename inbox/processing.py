@@ -14,15 +14,21 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from channels.events import InboundMessage, Receipt, Referral, from_record
+from channels.events import InboundMessage, MessageEdit, MessageRemoval, Receipt, Referral, from_record
+from contacts.consent import DO_NOT_STORE, withheld
 from contacts.models import Contact, ContactIdentity
 from inbox.models import Conversation, InboundEvent, Inbox, Message
+from inbox.phones import normalize_phone
 from inbox.search import fold, index_contact, index_messages
 from inbox.sql import Sql, as_datetime, as_json, json_param
+
+if TYPE_CHECKING:
+    from inbox.coordination import LogLeader
 
 log = logging.getLogger(__name__)
 PREVIEW_LENGTH = 200
@@ -73,7 +79,7 @@ def advance(conv: Conversation, at: datetime, preview_text: str, *, incoming: bo
 
 
 async def identity_and_contact(
-    conn: BaseDBAsyncClient, inbox: Inbox, external_id: str, seen_at: datetime, out: Outcome
+    conn: BaseDBAsyncClient, inbox: Inbox, external_id: str, seen_at: datetime, out: Outcome, name: str | None = None
 ) -> tuple[ContactIdentity, Contact]:
     identity = (
         await ContactIdentity.filter(inbox_id=inbox.id, external_id=external_id)
@@ -87,18 +93,27 @@ async def identity_and_contact(
             contact.last_seen_at = seen_at
             await contact.save(using_db=conn, update_fields=["last_seen_at"])
         return identity, contact
-    contact = await Contact.create(using_db=conn, first_seen_at=seen_at, last_seen_at=seen_at)
+    contact = await Contact.create(using_db=conn, first_seen_at=seen_at, last_seen_at=seen_at, name=name or "")
     identity = await ContactIdentity.create(
-        using_db=conn, contact=contact, inbox_id=inbox.id, channel=inbox.channel, external_id=external_id
+        using_db=conn, contact=contact, inbox_id=inbox.id, channel=inbox.channel, external_id=external_id, name=name
     )
     out.identities_to_enrich.append(identity)
     return identity, contact
 
 
 async def conversation_for(
-    conn: BaseDBAsyncClient, inbox: Inbox, identity: ContactIdentity, contact: Contact, at: datetime, out: Outcome
+    conn: BaseDBAsyncClient,
+    inbox: Inbox,
+    identity: ContactIdentity,
+    contact: Contact,
+    at: datetime,
+    out: Outcome,
+    thread_key: str = "dm",
+    thread_context: dict | None = None,
 ) -> Conversation:
-    conv = await Conversation.filter(inbox_id=inbox.id, identity_id=identity.id, thread_key="dm").using_db(conn).first()
+    """The identity's conversation in one thread: "dm", or one per post for Page comments."""
+    query = Conversation.filter(inbox_id=inbox.id, identity_id=identity.id, thread_key=thread_key)
+    conv = await query.using_db(conn).first()
     if conv is not None:
         return conv
     conv = await Conversation.create(
@@ -107,6 +122,8 @@ async def conversation_for(
         contact_id=contact.id,
         identity_id=identity.id,
         channel=inbox.channel,
+        thread_key=thread_key,
+        thread_context=thread_context,
         status="open",
         last_activity_at=at,
     )
@@ -146,13 +163,21 @@ def _attachments(event: InboundMessage) -> list[dict]:
 
 
 def _extra(event: InboundMessage) -> dict:
-    extra = {
+    extra: dict = {
         "quick_reply_payload": event.quick_reply_payload,
         "postback_payload": event.postback_payload,
         "postback_title": event.postback_title,
         "referral": event.referral,
         "reply_to_external_id": event.reply_to_external_id,
     }
+    if event.thread_key and event.thread_key.startswith("post:"):
+        context = event.thread_context or {}
+        extra["comment"] = {
+            "comment_id": event.external_id,
+            "post_id": context.get("post_id"),
+            "parent_id": context.get("parent_id"),
+            "hidden": bool(context.get("hidden")),
+        }
     return {k: v for k, v in extra.items() if v is not None}
 
 
@@ -172,8 +197,14 @@ async def apply_echo(conn: BaseDBAsyncClient, inbox: Inbox, event: InboundMessag
             return
     if await Message.filter(inbox_id=inbox.id, external_id=event.external_id).using_db(conn).exists():
         return  # hopthu sent it and already knows its id
-    identity, contact = await identity_and_contact(conn, inbox, event.contact_external_id, event.occurred_at, out)
-    conv = await conversation_for(conn, inbox, identity, contact, event.occurred_at, out)
+    if event.thread_key and event.thread_key != "dm":
+        found = await _comment_thread_of_page_reply(conn, inbox, event, out)
+        if found is None:
+            return  # the page's own post or a comment outside any customer's thread: nothing to show
+        conv, contact = found
+    else:
+        identity, contact = await identity_and_contact(conn, inbox, event.contact_external_id, event.occurred_at, out)
+        conv = await conversation_for(conn, inbox, identity, contact, event.occurred_at, out)
     attachments = _attachments(event)
     msg = await Message.create(
         using_db=conn,
@@ -187,7 +218,7 @@ async def apply_echo(conn: BaseDBAsyncClient, inbox: Inbox, event: InboundMessag
         created_at=event.occurred_at,
         external_id=event.external_id,
         delivery_status="sent",
-        extra={"app_id": event.app_id} if event.app_id else {},
+        extra={**_extra(event), **({"app_id": event.app_id} if event.app_id else {})},
         search_text=fold(event.text),
     )
     await record(conn, conv, "message_out", "agent", None, event.occurred_at, msg.id, origin="platform")
@@ -196,6 +227,21 @@ async def apply_echo(conn: BaseDBAsyncClient, inbox: Inbox, event: InboundMessag
     await index_messages(conn, [(msg.id, msg.search_text)])
     out.new_messages.append((conv, contact, msg))
     out.touch(conv, contact)
+
+
+async def _comment_thread_of_page_reply(
+    conn: BaseDBAsyncClient, inbox: Inbox, event: InboundMessage, out: Outcome
+) -> tuple[Conversation, Contact] | None:
+    """The customer thread a page's own comment belongs to: the thread of the comment it answers."""
+    parent_id = (event.thread_context or {}).get("parent_id")
+    if not parent_id:
+        return None
+    parent = await Message.filter(inbox_id=inbox.id, external_id=parent_id).using_db(conn).first()
+    if parent is None:
+        return None
+    conv = await Conversation.get(id=parent.conversation_id).using_db(conn)
+    contact = await Contact.get(id=conv.contact_id).using_db(conn)
+    return conv, contact
 
 
 def _own_message_id(metadata: str | None) -> int | None:
@@ -235,6 +281,12 @@ async def apply_receipt(conn: BaseDBAsyncClient, inbox: Inbox, event: Receipt, o
 
 async def apply_referral(conn: BaseDBAsyncClient, inbox: Inbox, event: Referral, out: Outcome) -> None:
     identity, contact = await identity_and_contact(conn, inbox, event.contact_external_id, event.occurred_at, out)
+    if event.referral.get("type") == "unfollow":  # noted in an existing thread; never opens a conversation
+        query = Conversation.filter(inbox_id=inbox.id, identity_id=identity.id, thread_key="dm")
+        conv = await query.using_db(conn).first()
+        if conv is not None:
+            await record(conn, conv, "unfollowed", "contact", contact.id, event.occurred_at, None)
+        return
     conv = await conversation_for(conn, inbox, identity, contact, event.occurred_at, out)
     await record(conn, conv, "referral", "contact", contact.id, event.occurred_at, None, referral=event.referral)
     out.touch(conv, contact)
@@ -250,7 +302,8 @@ class Known:
     """Ids learnt in committed batches, so the common case (a known customer writes again) skips lookups."""
 
     identities: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)  # → (identity, contact)
-    conversations: dict[tuple[int, int], int] = field(default_factory=dict)  # (inbox, identity) → conversation
+    # (inbox, identity, thread key) → conversation
+    conversations: dict[tuple[int, int, str], int] = field(default_factory=dict)
     limit: int = 100_000
 
     def learn(self, other: Known) -> None:
@@ -264,7 +317,7 @@ class Known:
 _CONV_COLUMNS = (
     "id", "inbox_id", "contact_id", "identity_id", "channel", "thread_key", "status", "snoozed_until", "assignee_id",
     "team_id", "labels", "last_message_at", "last_message_preview", "last_incoming_at", "last_activity_at",
-    "unread_count", "sentiment", "intent", "created_at",
+    "unread_count", "sentiment", "intent", "created_at", "thread_context",
 )  # fmt: skip
 _CONTACT_COLUMNS = ("name", "picture_url", "phone", "email", "last_seen_at")
 _TIME_COLUMNS = {
@@ -280,7 +333,7 @@ _TIME_COLUMNS = {
 def _value(column: str, value: object) -> object:
     if column in _TIME_COLUMNS:
         return as_datetime(value)
-    return as_json(value) if column == "labels" else value
+    return as_json(value) if column in ("labels", "thread_context") else value
 
 
 async def _load_conversation(conn: BaseDBAsyncClient, conv_id: int) -> Conversation | None:
@@ -311,19 +364,26 @@ async def apply_inbound(
     its transaction has committed.
     """
     at = event.occurred_at
+    thread = event.thread_key or "dm"
     ids = known.identities.get((inbox.id, event.contact_external_id))
     if ids is None:
-        identity, contact = await identity_and_contact(conn, inbox, event.contact_external_id, at, out)
+        identity, contact = await identity_and_contact(
+            conn, inbox, event.contact_external_id, at, out, name=event.contact_name
+        )
         ids = learnt.identities[(inbox.id, event.contact_external_id)] = (identity.id, contact.id)
-    conv_id = known.conversations.get((inbox.id, ids[0]))
+    conv_id = known.conversations.get((inbox.id, ids[0], thread))
     conv = await _load_conversation(conn, conv_id) if conv_id is not None else None
     if conv is None:
         identity = await ContactIdentity.get(id=ids[0]).using_db(conn)
-        contact = await Contact.get(id=ids[1]).using_db(conn)
-        conv = await conversation_for(conn, inbox, identity, contact, at, out)
-        learnt.conversations[(inbox.id, ids[0])] = conv.id
+        # The identity's contact, not the cached id: a merge may have moved the identity to another profile.
+        contact = await Contact.get(id=identity.contact_id).using_db(conn)
+        context = _thread_context(event) if thread != "dm" else None
+        conv = await conversation_for(conn, inbox, identity, contact, at, out, thread, context)
+        learnt.conversations[(inbox.id, ids[0], thread)] = conv.id
     else:
         contact = conv.contact
+    if contact.id in DO_NOT_STORE:  # the customer refused storage of personal data: keep the fact, not the content
+        event = withheld(event)
     sql = Sql(conn.capabilities.dialect)
     attachments = _attachments(event)
     values = {
@@ -371,8 +431,86 @@ async def apply_inbound(
             f"UPDATE contacts SET last_seen_at = {seen.p(at)} WHERE id = {seen.p(contact.id)}", seen.params
         )
     await index_messages(conn, [(msg.id, msg.search_text)])
+    if event.shared_phone:
+        await apply_shared_phone(conn, conv, contact, event.shared_phone, at, msg.id, event.channel)
     out.new_messages.append((conv, contact, msg))
     out.touch(conv, contact)
+
+
+def _thread_context(event: InboundMessage) -> dict:
+    """What the conversation shows about its post (the per-comment fields stay on the message)."""
+    context = event.thread_context or {}
+    return {k: context.get(k) for k in ("post_id", "post_text", "permalink") if context.get(k) is not None}
+
+
+async def apply_shared_phone(
+    conn: BaseDBAsyncClient,
+    conv: Conversation,
+    contact: Contact,
+    raw_phone: str,
+    at: datetime,
+    message_id: int | None,
+    channel: str,
+) -> None:
+    """A phone the customer chose to share: the contact's phone when it has none, recorded as given by them."""
+    phone = normalize_phone(raw_phone)
+    if phone is None:
+        return
+    current = await Contact.get(id=contact.id).using_db(conn)
+    applied = not current.phone
+    if applied:
+        current.phone = contact.phone = phone
+        await Contact.filter(id=contact.id).using_db(conn).update(phone=phone)
+        await update_contact_search(conn, current)
+    await record(
+        conn, conv, "phone_shared", "contact", contact.id, at, message_id,
+        phone=phone, given_by_customer=True, channel=channel, applied=applied,
+    )  # fmt: skip
+
+
+async def _message_by_external_id(
+    conn: BaseDBAsyncClient, inbox: Inbox, external_id: str
+) -> tuple[Conversation, Message] | None:
+    msg = await Message.filter(inbox_id=inbox.id, external_id=external_id).using_db(conn).first()
+    if msg is None:
+        return None
+    return await Conversation.get(id=msg.conversation_id).using_db(conn), msg
+
+
+async def apply_edit(conn: BaseDBAsyncClient, inbox: Inbox, event: MessageEdit, out: Outcome) -> None:
+    """New text for a stored message; the text it replaces goes to its edit history (oldest first)."""
+    found = await _message_by_external_id(conn, inbox, event.external_id)
+    if found is None:
+        return  # an edit of a message we never had (sent before the inbox was connected): nothing to change
+    conv, msg = found
+    if msg.edited_at is not None and event.occurred_at <= msg.edited_at:
+        return  # an older edit arriving late: the newer text stays
+    if msg.text == event.text:
+        return
+    history = list(msg.edit_history or [])
+    history.append({"text": msg.text, "until": event.occurred_at.isoformat()})
+    msg.text, msg.edit_history, msg.edited_at = event.text, history, event.occurred_at
+    msg.search_text = fold(event.text)
+    await msg.save(using_db=conn, update_fields=["text", "edit_history", "edited_at", "search_text"])
+    await index_messages(conn, [(msg.id, msg.search_text)])
+    actor = "contact" if msg.direction == "in" else "agent"
+    await record(conn, conv, "message_edited", actor, None, event.occurred_at, msg.id)
+    out.updated_messages.append((conv, msg))
+
+
+async def apply_removal(conn: BaseDBAsyncClient, inbox: Inbox, event: MessageRemoval, out: Outcome) -> None:
+    """Marked removed, never deleted: what the customer wrote stays for the agent's record."""
+    found = await _message_by_external_id(conn, inbox, event.external_id)
+    if found is None:
+        return
+    conv, msg = found
+    if msg.removed_at is not None:
+        return
+    msg.removed_at = event.occurred_at
+    await msg.save(using_db=conn, update_fields=["removed_at"])
+    actor = "contact" if msg.direction == "in" else "agent"
+    await record(conn, conv, "message_removed", actor, None, event.occurred_at, msg.id)
+    out.updated_messages.append((conv, msg))
 
 
 async def apply_event(
@@ -388,6 +526,10 @@ async def apply_event(
         await apply_receipt(conn, inbox, event, out)
     elif isinstance(event, Referral):
         await apply_referral(conn, inbox, event, out)
+    elif isinstance(event, MessageEdit):
+        await apply_edit(conn, inbox, event, out)
+    elif isinstance(event, MessageRemoval):
+        await apply_removal(conn, inbox, event, out)
 
 
 async def update_contact_search(conn: BaseDBAsyncClient, contact: Contact) -> None:
@@ -400,6 +542,19 @@ async def update_contact_search(conn: BaseDBAsyncClient, contact: Contact) -> No
 
 
 AfterCommit = Callable[[Outcome], Awaitable[None]]
+PROCESSING_LOCK = 0x686F7074  # "hopt": the advisory lock key of the inbound log
+
+
+async def claim_rows(conn: BaseDBAsyncClient, rows: list[InboundEvent]) -> list[InboundEvent]:
+    """Several server processes share the inbound log: on Postgres one applies it at a time (a transaction-scoped
+    advisory lock, released by the commit), and only rows still unprocessed once it holds the lock, so no event is
+    applied twice and events keep their order. One process on SQLite has nothing to share."""
+    if conn.capabilities.dialect != "postgres":
+        return rows
+    await conn.execute_query("SELECT pg_advisory_xact_lock($1)", [PROCESSING_LOCK])
+    ids = [row.id for row in rows]
+    still = set(await InboundEvent.filter(id__in=ids, processed=False).using_db(conn).values_list("id", flat=True))
+    return [row for row in rows if row.id in still]
 
 
 class InboundProcessor:
@@ -411,7 +566,9 @@ class InboundProcessor:
         wake: asyncio.Event,
         batch_size: int = 50,
         acks_waiting: Callable[[], bool] = lambda: False,
+        leader: LogLeader | None = None,
     ) -> None:
+        self._leader = leader  # several processes on Postgres: only the leader applies the log (in its order)
         self._acks_waiting = acks_waiting
         self._after_commit = after_commit
         self._wake = wake
@@ -428,12 +585,17 @@ class InboundProcessor:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._leader is not None:
+            await self._leader.close()
 
     async def _run(self) -> None:
         while True:
             try:
-                while await self.process_pending():
-                    pass
+                if self._leader is None or await self._leader.lead():
+                    while await self.process_pending():
+                        pass
+                else:
+                    await self._leader.nudge()  # another process applies the log: wake it
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database may be briefly unavailable: keep the loop alive, retry soon
@@ -471,6 +633,7 @@ class InboundProcessor:
         done: list[int] = []
         started = time.monotonic()
         async with in_transaction() as conn:
+            rows = await claim_rows(conn, rows)
             for row in rows:
                 if self._acks_waiting() and time.monotonic() - started > SLICE_SECONDS:
                     break  # webhooks are waiting to commit on the same database: let them in
@@ -485,6 +648,7 @@ class InboundProcessor:
         out = Outcome()
         failures: dict[int, str] = {}
         async with in_transaction() as conn:
+            rows = await claim_rows(conn, rows)
             for row in rows:
                 inbox = await self._inbox(row.inbox_id)
                 event_out = Outcome()

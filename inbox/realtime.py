@@ -15,11 +15,14 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from agents.presence import PRESENCE
+from contacts.masking import can_view_pii
 from inbox.api.guard import authenticate
 from inbox.bus import Event, EventBus, Subscription
 from inbox.http import fail
 from inbox.keys import BUS
 from inbox.models import Conversation
+from inbox.security import origin_allowed
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -37,25 +40,31 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
     auth = await authenticate(request, allow_query_token=True)
     if auth is None:
         fail(401, "unauthorized", "log in first")
-    if auth.via_cookie and not _same_origin(request):
+    if not origin_allowed(request):  # a browser on another site; clients without Origin are not browsers
         fail(403, "bad_origin", "origin not allowed")
     since = _since(request.query.get("since"))
     bus = request.app[BUS]
     viewer = auth.viewer
+    pii = can_view_pii(auth.user)  # masked phones/e-mails in frames without `view_contact_pii`
     del auth  # an idle socket keeps only what it needs: the viewer, not the session and user rows
     # No permessage-deflate: compressing every frame for every agent costs more CPU than the bytes it saves.
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=64 * 1024, compress=False)
     await ws.prepare(request)
     subscription = bus.subscribe(since, viewer.can_receive)
-    sender = Sender(ws, subscription, bus, request.transport)
+    sender = Sender(ws, subscription, bus, request.transport, pii)
     sockets = request.app[SOCKETS_PER_USER]
+    presence = request.app.get(PRESENCE)
     sockets[viewer.user_id] += 1
     try:
         await sender.start(bus.last_seq)
-        if sockets[viewer.user_id] == 1:  # an agent with several tabs is online once
+        if presence is not None:  # counted across processes; published when the agent's presence changes
+            await presence.connected(viewer.user_id)
+        elif sockets[viewer.user_id] == 1:  # an agent with several tabs is online once
             await bus.publish(Event("presence", {"user_id": viewer.user_id, "status": "online"}))
         async for message in ws:
             if message.type == WSMsgType.TEXT:
+                if presence is not None and '"typing"' in message.data:
+                    await presence.touch(viewer.user_id)  # typing is activity; keep-alive pings are not
                 await _client_frame(request, viewer, message.data)
             elif message.type == WSMsgType.ERROR:
                 break
@@ -64,8 +73,12 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         # Before any other await: once the peer is gone the server may cancel this handler (aiohttp's
         # handler_cancellation), and the offline presence must still go out.
         sockets[viewer.user_id] -= 1
-        if sockets[viewer.user_id] <= 0:  # offline only when the last tab closes
+        last_tab = sockets[viewer.user_id] <= 0  # offline only when the last tab closes
+        if last_tab:
             del sockets[viewer.user_id]
+        if presence is not None:
+            await asyncio.shield(presence.disconnected(viewer.user_id))
+        elif last_tab:
             await asyncio.shield(bus.publish(Event("presence", {"user_id": viewer.user_id, "status": "offline"})))
         await sender.stop()
     return ws
@@ -75,12 +88,18 @@ class Sender:
     """Writes one socket's events in order. Its task exists only while something is pending, so an idle socket
     costs no task; a client that falls too far behind is told to resync and closed."""
 
-    __slots__ = ("bus", "subscription", "task", "transport", "ws")
+    __slots__ = ("bus", "pii", "subscription", "task", "transport", "ws")
 
     def __init__(
-        self, ws: web.WebSocketResponse, subscription: Subscription, bus: EventBus, transport: asyncio.Transport | None
+        self,
+        ws: web.WebSocketResponse,
+        subscription: Subscription,
+        bus: EventBus,
+        transport: asyncio.Transport | None,
+        pii: bool = True,
     ) -> None:
         self.ws, self.subscription, self.bus, self.transport = ws, subscription, bus, transport
+        self.pii = pii
         self.task: asyncio.Task[None] | None = None
 
     async def start(self, last_seq: int) -> None:
@@ -88,7 +107,7 @@ class Sender:
         if self.subscription.resync:
             await self.ws.send_str(_frame("resync", last_seq, {"reason": "events since that seq are no longer kept"}))
         for event in self.subscription.replay:
-            await self.ws.send_frame(event.frame_bytes(), WSMsgType.TEXT)
+            await self.ws.send_frame(event.frame_bytes_for(self.pii), WSMsgType.TEXT)
         self.subscription.replay = []
         await self.ws.send_str(_frame("ready", last_seq, {}))
         self.subscription.on_pending = self.kick
@@ -117,7 +136,8 @@ class Sender:
                 # Every pending frame in one write (one syscall), not one per frame: fan-out to many agents at
                 # 1,000 messages/s spent most of its time in per-frame writes. Frames are whole and written
                 # synchronously, so they never interleave with aiohttp's own ping/pong/close frames.
-                transport.write(b"".join(event.ws_frame() for event in batch))
+                pii = self.pii
+                transport.write(b"".join(event.ws_frame_for(pii) for event in batch))
                 await asyncio.sleep(0)  # let the batch grow while other sockets are served
         except (ConnectionResetError, RuntimeError):
             return
@@ -137,11 +157,6 @@ def _since(raw: str | None) -> int | None:
         return int(raw)
     except ValueError:
         return -1
-
-
-def _same_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    return origin is None or origin.split("://", 1)[-1] == request.host
 
 
 async def _client_frame(request: web.Request, viewer, raw: str) -> None:

@@ -1,7 +1,13 @@
 """Search without diacritics: text is folded the same way when indexed and when queried.
 
 SQLite uses the FTS5 tables `message_fts` / `contact_fts` (rowid = message / contact id); Postgres uses GIN
-indexes over `to_tsvector('simple', search_text)` (migration 0002). Never a LIKE scan.
+indexes over the stored `search_tsv = to_tsvector('simple', search_text)` columns (migration 0011). Never a LIKE
+scan, and no unaccent / pg_trgm needed: the text is folded before it is indexed.
+
+On Postgres a common word matches a large share of a million messages: collecting every match first (the set
+form) costs about a second, while walking the newest conversations and checking each (the walk form) finds a
+page in milliseconds. So the list first walks a bounded window of the newest candidates (`newest_first_query`)
+and only falls back to the set form when the window held less than a page (a rare word: the set is small).
 """
 
 from __future__ import annotations
@@ -56,6 +62,44 @@ async def index_contact(conn: BaseDBAsyncClient, contact_id: int, old_text: str,
         await conn.execute_query("INSERT INTO contact_fts(rowid, search_text) VALUES (?, ?)", [contact_id, new_text])
 
 
+WALK_WINDOW = 1_000  # candidates checked one by one before falling back to collecting every match
+
+
+def conversation_walk_sql(param: int) -> str:
+    """The Postgres predicate, evaluated per conversation (same parameters as `conversation_filter_sql`'s).
+    Scalar subqueries with LIMIT 1, not EXISTS: the planner may turn an EXISTS into one hashed set of every match,
+    which is exactly the cost this form avoids."""
+    return (
+        f"COALESCE((SELECT true FROM messages m WHERE m.conversation_id = c.id AND m.search_tsv "
+        f"@@ to_tsquery('simple', ${param}) LIMIT 1), (SELECT true FROM contacts cs WHERE "
+        f"cs.id = c.contact_id AND cs.search_tsv @@ to_tsquery('simple', ${param + 1}) "
+        "LIMIT 1), false)"
+    )
+
+
+def newest_first_query(head: str, where: list[str], search_at: int, param: int, limit: int, full: str) -> str:
+    """One statement (Postgres) for a searched page: first the WALK_WINDOW newest conversations that pass every
+    other filter, checked one at a time in list order (stops at `limit` rows); only if that finds fewer than
+    `limit`, the `full` query (the set form over everything: small for a rare word) instead. PostgreSQL runs the
+    second branch only when its one-time condition holds."""
+    others = [w for i, w in enumerate(where) if i != search_at]
+    window = (
+        "(SELECT c.* FROM conversations c JOIN contacts ct ON ct.id = c.contact_id"
+        + (" WHERE " + " AND ".join(others) if others else "")
+        + f" ORDER BY c.last_activity_at DESC, c.id DESC LIMIT {WALK_WINDOW}) c"
+    )
+    walk = (
+        head.replace("FROM conversations c", f"FROM {window}", 1)
+        + f" WHERE {conversation_walk_sql(param)} ORDER BY c.last_activity_at DESC, c.id DESC LIMIT {limit}"
+    )
+    return (
+        f"WITH walk AS MATERIALIZED ({walk}) "
+        f"SELECT * FROM walk WHERE (SELECT COUNT(*) FROM walk) >= {limit} "
+        f"UNION ALL SELECT * FROM ({full}) everything WHERE (SELECT COUNT(*) FROM walk) < {limit} "
+        "ORDER BY last_activity_at DESC, id DESC"
+    )
+
+
 def conversation_filter_sql(dialect: str, terms: list[str], param: int) -> tuple[str, list[str]]:
     """SQL (for a WHERE clause on `conversations c`) matching message text or the contact's name/phone."""
     if dialect == "sqlite":
@@ -68,8 +112,8 @@ def conversation_filter_sql(dialect: str, terms: list[str], param: int) -> tuple
         )
     q = tsquery(terms)
     return (
-        f"(c.id IN (SELECT m.conversation_id FROM messages m WHERE to_tsvector('simple', m.search_text) "
+        f"(c.id IN (SELECT m.conversation_id FROM messages m WHERE m.search_tsv "
         f"@@ to_tsquery('simple', ${param})) OR c.contact_id IN (SELECT ct.id FROM contacts ct WHERE "
-        f"to_tsvector('simple', ct.search_text) @@ to_tsquery('simple', ${param + 1})))",
+        f"ct.search_tsv @@ to_tsquery('simple', ${param + 1})))",
         [q, q],
     )

@@ -41,9 +41,13 @@ def conversation_json(conv: Conversation, contact: Contact | None) -> dict[str, 
         "last_incoming_at": iso(conv.last_incoming_at),
         "last_activity_at": iso(conv.last_activity_at),
         "unread_count": conv.unread_count,
-        "sentiment": conv.sentiment,
-        "intent": conv.intent,
+        "sentiment": conv.sentiment,  # the latest customer message's (nlp)
+        "worst_sentiment": conv.worst_sentiment,
+        "intent": conv.intent,  # the conversation's main intent
         "created_at": iso(conv.created_at),
+        # "dm", or "post:<id>" for a Page comment thread, whose post (text, link) is in `thread_context`.
+        "thread_key": conv.thread_key,
+        "thread_context": conv.thread_context,
     }
 
 
@@ -68,4 +72,7 @@ def message_json(msg: Message) -> dict[str, Any]:
         "intent": msg.intent,
         "intent_confidence": msg.intent_confidence,
         "entities": msg.entities or [],
+        "edited_at": iso(msg.edited_at),
+        "edit_history": msg.edit_history or [],
+        "removed_at": iso(msg.removed_at),
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from channels import facebook
+from channels import facebook, zalo
 from channels.events import ParseError, Unrecognized, to_record
 from inbox.http import fail, parse_json, read_body
 from inbox.ingest import Accepted, Item, Rejected, StorageUnavailable
@@ -56,6 +56,48 @@ async def facebook_events(request: web.Request) -> web.Response:
                 items.append(Accepted(ref.id, "facebook", event))
     await _store(request, items)
     return web.json_response(OK)
+
+
+@routes.post("/webhooks/zalo")
+async def zalo_events(request: web.Request) -> web.Response:
+    """Zalo signs app id + body + the body's timestamp, so the body is read (not trusted) before verifying."""
+    raw = await read_body(request)
+    signature = request.headers.get(zalo.SIGNATURE_HEADER)
+    if not signature:
+        fail(401, "invalid_signature", "X-ZEvent-Signature is missing")
+    payload = parse_json(raw)
+    app_id, timestamp, oa_id = zalo.envelope(payload)
+    directory = request.app[DIRECTORY]
+    ref = await _zalo_signer(directory, raw, signature, app_id, timestamp, oa_id, force=False)
+    if ref is None:
+        ref = await _zalo_signer(directory, raw, signature, app_id, timestamp, oa_id, force=True)
+    if ref is None:
+        fail(401, "invalid_signature", "X-ZEvent-Signature does not match any Zalo OA's secret")
+    items: list[Item] = []
+    for event in zalo.parse(payload):
+        if isinstance(event, Unrecognized):
+            items.append(Rejected("zalo", ref.id, event))
+        elif event.account_id != ref.external_id:
+            reason = "no inbox for this OA"
+            items.append(Rejected("zalo", None, Unrecognized("zalo", event.account_id, reason, to_record(event))))
+        else:
+            items.append(Accepted(ref.id, "zalo", event))
+    await _store(request, items)
+    return web.json_response({"error": 0, "message": "Success"})
+
+
+async def _zalo_signer(
+    directory, raw: bytes, signature: str, app_id: str | None, timestamp: str | None, oa_id: str | None, *, force: bool
+):
+    """The Zalo inbox whose OA secret signed the body: the OA's own inbox first, then others of the same app."""
+    if app_id is None or timestamp is None:
+        return None
+    refs = [r for r in await directory.of_channel("zalo", force=force) if str(r.credentials.get("app_id")) == app_id]
+    refs.sort(key=lambda r: r.external_id != oa_id)
+    for ref in refs:
+        if zalo.verify_signature(raw, signature, app_id, timestamp, str(ref.credentials.get("oa_secret", ""))):
+            return ref
+    return None
 
 
 async def _matching_secret(directory, raw: bytes, signature: str | None, *, force: bool) -> str | None:

@@ -112,6 +112,7 @@ def settings(database_url: str, fake_graph: FakeGraphAPI, tmp_path: Path) -> Set
         toml_path=tmp_path / "absent.toml",
         outbox_base_delay=0.05,
         outbox_max_attempts=4,
+        extra={"webchat_upload_dir": str(tmp_path / "uploads")},  # never into the working tree
     )
 
 

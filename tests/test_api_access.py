@@ -40,8 +40,10 @@ ROLE_OF = {"outsider": "agent", "member": "agent", "supervisor": "supervisor", "
 
 # Routes outside the staff role matrix: public, or authenticated by other means (platform signatures,
 # visitor tokens), or the socket (tests/test_realtime.py).
-EXEMPT_PATHS = ("/healthz", "/api/openapi.json", "/api/auth/login", "/ws")
-EXEMPT_PREFIXES = ("/webhooks/", "/widget/")
+# /metrics answers in Prometheus' text format (admin or the scraper's token): tests/test_security.py.
+EXEMPT_PATHS = ("/healthz", "/api/openapi.json", "/api/auth/login", "/ws", "/", "/metrics")
+# /app/: the web app's static files (public, like the login page at /; tests/test_ui_server.py).
+EXEMPT_PREFIXES = ("/webhooks/", "/widget/", "/app/")
 
 
 @functools.cache
@@ -201,7 +203,8 @@ async def test_access_matrix(client: TestClient, world: World, case: Case, who: 
 
     want = expected_status(case, who)
     assert response.status == want, (case, who, await response.text())
-    data = await response.json()
+    # A file route answers with the file itself; every error is JSON in the contract's shape.
+    data = await response.json() if response.content_type == "application/json" or want >= 400 else {}
     if want >= 400:
         assert_error_shape(data, want)
         assert data["error"]["code"] == {401: "unauthorized", 403: "forbidden", 404: "not_found"}[want]

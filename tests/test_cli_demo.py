@@ -22,6 +22,9 @@ from typing import Any
 
 import pytest
 
+from inbox import demo_channels
+from inbox.demo import SCRIPTS
+
 CLI = [sys.executable, "-m", "inbox.cli"]
 LOGIN_LINE = re.compile(r"^\s*(admin|supervisor|agent)\s+(\S+@demo\.hopthu\.vn)\s+(\S+)")
 FACEBOOK = ["--channel", "facebook", "--name", "Shop Thời Trang", "--page-id", "106001234567890"]
@@ -264,11 +267,14 @@ def test_demo_without_simulator_starts_fresh_and_stays_quiet(demo_factory, tmp_p
     demo = demo_factory("--no-simulator")
     demo.ready()
     demo.log_in("supervisor")
-    assert len(demo.conversations()) == 15
+    # A fresh database holds exactly what the demo seeds: its Messenger scripts, the post's comments (one thread
+    # per commenter) and the Zalo customers — nothing left over from the file that was there before.
+    seeded = len(SCRIPTS) + len(demo_channels.COMMENTS) + len(demo_channels.ZALO_CUSTOMERS)
+    assert len(demo.conversations()) == seeded
 
     before = demo.message_count()
     time.sleep(6)  # the simulator would have written at least once by now
     assert demo.message_count() == before
-    assert len(demo.conversations()) == 15
+    assert len(demo.conversations()) == seeded
 
     assert demo.stop() == 0

@@ -325,7 +325,8 @@ def test_referral_without_message() -> None:
     )
 
 
-def test_feed_changes_are_unrecognized_for_now() -> None:
+def test_feed_comments_are_parsed_as_comment_messages() -> None:
+    """Page comments (issue 4): each `changes[]` item becomes a message in the post's thread, time in seconds."""
     change = {
         "field": "feed",
         "value": {
@@ -338,9 +339,11 @@ def test_feed_changes_are_unrecognized_for_now() -> None:
     events = fb.parse(body)
     assert len(events) == 2
     for event in events:
-        assert isinstance(event, Unrecognized)
-        assert event.reason == "feed change not handled yet"
-        assert event.account_id == PAGE and event.payload == change
+        assert isinstance(event, InboundMessage)
+        assert (event.account_id, event.contact_external_id) == (PAGE, "2426000000000001")
+        assert event.external_id == "712750021053074_1063824911537852" and event.text == "+1"
+        assert event.thread_key == "post:206070979425408_712750021053074"
+        assert event.occurred_at == datetime.fromtimestamp(1707211876, UTC)
 
 
 @pytest.mark.parametrize(

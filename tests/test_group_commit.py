@@ -2,9 +2,12 @@
 
 import asyncio
 
+import pytest
+from aiohttp.test_utils import TestClient
+
 from channels.fakes import messenger_text
 from inbox.keys import INGEST
-from inbox.models import InboundEvent, Message
+from inbox.models import InboundEvent, Inbox, Message
 from tests.conftest import PAGE_ID, eventually, now_ms, post_webhook
 
 
@@ -24,3 +27,27 @@ async def test_concurrent_webhooks_are_committed_together_and_all_stored(client,
 
 async def _count_is(expected: int) -> bool:
     return await Message.filter(external_id__startswith="mid.group.").count() == expected
+
+
+async def test_an_event_that_cannot_be_serialised_is_kept_and_the_writer_lives_on(
+    client: TestClient, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An adapter bug (an event `to_record` cannot encode) becomes a dead letter; later webhooks still commit."""
+    import inbox.ingest as ingest_module
+    from inbox.models import DeadLetter
+
+    real = ingest_module.to_record
+
+    def flaky(event):
+        if getattr(event, "text", None) == "boom":
+            raise TypeError("Object of type bytes is not JSON serializable")
+        return real(event)
+
+    monkeypatch.setattr(ingest_module, "to_record", flaky)
+    broken = await post_webhook(client, messenger_text(PAGE_ID, "PSID-X", "mid.boom", "boom", now_ms()))
+    assert broken.status == 200
+    letter = await DeadLetter.get(channel="facebook")
+    assert "could not store the parsed event" in letter.reason
+    fine = await post_webhook(client, messenger_text(PAGE_ID, "PSID-X", "mid.fine", "còn hàng không ạ", now_ms()))
+    assert fine.status == 200
+    assert await eventually(lambda: Message.get_or_none(external_id="mid.fine"))

@@ -1,16 +1,36 @@
-"""Login, logout and `/api/me`."""
+"""Login (rate-limited, audited), logout, "log out everywhere", password change and `/api/me`."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from aiohttp import web
 
-from agents.models import User
-from agents.passwords import verify_password
+from agents.audit import audit
+from agents.login_limits import LoginLimiter
+from agents.models import AuthSession, User
+from agents.passwords import hash_password, verify_password
 from agents.sessions import SESSION_COOKIE, SESSION_LIFETIME, create_session, revoke
 from inbox.api.guard import auth_of, requires
-from inbox.http import fail, json_body, json_response
+from inbox.api.openapi import PATHS, document, json_response_of, op
+from inbox.http import ApiError, fail, json_body, json_response
 
 routes = web.RouteTableDef()
+LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
+MIN_PASSWORD_LENGTH = 10
+
+
+def _limiter(request: web.Request) -> LoginLimiter:
+    app = request.app
+    if LOGIN_LIMITER not in app:  # one per application, made on first use
+        app[LOGIN_LIMITER] = LoginLimiter()
+    return app[LOGIN_LIMITER]
+
+
+def _too_many(retry_after: float) -> ApiError:
+    error = ApiError(429, "too_many_attempts", "too many failed logins; try again later (quá nhiều lần đăng nhập sai)")
+    error.headers["Retry-After"] = str(max(1, int(retry_after + 0.999)))
+    return error
 
 
 def user_json(user: User) -> dict:
@@ -23,10 +43,27 @@ async def login(request: web.Request) -> web.Response:
     email, password = body.get("email"), body.get("password")
     if not isinstance(email, str) or not isinstance(password, str):
         fail(400, "invalid_body", "email and password are required strings")
-    user = await User.get_or_none(email=email.strip().lower())
+    account, address = email.strip().lower(), request.remote
+    limiter = _limiter(request)
+    wait = limiter.retry_after(account, address)
+    if wait is not None:  # before the password hash: a locked account costs no argon2 time
+        raise _too_many(wait)
+    user = await User.get_or_none(email=account)
     if not verify_password(user.password_hash if user else None, password) or user is None or not user.is_active:
+        locked = limiter.failed(account, address)
+        # The e-mail is personal data and not kept; an unknown one is recorded without a target.
+        await audit(
+            "login_failed",
+            actor_id=None,
+            target_type="user" if user else None,
+            target_id=user.id if user else None,
+            data={"locked": locked, "known_user": user is not None},
+            request=request,
+        )
         fail(401, "invalid_credentials", "wrong e-mail or password")
+    limiter.succeeded(account)
     token, session = await create_session(user)
+    await audit("login", actor_id=user.id, target_type="user", target_id=user.id, request=request)
     response = json_response({"token": token, "csrf_token": session.csrf_token, "user": user_json(user)})
     response.set_cookie(
         SESSION_COOKIE,
@@ -49,6 +86,44 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
+@routes.post("/api/auth/logout-all")
+@requires("agent")
+async def logout_everywhere(request: web.Request) -> web.Response:
+    """Revoke every session of this user (every browser and device), this one included."""
+    user = auth_of(request).user
+    count = await AuthSession.filter(user_id=user.id, revoked=False).update(revoked=True)
+    await audit("logout_all", actor_id=user.id, target_type="user", target_id=user.id, data={"sessions": count},
+                request=request)  # fmt: skip
+    response = json_response({"ok": True, "revoked_sessions": count})
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@routes.post("/api/auth/password")
+@requires("agent")
+async def change_password(request: web.Request) -> web.Response:
+    """Change one's own password; every other session is revoked (a stolen session dies with the old password)."""
+    auth = auth_of(request)
+    body = await json_body(request)
+    current, new = body.get("current_password"), body.get("new_password")
+    if not isinstance(current, str) or not isinstance(new, str):
+        fail(400, "invalid_body", "current_password and new_password are required strings")
+    if len(new) < MIN_PASSWORD_LENGTH or len(new) > 1024:
+        fail(422, "weak_password", f"the new password needs {MIN_PASSWORD_LENGTH} to 1024 characters")
+    user = await User.get(id=auth.user.id)
+    if not verify_password(user.password_hash, current):
+        await audit("password_change_failed", actor_id=user.id, target_type="user", target_id=user.id,
+                    request=request)  # fmt: skip
+        fail(403, "wrong_password", "the current password is wrong")
+    user.password_hash = hash_password(new)
+    user.password_changed_at = datetime.now(UTC)
+    await user.save(update_fields=["password_hash", "password_changed_at"])
+    revoked = await AuthSession.filter(user_id=user.id, revoked=False).exclude(id=auth.session_id).update(revoked=True)
+    await audit("password_change", actor_id=user.id, target_type="user", target_id=user.id,
+                data={"revoked_sessions": revoked}, request=request)  # fmt: skip
+    return json_response({"ok": True, "revoked_sessions": revoked})
+
+
 @routes.get("/api/me")
 @requires("agent")
 async def me(request: web.Request) -> web.Response:
@@ -62,3 +137,36 @@ async def me(request: web.Request) -> web.Response:
             "team_ids": sorted(viewer.team_ids),
         }
     )
+
+
+_OK_REVOKED = json_response_of(
+    {
+        "type": "object",
+        "required": ["ok", "revoked_sessions"],
+        "properties": {"ok": {"type": "boolean"}, "revoked_sessions": {"type": "integer"}},
+    }
+)
+_RATE_LIMITED = {"429": {"$ref": "#/components/responses/Error"}}
+PATHS["/api/auth/login"]["post"]["responses"].update(_RATE_LIMITED)  # the login limit's answer
+document(
+    {
+        "/api/auth/logout-all": {
+            "post": op("Log out everywhere: revoke every session of this user", _OK_REVOKED, tag="auth")
+        },
+        "/api/auth/password": {
+            "post": op(
+                "Change one's password; every other session is revoked",
+                _OK_REVOKED,
+                body={
+                    "type": "object",
+                    "required": ["current_password", "new_password"],
+                    "properties": {
+                        "current_password": {"type": "string"},
+                        "new_password": {"type": "string", "minLength": MIN_PASSWORD_LENGTH, "maxLength": 1024},
+                    },
+                },
+                tag="auth",
+            )
+        },
+    }
+)

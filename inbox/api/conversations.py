@@ -33,8 +33,10 @@ async def list_(request: web.Request) -> web.Response:
         channel=q.get("channel") or None,
         label=q.get("label") or None,
         sentiment=q.get("sentiment") or None,
+        worst_sentiment=q.get("worst_sentiment") or None,
         intent=q.get("intent") or None,
         q=q.get("q") or None,
+        segment=q.get("segment") or None,
         limit=int_param(q.get("limit"), "limit", default=25, high=100),
         cursor=q.get("cursor") or None,
     )

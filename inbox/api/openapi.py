@@ -19,7 +19,7 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-ERRORS = {str(code): {"$ref": "#/components/responses/Error"} for code in (400, 401, 403, 404, 413, 422, 503)}
+ERRORS = {str(code): {"$ref": "#/components/responses/Error"} for code in (400, 401, 403, 404, 409, 413, 422, 503)}
 
 
 def _op(
@@ -197,6 +197,7 @@ LIST_PARAMS = [
     _q("channel", {"type": "string"}),
     _q("label", {"type": "string"}),
     _q("sentiment", {"enum": ["negative", "neutral", "positive"]}),
+    _q("worst_sentiment", {"enum": ["negative", "neutral", "positive"]}, "the worst the customer showed in it"),
     _q("intent", {"type": "string"}),
     _q("q", {"type": "string"}, "searches message text and contact name/phone, with or without diacritics"),
     _q("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
@@ -327,6 +328,7 @@ PATHS: dict[str, Any] = {
         )
     },
 }
+
 
 def document(paths: dict[str, Any], schemas: dict[str, Any] | None = None) -> None:
     """Add routes to the document: each API module documents its own routes beside them, at import time."""
