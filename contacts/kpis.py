@@ -1,4 +1,5 @@
-"""Business KPIs over customers and orders: repeat-purchase rate, retention, AOV, chat-to-order conversion."""
+"""Business KPIs over customers and orders: repeat-purchase rate, retention, AOV, chat-to-order conversion, and
+the CSAT trend (monthly, from the answered satisfaction surveys)."""
 
 from __future__ import annotations
 
@@ -41,4 +42,29 @@ async def business_kpis(now: datetime | None = None, days: int = 90) -> dict[str
         "retention_window_days": days,
         "chat_to_order_conversion": round(int(converted[0]["n"]) / chatting, 4) if chatting else 0.0,
         "currency": "VND",
+        "csat_trend": await csat_trend(now),
     }
+
+
+async def csat_trend(now: datetime, months: int = 6) -> list[dict[str, Any]]:
+    """Per calendar month (oldest first): answered surveys, mean rating (1–5), share satisfied (4 or 5)."""
+    conn = connection()
+    sql = Sql(conn.capabilities.dialect)
+    since = (now.replace(day=1) - timedelta(days=31 * (months - 1))).replace(day=1)
+    rows = await conn.execute_query_dict(
+        f"SELECT rating, answered_at FROM csat_surveys WHERE state = 'answered' AND rating IS NOT NULL "
+        f"AND answered_at >= {sql.p(since)}",
+        sql.params,
+    )
+    by_month: dict[str, list[int]] = {}
+    for row in rows:
+        by_month.setdefault(as_datetime(row["answered_at"]).strftime("%Y-%m"), []).append(int(row["rating"]))
+    return [
+        {
+            "month": month,
+            "answered": len(ratings),
+            "mean": round(sum(ratings) / len(ratings), 2),
+            "satisfied_share": round(sum(r >= 4 for r in ratings) / len(ratings), 4),
+        }
+        for month, ratings in sorted(by_month.items())
+    ]

@@ -56,3 +56,30 @@ async def test_segment_filters_contacts_and_conversations(client, inbox) -> None
     assert kpis["orders"] == 4 and kpis["repeat_purchase_rate"] == 0.5 and kpis["aov"] == 15_100_000 // 4
     assert kpis["chat_to_order_conversion"] == 0.5  # one of two chatting customers ordered from a conversation
     assert await Conversation.filter().count() == 2
+
+
+async def test_customer_kpis_show_the_monthly_csat_trend(client, inbox) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from agents.models import CsatSurvey
+    from tests.conftest import eventually, send_text
+
+    await send_text(client, "PSID-CSAT", "mid.csat", "Cảm ơn shop")
+    conv = await eventually(lambda: Conversation.first())
+    now = datetime.now(UTC)
+    last_month = now.replace(day=1) - timedelta(days=1)
+    for rating, answered in ((5, now), (3, now), (4, last_month), (None, now)):
+        await CsatSurvey.create(
+            conversation_id=conv.id,
+            inbox_id=inbox.id,
+            state="answered" if rating else "sent",
+            rating=rating,
+            sent_at=answered,
+            answered_at=answered if rating else None,
+        )
+    supervisor = await quick_user("supervisor")
+    kpis = await (await client.get("/api/reports/customers", headers=supervisor.headers)).json()
+    assert kpis["csat_trend"] == [
+        {"month": last_month.strftime("%Y-%m"), "answered": 1, "mean": 4.0, "satisfied_share": 1.0},
+        {"month": now.strftime("%Y-%m"), "answered": 2, "mean": 4.0, "satisfied_share": 0.5},
+    ]
