@@ -29,6 +29,7 @@ from channels.events import (
     Unrecognized,
     from_millis,
 )
+from channels.payload import dig, id_of, str_of, unrecognized
 
 CHANNEL = "facebook"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -76,7 +77,7 @@ def page_ids(payload: Any) -> list[str]:
     entries = payload.get("entry") if isinstance(payload, dict) else None
     ids: list[str] = []
     for entry in entries if isinstance(entries, list) else []:
-        page = _id(entry.get("id")) if isinstance(entry, dict) else None
+        page = id_of(entry.get("id")) if isinstance(entry, dict) else None
         if page is not None and page not in ids:
             ids.append(page)
     return ids
@@ -101,39 +102,39 @@ def parse(payload: Any) -> list[ParsedEvent]:
 
 def _parse_entry(entry: Any) -> list[ParsedEvent]:
     if not isinstance(entry, dict):
-        return [_unrecognized(None, "entry is not an object", entry)]
-    page = _id(entry.get("id"))
+        return [unrecognized(CHANNEL, None, "entry is not an object", entry)]
+    page = id_of(entry.get("id"))
     out: list[ParsedEvent] = []
     for key in ("messaging", "standby"):  # standby = handover protocol, same event shapes
         items = entry.get(key)
         if key in entry and not isinstance(items, list):
-            out.append(_unrecognized(page, f"entry.{key} is not a list", items))
+            out.append(unrecognized(CHANNEL, page, f"entry.{key} is not a list", items))
         for event in items if isinstance(items, list) else []:
             try:
                 out.append(_parse_event(event, page, entry.get("time")))
             except Exception as exc:  # last resort: a parser bug must never fail the whole delivery
-                out.append(_unrecognized(page, f"could not parse event: {type(exc).__name__}: {exc}", event))
+                out.append(unrecognized(CHANNEL, page, f"could not parse event: {type(exc).__name__}: {exc}", event))
     if "changes" in entry:  # Page comments (webhook field `feed`): seconds, not milliseconds
         changes = entry["changes"]
         for change in changes if isinstance(changes, list) else [changes]:
             try:
                 out.extend(facebook_feed.parse_change(change, page, entry.get("time")))
             except Exception as exc:  # last resort, as for messaging events
-                out.append(_unrecognized(page, f"could not parse change: {type(exc).__name__}: {exc}", change))
+                out.append(unrecognized(CHANNEL, page, f"could not parse change: {type(exc).__name__}: {exc}", change))
     if not any(key in entry for key in ("messaging", "standby", "changes")):
-        out.append(_unrecognized(page, "entry has no messaging, standby or changes", entry))
+        out.append(unrecognized(CHANNEL, page, "entry has no messaging, standby or changes", entry))
     return out
 
 
 def _parse_event(event: Any, entry_page: str | None, entry_time: Any) -> ParsedEvent:
     if not isinstance(event, dict):
-        return _unrecognized(entry_page, "event is not an object", event)
-    sender, recipient = _id(_get(event, "sender", "id")), _id(_get(event, "recipient", "id"))
+        return unrecognized(CHANNEL, entry_page, "event is not an object", event)
+    sender, recipient = id_of(dig(event, "sender", "id")), id_of(dig(event, "recipient", "id"))
     timestamp = event.get("timestamp")
     occurred = _millis(timestamp) or _millis(entry_time)
 
     def bad(reason: str) -> Unrecognized:
-        return _unrecognized(entry_page, reason, event)
+        return unrecognized(CHANNEL, entry_page, reason, event)
 
     if "message" in event:
         message = event["message"]
@@ -141,18 +142,18 @@ def _parse_event(event: Any, entry_page: str | None, entry_time: Any) -> ParsedE
             return bad("message is not an object")
         echo = message.get("is_echo") is True  # echoes: sender is the page, recipient the customer
         page, contact = (sender, recipient) if echo else (recipient, sender)
-        account, mid = entry_page or page, _id(message.get("mid"))
+        account, mid = entry_page or page, id_of(message.get("mid"))
         if account is None or contact is None or mid is None or occurred is None:
             return bad("message without page, user, mid or timestamp")
         referral = message.get("referral", event.get("referral"))
         return InboundMessage(
             channel=CHANNEL, account_id=account, contact_external_id=contact, external_id=mid,
-            occurred_at=occurred, text=_str(message.get("text")),
+            occurred_at=occurred, text=str_of(message.get("text")),
             attachments=_attachments(message.get("attachments")), direction="out" if echo else "in",
-            quick_reply_payload=_str(_get(message, "quick_reply", "payload")),
-            reply_to_external_id=_id(_get(message, "reply_to", "mid")),
+            quick_reply_payload=str_of(dig(message, "quick_reply", "payload")),
+            reply_to_external_id=id_of(dig(message, "reply_to", "mid")),
             referral=referral if isinstance(referral, dict) else None,
-            app_id=_id(message.get("app_id")), metadata=_str(message.get("metadata")),
+            app_id=id_of(message.get("app_id")), metadata=str_of(message.get("metadata")),
         )  # fmt: skip
 
     account, contact = entry_page or recipient, sender
@@ -163,24 +164,24 @@ def _parse_event(event: Any, entry_page: str | None, entry_time: Any) -> ParsedE
         postback = event["postback"]
         if not isinstance(postback, dict) or occurred is None:
             return bad("postback without body or timestamp")
-        payload, title = _str(postback.get("payload")), _str(postback.get("title"))
+        payload, title = str_of(postback.get("payload")), str_of(postback.get("title"))
         # Older postbacks carry no mid; a stable synthetic id keeps redeliveries deduplicated.
         digest = hashlib.sha256(f"{contact}|{timestamp}|{payload}".encode()).hexdigest()[:32]
         referral = postback.get("referral")
         return InboundMessage(
             channel=CHANNEL, account_id=account, contact_external_id=contact,
-            external_id=_id(postback.get("mid")) or f"postback:{digest}", occurred_at=occurred,
+            external_id=id_of(postback.get("mid")) or f"postback:{digest}", occurred_at=occurred,
             text=title, postback_payload=payload, postback_title=title,
             referral=referral if isinstance(referral, dict) else None,
         )  # fmt: skip
 
     for key, status in (("delivery", "delivered"), ("read", "read")):
         if key in event:
-            watermark = _millis(_get(event, key, "watermark"))
+            watermark = _millis(dig(event, key, "watermark"))
             if watermark is None:
                 return bad(f"{key} without a watermark")
-            mids = _get(event, key, "mids")
-            ids = tuple(m for m in map(_id, mids) if m) if isinstance(mids, list) else ()
+            mids = dig(event, key, "mids")
+            ids = tuple(m for m in map(id_of, mids) if m) if isinstance(mids, list) else ()
             return Receipt(
                 channel=CHANNEL, account_id=account, contact_external_id=contact,
                 status=status, watermark=watermark, external_ids=ids,  # type: ignore[arg-type]
@@ -204,44 +205,22 @@ def _attachments(raw: Any) -> tuple[Attachment, ...]:
         if not isinstance(item, dict):
             continue
         payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}  # fallback: null
-        kind = _ATTACHMENT_KINDS.get(_str(item.get("type")) or "", "fallback")
+        kind = _ATTACHMENT_KINDS.get(str_of(item.get("type")) or "", "fallback")
         if kind == "image" and payload.get("sticker_id") is not None:
             kind = "sticker"
-        url = _str(payload.get("url")) or _str(item.get("url"))
-        title = _str(item.get("title")) or _str(payload.get("title"))
+        url = str_of(payload.get("url")) or str_of(item.get("url"))
+        title = str_of(item.get("title")) or str_of(payload.get("title"))
         lat = lon = None
         if kind == "location":
             coords = payload.get("coordinates")
-            lat, lon = _float(_get(coords, "lat")), _float(_get(coords, "long"))
+            lat, lon = _float(dig(coords, "lat")), _float(dig(coords, "long"))
         elif kind == "template":  # echoes of templates the page sent: keep something readable
             elements = payload.get("elements")
             first = elements[0] if isinstance(elements, list) and elements else None
-            title = title or _str(payload.get("text")) or _str(_get(first, "title"))
-        name = _str(payload.get("name"))
+            title = title or str_of(payload.get("text")) or str_of(dig(first, "title"))
+        name = str_of(payload.get("name"))
         out.append(Attachment(kind=kind, url=url, name=name, latitude=lat, longitude=lon, title=title))
     return tuple(out)
-
-
-def _unrecognized(account: str | None, reason: str, raw: Any) -> Unrecognized:
-    payload = raw if isinstance(raw, dict) else {"value": raw}
-    return Unrecognized(channel=CHANNEL, account_id=account, reason=reason, payload=payload)
-
-
-def _get(obj: Any, *keys: str) -> Any:
-    for key in keys:
-        obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj
-
-
-def _id(value: Any) -> str | None:
-    """Ids as strings: PSIDs and page ids exceed 2^53, so never go through float."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def _int(value: Any) -> int | None:
@@ -283,7 +262,7 @@ def classify_error(status: int, body: Any) -> SendError:
     error = body.get("error") if isinstance(body, dict) else None
     error = error if isinstance(error, dict) else {}
     code, subcode = _int(error.get("code")), _int(error.get("error_subcode"))
-    message = _str(error.get("message")) or (body if isinstance(body, str) else None)
+    message = str_of(error.get("message")) or (body if isinstance(body, str) else None)
     detail = (message or "").strip()[:300] or f"HTTP {status}"
 
     # (#10) without a subcode on the Send API is the window too; other #10 subcodes are permission problems.
@@ -343,7 +322,7 @@ class GraphClient:
             body["tag"] = tag
         body["message"] = message
         data = await self._request("POST", "me/messages", page_token, body=body)
-        message_id = _id(data.get("message_id"))
+        message_id = id_of(data.get("message_id"))
         if message_id is None:  # not retryable: it may have gone out, and a retry could send it twice
             reason = "Facebook trả lời không rõ ràng (unexpected Send API response)"
             raise SendError(reason, retryable=False, code="bad_response")
@@ -354,7 +333,7 @@ class GraphClient:
     async def reply_to_comment(self, page_token: str, comment_id: str, text: str) -> SendResult:
         """A public reply under the comment; the result's id is the new comment's id."""
         data = await self._request("POST", f"{quote(comment_id, safe='')}/comments", page_token, body={"message": text})
-        new_id = _id(data.get("id"))
+        new_id = id_of(data.get("id"))
         if new_id is None:
             raise SendError("Facebook trả lời không rõ ràng (unexpected comment response)", retryable=False,
                             code="bad_response")  # fmt: skip
@@ -372,11 +351,11 @@ class GraphClient:
             message["metadata"] = metadata
         body = {"recipient": {"comment_id": comment_id}, "message": message}
         data = await self._request("POST", "me/messages", page_token, body=body)
-        message_id = _id(data.get("message_id"))
+        message_id = id_of(data.get("message_id"))
         if message_id is None:
             raise SendError("Facebook trả lời không rõ ràng (unexpected Send API response)", retryable=False,
                             code="bad_response")  # fmt: skip
-        return SendResult(external_id=message_id, recipient_id=_id(data.get("recipient_id")))
+        return SendResult(external_id=message_id, recipient_id=id_of(data.get("recipient_id")))
 
     async def set_comment_hidden(self, page_token: str, comment_id: str, hidden: bool) -> None:
         """Hidden comments stay visible to their author and friends, not to the public (competitors)."""
@@ -390,16 +369,16 @@ class GraphClient:
         data = await self._request(
             "GET", quote(post_id, safe=""), page_token, params={"fields": "message,permalink_url"}
         )
-        return {"post_text": _str(data.get("message")), "permalink": _str(data.get("permalink_url"))}
+        return {"post_text": str_of(data.get("message")), "permalink": str_of(data.get("permalink_url"))}
 
     async def fetch_profile(self, page_token: str, psid: str) -> Profile:
         fields = {"fields": "first_name,last_name,name,profile_pic"}
         data = await self._request("GET", quote(psid, safe=""), page_token, params=fields)
-        name = _str(data.get("name"))
+        name = str_of(data.get("name"))
         if not name:
-            parts = (_str(data.get("first_name")), _str(data.get("last_name")))
+            parts = (str_of(data.get("first_name")), str_of(data.get("last_name")))
             name = " ".join(p for p in parts if p) or None
-        return Profile(name=name, picture_url=_str(data.get("profile_pic")))
+        return Profile(name=name, picture_url=str_of(data.get("profile_pic")))
 
     async def _request(
         self, method: str, path: str, token: str, *, body: Any = None, params: dict[str, str] | None = None

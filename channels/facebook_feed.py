@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from channels.events import Attachment, InboundMessage, MessageEdit, MessageRemoval, Unrecognized, from_seconds
+from channels.payload import dig, id_of, str_of, unrecognized
 
 CHANNEL = "facebook"
 ADD_VERBS = frozenset({"add"})
@@ -32,44 +33,44 @@ def thread_key(post_id: str) -> str:
 def parse_change(change: Any, page: str | None, entry_time: Any) -> list[FeedEvent]:
     """One `changes[]` item: a list of zero (reactions, likes, page posts) or one event."""
     if not isinstance(change, dict):
-        return [_unrecognized(page, "change is not an object", change)]
+        return [unrecognized(CHANNEL, page, "change is not an object", change)]
     if change.get("field") != "feed":
-        return [_unrecognized(page, f"unsupported change field {change.get('field')!r}", change)]
+        return [unrecognized(CHANNEL, page, f"unsupported change field {change.get('field')!r}", change)]
     value = change.get("value")
     if not isinstance(value, dict):
-        return [_unrecognized(page, "feed change without a value object", change)]
-    item, verb = _str(value.get("item")), _str(value.get("verb"))
+        return [unrecognized(CHANNEL, page, "feed change without a value object", change)]
+    item, verb = str_of(value.get("item")), str_of(value.get("verb"))
     if item != "comment":
         if item in QUIET_ITEMS:
             return []
-        return [_unrecognized(page, f"unsupported feed item {item!r}", change)]
+        return [unrecognized(CHANNEL, page, f"unsupported feed item {item!r}", change)]
     if verb in QUIET_VERBS:
         return []
-    comment_id, post_id = _id(value.get("comment_id")), _id(value.get("post_id")) or _id(_get(value, "post", "id"))
-    author = _id(_get(value, "from", "id"))
+    comment_id, post_id = id_of(value.get("comment_id")), id_of(value.get("post_id")) or id_of(dig(value, "post", "id"))
+    author = id_of(dig(value, "from", "id"))
     if page is None or comment_id is None or post_id is None:
-        return [_unrecognized(page, "comment without page, comment_id or post_id", change)]
+        return [unrecognized(CHANNEL, page, "comment without page, comment_id or post_id", change)]
     created = _seconds(value.get("created_time"))
     changed = _entry_time(entry_time) or created  # edits and removals: when the change happened
     if verb in ADD_VERBS:
         if created is None or author is None:
-            return [_unrecognized(page, "comment without author or created_time", change)]
+            return [unrecognized(CHANNEL, page, "comment without author or created_time", change)]
         return [_comment(value, page, author, comment_id, post_id, created)]
     if verb in EDIT_VERBS or verb in REMOVE_VERBS:
         if changed is None:
-            return [_unrecognized(page, "comment change without a time", change)]
+            return [unrecognized(CHANNEL, page, "comment change without a time", change)]
         contact = author if author and author != page else ""
         if verb in EDIT_VERBS:
             return [MessageEdit(
                 channel=CHANNEL, account_id=page, contact_external_id=contact, external_id=comment_id,
-                text=_str(value.get("message")), occurred_at=changed,
+                text=str_of(value.get("message")), occurred_at=changed,
                 direction="out" if author == page else "in",
             )]  # fmt: skip
         return [MessageRemoval(
             channel=CHANNEL, account_id=page, contact_external_id=contact, external_id=comment_id,
             occurred_at=changed,
         )]  # fmt: skip
-    return [_unrecognized(page, f"unsupported comment verb {verb!r}", change)]
+    return [unrecognized(CHANNEL, page, f"unsupported comment verb {verb!r}", change)]
 
 
 def _comment(
@@ -77,44 +78,23 @@ def _comment(
 ) -> InboundMessage:
     own = author == page  # the page's own comments come back too: outgoing, never a customer's message
     post = value.get("post") if isinstance(value.get("post"), dict) else {}
-    photo = _str(value.get("photo"))
-    video = _str(value.get("video"))
+    photo = str_of(value.get("photo"))
+    video = str_of(value.get("video"))
     attachments = tuple(Attachment(kind=kind, url=url) for kind, url in (("image", photo), ("video", video)) if url)
     context = {
         "post_id": post_id,
-        "parent_id": _id(value.get("parent_id")),
-        "post_text": _str(post.get("message")),
-        "permalink": _str(post.get("permalink_url")),
+        "parent_id": id_of(value.get("parent_id")),
+        "post_text": str_of(post.get("message")),
+        "permalink": str_of(post.get("permalink_url")),
         "hidden": value.get("is_hidden") is True,
     }
     return InboundMessage(
         channel=CHANNEL, account_id=page, contact_external_id="" if own else author, external_id=comment_id,
-        occurred_at=created, text=_str(value.get("message")), attachments=attachments,
+        occurred_at=created, text=str_of(value.get("message")), attachments=attachments,
         direction="out" if own else "in", thread_key=thread_key(post_id),
         thread_context={k: v for k, v in context.items() if v is not None},
-        contact_name=None if own else _str(_get(value, "from", "name")),
+        contact_name=None if own else str_of(dig(value, "from", "name")),
     )  # fmt: skip
-
-
-def _unrecognized(account: str | None, reason: str, raw: Any) -> Unrecognized:
-    payload = raw if isinstance(raw, dict) else {"value": raw}
-    return Unrecognized(channel=CHANNEL, account_id=account, reason=reason, payload=payload)
-
-
-def _get(obj: Any, *keys: str) -> Any:
-    for key in keys:
-        obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj
-
-
-def _id(value: Any) -> str | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def _entry_time(value: Any) -> datetime | None:

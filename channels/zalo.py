@@ -26,6 +26,7 @@ from channels.events import (
     _digest,
     from_millis,
 )
+from channels.payload import dig, id_of, unrecognized
 
 CHANNEL = "zalo"
 SIGNATURE_HEADER = "X-ZEvent-Signature"
@@ -63,17 +64,17 @@ def envelope(payload: Any) -> tuple[str | None, str | None, str | None]:
     """(app_id, timestamp, OA id) read leniently before verification: what the signature and routing need."""
     if not isinstance(payload, dict):
         return None, None, None
-    return _id(payload.get("app_id")), _stamp(payload.get("timestamp")), oa_id_of(payload)
+    return id_of(payload.get("app_id")), _stamp(payload.get("timestamp")), oa_id_of(payload)
 
 
 def oa_id_of(payload: dict[str, Any]) -> str | None:
     """The OA the event belongs to: recipient of a user's event, sender of the OA's own, `oa_id` otherwise."""
     event = _str(payload.get("event_name")) or ""
-    if _id(payload.get("oa_id")):
-        return _id(payload.get("oa_id"))
+    if id_of(payload.get("oa_id")):
+        return id_of(payload.get("oa_id"))
     if event.startswith(_OA_ECHO_PREFIX):
-        return _id(_get(payload, "sender", "id"))
-    return _id(_get(payload, "recipient", "id"))
+        return id_of(dig(payload, "sender", "id"))
+    return id_of(dig(payload, "recipient", "id"))
 
 
 # ---------------------------------------------------------------------------------------------- parsing
@@ -82,11 +83,11 @@ def oa_id_of(payload: dict[str, Any]) -> str | None:
 def parse(payload: Any) -> list[ParsedEvent]:
     """One Zalo webhook body (one event per request) into channel events; never raises for odd content."""
     if not isinstance(payload, dict):
-        return [_unrecognized(None, "body is not an object", payload)]
+        return [unrecognized(CHANNEL, None, "body is not an object", payload)]
     try:
         return _parse(payload)
     except Exception as exc:  # a parser bug must never turn into a 500: Zalo disables webhooks that fail
-        return [_unrecognized(oa_id_of(payload), f"could not parse: {type(exc).__name__}: {exc}", payload)]
+        return [unrecognized(CHANNEL, oa_id_of(payload), f"could not parse: {type(exc).__name__}: {exc}", payload)]
 
 
 def _parse(payload: dict[str, Any]) -> list[ParsedEvent]:
@@ -96,14 +97,14 @@ def _parse(payload: dict[str, Any]) -> list[ParsedEvent]:
     message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
 
     def bad(reason: str) -> list[ParsedEvent]:
-        return [_unrecognized(oa, reason, payload)]
+        return [unrecognized(CHANNEL, oa, reason, payload)]
 
     if oa is None or at is None:
         return bad("event without OA id or timestamp")
     if name in _USER_MESSAGE_KINDS or name.startswith(_OA_ECHO_PREFIX):
         echo = name.startswith(_OA_ECHO_PREFIX)
-        user = _id(_get(payload, "recipient" if echo else "sender", "id"))
-        msg_id = _id(message.get("msg_id"))
+        user = id_of(dig(payload, "recipient" if echo else "sender", "id"))
+        msg_id = id_of(message.get("msg_id"))
         if user is None or msg_id is None:
             return bad("message without user or msg_id")
         attachments = _attachments(message.get("attachments"))
@@ -112,10 +113,10 @@ def _parse(payload: dict[str, Any]) -> list[ParsedEvent]:
         return [InboundMessage(
             channel=CHANNEL, account_id=oa, contact_external_id=user, external_id=msg_id, occurred_at=at,
             text=_str(message.get("text")), attachments=attachments, direction="out" if echo else "in",
-            reply_to_external_id=_id(message.get("quote_msg_id")),
+            reply_to_external_id=id_of(message.get("quote_msg_id")),
         )]  # fmt: skip
     if name == "user_submit_info":  # the customer shared their details with the OA (a form in Zalo)
-        user, info = _id(_get(payload, "sender", "id")), payload.get("info")
+        user, info = id_of(dig(payload, "sender", "id")), payload.get("info")
         if user is None or not isinstance(info, dict):
             return bad("user_submit_info without user or info")
         fields = [f"{label}: {_str(info.get(key))}" for key, label in
@@ -127,8 +128,8 @@ def _parse(payload: dict[str, Any]) -> list[ParsedEvent]:
             shared_phone=_str(info.get("phone")), contact_name=_str(info.get("name")),
         )]  # fmt: skip
     if name in ("user_received_message", "user_seen_message"):
-        user = _id(_get(payload, "sender", "id"))
-        ids = [_id(message.get("msg_id"))] + [_id(m) for m in message.get("msg_ids") or [] if m is not None]
+        user = id_of(dig(payload, "sender", "id"))
+        ids = [id_of(message.get("msg_id"))] + [id_of(m) for m in message.get("msg_ids") or [] if m is not None]
         if user is None:
             return bad(f"{name} without user")
         return [Receipt(
@@ -137,7 +138,7 @@ def _parse(payload: dict[str, Any]) -> list[ParsedEvent]:
             external_ids=tuple(i for i in ids if i),
         )]  # fmt: skip
     if name in ("follow", "unfollow"):
-        user = _id(_get(payload, "follower", "id"))
+        user = id_of(dig(payload, "follower", "id"))
         if user is None:
             return bad(f"{name} without follower")
         source = _str(payload.get("source"))
@@ -163,24 +164,6 @@ def _attachments(raw: Any) -> tuple[Attachment, ...]:
         out.append(Attachment(kind=kind, url=url, name=_str(payload.get("name")), latitude=lat, longitude=lon,
                               title=_str(payload.get("description")) or _str(payload.get("title"))))  # fmt: skip
     return tuple(out)
-
-
-def _unrecognized(account: str | None, reason: str, raw: Any) -> Unrecognized:
-    payload = raw if isinstance(raw, dict) else {"value": raw}
-    return Unrecognized(channel=CHANNEL, account_id=account, reason=reason, payload=payload)
-
-
-def _get(obj: Any, *keys: str) -> Any:
-    for key in keys:
-        obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj
-
-
-def _id(value: Any) -> str | None:
-    """Ids as strings; an id that came as a JSON number is still exact (Python ints), never a float."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _str(value: Any) -> str | None:
@@ -274,11 +257,11 @@ class ZaloClient:
             message["quote_message_id"] = quote_message_id
         body = {"recipient": {"user_id": user_id}, "message": message}
         data = await self._call("POST", "/v3.0/oa/message/cs", access_token, json_body=body)
-        message_id = _id(_get(data, "data", "message_id"))
+        message_id = id_of(dig(data, "data", "message_id"))
         if message_id is None:  # not retryable: it may have gone out
             raise SendError("Zalo trả lời không rõ ràng (unexpected send response)", retryable=False,
                             code="bad_response")  # fmt: skip
-        return SendResult(external_id=message_id, recipient_id=_id(_get(data, "data", "user_id")))
+        return SendResult(external_id=message_id, recipient_id=id_of(dig(data, "data", "user_id")))
 
     async def user_detail(self, access_token: str, user_id: str) -> tuple[Profile, str | None]:
         """The profile, and the phone the user shared with the OA (if any): the API gives none otherwise."""
@@ -308,11 +291,11 @@ class ZaloClient:
             data = {}
         if status >= 500:
             raise SendError(f"Zalo OAuth lỗi tạm thời (HTTP {status})", retryable=True, code="platform_error")
-        access, refresh = _str(_get(data, "access_token")), _str(_get(data, "refresh_token"))
+        access, refresh = _str(dig(data, "access_token")), _str(dig(data, "refresh_token"))
         if not access or not refresh:
-            reason = _str(_get(data, "error_description")) or _str(_get(data, "error_name")) or f"HTTP {status}"
+            reason = _str(dig(data, "error_description")) or _str(dig(data, "error_name")) or f"HTTP {status}"
             raise TokenRefused(reason)
-        expires = _get(data, "expires_in")
+        expires = dig(data, "expires_in")
         seconds = int(expires) if isinstance(expires, int | str) and str(expires).isdigit() else 90000
         return TokenPair(access, refresh, (now or datetime.now(UTC)) + timedelta(seconds=seconds))
 
