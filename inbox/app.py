@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -126,18 +126,21 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     supervision.start()  # routing ticks, queue drains, SLA checks, metric projection, live queue push
     app[READY].set()
     yield
-    await supervision.stop()
     waker.cancel()
-    await webhooks_out.stop()
-    await tokens.stop()
-    await comments.stop()
-    await nlp_enricher.stop()
-    for service in (writer, processor, profiles, outbox):
-        await service.stop()
-    await bus.close()
-    await app[COORDINATOR].close()
-    await telegram_client.close()
-    await session.close()
+    stops = [supervision.stop, webhooks_out.stop, tokens.stop, comments.stop, nlp_enricher.stop]
+    stops += [writer.stop, processor.stop, profiles.stop, outbox.stop, bus.close, app[COORDINATOR].close]
+    for stop in [*stops, telegram_client.close, session.close]:
+        await _bounded(stop)
+
+
+async def _bounded(stop: Callable[[], Awaitable[object]], seconds: float = 10.0) -> None:
+    """Shut one service down; one that does not stop in time is logged and left, so shutdown never hangs."""
+    try:
+        await asyncio.wait_for(stop(), seconds)
+    except TimeoutError:
+        log.error("%s did not stop within %.0f s; shutting down without it", stop, seconds)
+    except Exception:
+        log.exception("%s failed while stopping", stop)
 
 
 async def _wake_snoozed(app: web.Application) -> None:
