@@ -102,6 +102,7 @@ class Reply:
 class BotPlan:
     held: set[int] = field(default_factory=set)  # conversations the bot keeps (not routed now)
     replies: list[Reply] = field(default_factory=list)
+    sessions: dict[int, BotSession] = field(default_factory=dict)  # by conversation: act reuses what decide loaded
 
 
 class BotResponder:
@@ -156,6 +157,7 @@ class BotResponder:
         if not (settings["faq_enabled"] or settings["welcome_message"] or settings["away_message"]):
             return
         session, _ = await BotSession.get_or_create(conversation_id=conv.id)
+        plan.sessions[conv.id] = session
         if session.state == "human":
             return
         variables = await self._variables(conv, inbox, settings)
@@ -248,7 +250,7 @@ class BotResponder:
         for reply in plan.replies:
             if not reply.text:
                 continue
-            if not await self._within_rate(reply):
+            if not await self._within_rate(reply, plan.sessions[reply.conv.id]):
                 log.info("bot rate limit reached on conversation %s; %s reply dropped", reply.conv.id, reply.kind)
                 continue
             try:
@@ -265,9 +267,8 @@ class BotResponder:
             except Exception:  # one failed reply must not stop the pipeline for the other conversations
                 log.exception("bot reply to conversation %s failed", reply.conv.id)
 
-    async def _within_rate(self, reply: Reply) -> bool:
+    async def _within_rate(self, reply: Reply, session: BotSession) -> bool:
         settings = bot_settings(reply.inbox)
-        session = await BotSession.get(conversation_id=reply.conv.id)
         now = self.clock().timestamp()
         recent = [t for t in session.recent_replies if now - t < 3600]
         if (
