@@ -9,6 +9,7 @@ never stale and cost nothing between scrapes. Access: an admin session, or `Auth
 
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 import time
@@ -67,9 +68,20 @@ async def webhook_timing(request: web.Request, handler: Any) -> web.StreamRespon
         status = exc.status
         raise
     finally:
-        WEBHOOK_REQUESTS.labels(channel, str(status)).inc()
+        _requests_of(channel, status).inc()
         if status == 200:
-            ACK_SECONDS.labels(channel).observe(time.perf_counter() - started)
+            _ack_seconds_of(channel).observe(time.perf_counter() - started)
+
+
+@functools.cache
+def _requests_of(channel: str, status: int) -> Any:
+    """The labelled child, looked up once: `labels()` takes a lock and builds a tuple on every call."""
+    return WEBHOOK_REQUESTS.labels(channel, str(status))
+
+
+@functools.cache
+def _ack_seconds_of(channel: str) -> Any:
+    return ACK_SECONDS.labels(channel)
 
 
 async def _scalar(sql: str) -> int:
