@@ -6,7 +6,10 @@ model directory is just a vocabulary with weights.
 - tokens come from underthesea's regex tokenizer (syllables, numbers, punctuation) on `normalize(text, cues=True)`;
 - `w:` syllable unigrams as written (with diacritics, which separate "bán"/"bận"/"bạn"),
 - `f:` folded (no diacritics) unigrams and bigrams, so text typed without diacritics meets the same weights,
-- `c:` character 2–4-grams of the folded text inside word boundaries (typos, teencode variants, glued words),
+- character 2–4-grams of each folded word padded with spaces (typos, teencode variants, glued words), like
+  scikit-learn's "char_wb": grams across two words added little over the `f:` bigrams and blurred sentiment,
+- `n:` folded words in the scope of a negation ("không", "chưa", "chẳng"…) up to the end of the clause (a comma,
+  a full stop, "nhưng", "mà"), so "không buồn ngủ" reads differently from "buồn ngủ",
 - numbers become `<num>`; emoji and emoticons arrive as the cue words `emopos` / `emoneg`.
 """
 
@@ -60,42 +63,65 @@ except ImportError:  # pragma: no cover - underthesea is a dependency; keep the 
         return _TOKEN.findall(text)
 
 
-FEATURE_VERSION = 3
+FEATURE_VERSION = 4
 _DIGITS = re.compile(r"\d")
 _PUNCT_KEEP = {"?", "!"}
+# Negation opens a scope that closes at the end of the clause (punctuation is seen before it is dropped).
+_NEGATORS = {"không", "chưa", "chẳng", "chả", "đừng", "khong", "chua", "chang"}
+_CLAUSE_END = {"nhưng", "mà", "nhung"}
+
+
+def _tokens(text: str) -> tuple[list[str], list[bool]]:
+    """Normalised tokens of a chat message and, per token, whether a negation earlier in its clause covers it."""
+    out: list[str] = []
+    negated: list[bool] = []
+    scope = False
+    for tok in _tokenize(normalize(text, cues=True)):
+        if tok.isalnum() or "_" in tok:
+            tok = "<num>" if _DIGITS.search(tok) and not tok.isalpha() else tok
+        elif tok in _PUNCT_KEEP:
+            scope = False
+        elif any(ch.isalnum() for ch in tok):
+            tok = "<num>" if _DIGITS.search(tok) else tok
+        else:  # other punctuation: dropped, but it ends a clause
+            scope = False
+            continue
+        if tok in _CLAUSE_END:
+            scope = False
+        out.append(tok)
+        negated.append(scope)
+        if tok in _NEGATORS:
+            scope = True
+    return out, negated
 
 
 def tokenize(text: str) -> list[str]:
     """Normalised tokens of a chat message (punctuation other than ? and ! dropped)."""
-    out = []
-    for tok in _tokenize(normalize(text, cues=True)):
-        if tok.isalnum() or "_" in tok:
-            out.append("<num>" if _DIGITS.search(tok) and not tok.isalpha() else tok)
-        elif tok in _PUNCT_KEEP:
-            out.append(tok)
-        elif any(ch.isalnum() for ch in tok):
-            out.append("<num>" if _DIGITS.search(tok) else tok)
-    return out
+    return _tokens(text)[0]
 
 
 @lru_cache(maxsize=8192)
 def _features_cached(text: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """(feature names, their counts) of one message."""
-    toks = tokenize(text)
+    toks, negated = _tokens(text)
     if not toks:
         return ("<empty>",), (1,)
     folded = fold(" ".join(toks)).split(" ")
     if len(folded) != len(toks):  # a token folded to nothing (lone combining mark): fold one by one
         folded = [fold(t) or t for t in toks]
-    chars = " " + " ".join(t for t in folded if t != "<num>" and t not in _PUNCT_KEEP) + " "
-    n = len(chars)
     feats = ["w:" + t for t in toks]
     feats += ["f:" + t for t in folded]
     feats += ["f:" + a + " " + b for a, b in pairwise(folded)]
-    # character 2–4-grams over the folded text (they cross word boundaries, like scikit-learn's "char")
-    feats += [chars[i : i + 2] for i in range(n - 1)]
-    feats += [chars[i : i + 3] for i in range(n - 2)]
-    feats += [chars[i : i + 4] for i in range(n - 3)]
+    feats += ["n:" + t for t, neg in zip(folded, negated, strict=True) if neg and t not in _NEGATORS]
+    # character 2–4-grams of each word with a space either side (they stop at word boundaries, like "char_wb")
+    for t in folded:
+        if t == "<num>" or t in _PUNCT_KEEP:
+            continue
+        w = " " + t + " "
+        n = len(w)
+        feats += [w[i : i + 2] for i in range(n - 1)]
+        feats += [w[i : i + 3] for i in range(n - 2)]
+        feats += [w[i : i + 4] for i in range(n - 3)]
     counted = Counter(feats)
     return tuple(counted), tuple(counted.values())
 

@@ -70,9 +70,9 @@ def test_vsfc_train_to_test(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     )
     test = DATA / "sentiment_vsfc_test.csv"
     assert hopthu(["nlp", "eval", str(test), "--task", "sentiment", "--model", str(model)]) == 0
-    # The target is 0.75 (published TF-IDF baselines: 0.72–0.76); this run measures 0.74 (logistic regression,
-    # balanced class weights), so the test guards against regressions below 0.72.
-    assert _last_float(capsys.readouterr().out, "macro_f1") >= 0.72
+    # The target is 0.75 (published TF-IDF baselines: 0.72–0.76); NB-LR over word-bounded char n-grams and
+    # negation scopes measures 0.7552 (multinomial logistic regression over the earlier features: 0.7409).
+    assert _last_float(capsys.readouterr().out, "macro_f1") >= 0.75
 
 
 def test_own_corpus_cross_validation() -> None:
