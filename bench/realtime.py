@@ -71,8 +71,9 @@ def make_agents(env: dict[str, str], cwd: Path, db_path: Path, count: int) -> li
             "SELECT password_hash, created_at FROM users WHERE id = ?", (first["id"],)
         ).fetchone()
         conn.executemany(
-            "INSERT INTO users (email, name, role, password_hash, is_active, created_at) VALUES (?,?,?,?,?,?)",
-            [(email, name_for(i + 2), "agent", password_hash, 1, created) for i, email in enumerate(emails[1:])],
+            "INSERT INTO users (email, name, role, password_hash, is_active, created_at, permissions) "
+            "VALUES (?,?,?,?,?,?,?)",
+            [(email, name_for(i + 2), "agent", password_hash, 1, created, "[]") for i, email in enumerate(emails[1:])],
         )
         inbox_ids = [r[0] for r in conn.execute("SELECT id FROM inboxes")]
         user_ids = [r[0] for r in conn.execute("SELECT id FROM users WHERE role = 'agent'")]

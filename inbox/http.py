@@ -35,6 +35,8 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         fail(413, "payload_too_large", f"body larger than {limit} bytes")
+    if request.content_length is not None and not request.headers.get("Transfer-Encoding"):
+        return await request.read()  # the common case: one read of a body whose size is known and allowed
     chunks, size = [], 0
     async for chunk in request.content.iter_chunked(64 * 1024):
         size += len(chunk)

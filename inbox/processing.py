@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,10 +25,11 @@ from tortoise.transactions import in_transaction
 from channels.events import InboundMessage, MessageEdit, MessageRemoval, Receipt, Referral, from_record
 from contacts.consent import DO_NOT_STORE, withheld
 from contacts.models import Contact, ContactIdentity
+from inbox import db
 from inbox.models import Conversation, InboundEvent, Inbox, Message
 from inbox.phones import normalize_phone
 from inbox.search import fold, index_contact, index_messages
-from inbox.sql import Sql, as_datetime, json_param
+from inbox.sql import Sql, as_datetime, as_json, json_param
 
 if TYPE_CHECKING:
     from inbox.coordination import LogLeader
@@ -146,18 +148,71 @@ async def record(
 ) -> None:
     """Append one fact to `conversation_events` (raw insert: it is on the ingest hot path)."""
     sql = Sql(conn.capabilities.dialect)
-    values = {
-        "conversation_id": conv.id,
-        "inbox_id": conv.inbox_id,
-        "kind": kind,
-        "actor_type": actor_type,
-        "actor_id": actor_id,
-        "message_id": message_id,
-        "data": json_param(data),
-        "occurred_at": at,
-        "recorded_at": now(),
-    }
+    values = dict(zip(_EVENT_COLUMNS, _event_row(conv, kind, actor_type, actor_id, at, message_id, data), strict=True))
     await conn.execute_query(sql.insert("conversation_events", values), sql.params)
+
+
+_EVENT_COLUMNS = (
+    "conversation_id", "inbox_id", "kind", "actor_type", "actor_id", "message_id", "data", "occurred_at", "recorded_at",
+)  # fmt: skip
+_SUMMARY_COLUMNS = (
+    "status", "snoozed_until", "last_message_at", "last_message_preview", "last_incoming_at", "last_activity_at",
+    "unread_count",
+)  # fmt: skip
+
+
+def _event_row(
+    conv: Conversation, kind: str, actor_type: str, actor_id: int | None, at: datetime, message_id: int | None, data
+) -> list:
+    return [conv.id, conv.inbox_id, kind, actor_type, actor_id, message_id, json_param(data), at, now()]
+
+
+@dataclass(slots=True)
+class Deferred:
+    """Writes of customers' messages held until the end of their batch, in the same transaction: one multi-row
+    statement per table instead of three per message. A conversation read in the batch is kept here, so the next
+    message to it sees the changes of the previous one. Anything else that touches conversations flushes first."""
+
+    events: list[list] = field(default_factory=list)
+    search: list[tuple[int, str]] = field(default_factory=list)
+    conversations: dict[int, Conversation] = field(default_factory=dict)
+    changed: set[int] = field(default_factory=set)
+    seen: dict[int, datetime] = field(default_factory=dict)  # contact id → last seen
+
+    def record(
+        self,
+        conv: Conversation,
+        kind: str,
+        actor_type: str,
+        actor_id: int | None,
+        at: datetime,
+        message_id: int | None,
+        **data: object,
+    ) -> None:
+        self.events.append(_event_row(conv, kind, actor_type, actor_id, at, message_id, data))
+
+    async def flush(self, conn: BaseDBAsyncClient) -> None:
+        dialect = conn.capabilities.dialect
+        if self.events:
+            sql = Sql(dialect)
+            marks = ", ".join(sql.p(None) for _ in _EVENT_COLUMNS)
+            await conn.execute_many(
+                f"INSERT INTO conversation_events ({', '.join(_EVENT_COLUMNS)}) VALUES ({marks})", self.events
+            )
+        if self.changed:
+            sql = Sql(dialect)
+            assignments = ", ".join(f"{column} = {sql.p(None)}" for column in _SUMMARY_COLUMNS)
+            rows = [
+                [*(getattr(self.conversations[cid], c) for c in _SUMMARY_COLUMNS), cid] for cid in sorted(self.changed)
+            ]
+            await conn.execute_many(f"UPDATE conversations SET {assignments} WHERE id = {sql.p(None)}", rows)
+        if self.seen:
+            sql = Sql(dialect)
+            statement = f"UPDATE contacts SET last_seen_at = {sql.p(None)} WHERE id = {sql.p(None)}"
+            await conn.execute_many(statement, [[at, cid] for cid, at in sorted(self.seen.items())])
+        await index_messages(conn, self.search)
+        self.events, self.search, self.changed, self.seen = [], [], set(), {}
+        self.conversations = {}
 
 
 def _attachments(event: InboundMessage) -> list[dict]:
@@ -359,32 +414,44 @@ async def _load_conversation(conn: BaseDBAsyncClient, conv_id: int) -> Conversat
 
 
 async def apply_inbound(
-    conn: BaseDBAsyncClient, inbox: Inbox, event: InboundMessage, out: Outcome, known: Known, learnt: Known
+    conn: BaseDBAsyncClient,
+    inbox: Inbox,
+    event: InboundMessage,
+    out: Outcome,
+    known: Known,
+    learnt: Known,
+    deferred: Deferred,
 ) -> None:
-    """A customer's message, in five statements: the hot path of ingest.
+    """A customer's message: the hot path of ingest. For a known customer, two statements of its own (read the
+    conversation unless the batch already has it, insert the message); the rest waits in `deferred`.
 
     `known` holds ids from committed batches; ids first seen here go to `learnt`, for the caller to keep only once
     its transaction has committed.
     """
     at = event.occurred_at
     thread = event.thread_key or "dm"
-    ids = known.identities.get((inbox.id, event.contact_external_id))
+    key = (inbox.id, event.contact_external_id)
+    ids = known.identities.get(key) or learnt.identities.get(key)
     if ids is None:
         identity, contact = await identity_and_contact(
             conn, inbox, event.contact_external_id, at, out, name=event.contact_name
         )
         ids = learnt.identities[(inbox.id, event.contact_external_id)] = (identity.id, contact.id)
-    conv_id = known.conversations.get((inbox.id, ids[0], thread))
-    conv = await _load_conversation(conn, conv_id) if conv_id is not None else None
+    conv_key = (inbox.id, ids[0], thread)
+    conv_id = known.conversations.get(conv_key) or learnt.conversations.get(conv_key)
+    conv = deferred.conversations.get(conv_id) if conv_id is not None else None
+    if conv is None and conv_id is not None:
+        conv = await _load_conversation(conn, conv_id)
     if conv is None:
         identity = await ContactIdentity.get(id=ids[0]).using_db(conn)
         # The identity's contact, not the cached id: a merge may have moved the identity to another profile.
         contact = await Contact.get(id=identity.contact_id).using_db(conn)
         context = _thread_context(event) if thread != "dm" else None
         conv = await conversation_for(conn, inbox, identity, contact, at, out, thread, context)
-        learnt.conversations[(inbox.id, ids[0], thread)] = conv.id
-    else:
-        contact = conv.contact
+        conv.contact = contact
+        learnt.conversations[conv_key] = conv.id
+    contact = conv.contact
+    deferred.conversations[conv.id] = conv
     if contact.id in DO_NOT_STORE:  # the customer refused storage of personal data: keep the fact, not the content
         event = withheld(event)
     sql = Sql(conn.capabilities.dialect)
@@ -417,24 +484,15 @@ async def apply_inbound(
     if conv.status in ("resolved", "snoozed"):
         previous = conv.status
         conv.status, conv.snoozed_until = "open", None
-        await record(conn, conv, "reopened", "contact", contact.id, at, msg.id, previous=previous)
-    await record(conn, conv, "message_in", "contact", contact.id, at, msg.id)
+        deferred.record(conv, "reopened", "contact", contact.id, at, msg.id, previous=previous)
+    deferred.record(conv, "message_in", "contact", contact.id, at, msg.id)
     advance(conv, at, preview(event.text, attachments), incoming=True)
-    update = Sql(sql.dialect)
-    assignments = ", ".join(
-        f"{column} = {update.p(getattr(conv, column))}"
-        for column in ("status", "snoozed_until", "last_message_at", "last_message_preview", "last_incoming_at",
-                       "last_activity_at", "unread_count")
-    )  # fmt: skip
-    await conn.execute_query(f"UPDATE conversations SET {assignments} WHERE id = {update.p(conv.id)}", update.params)
+    deferred.changed.add(conv.id)
     if contact.last_seen_at is None or at - contact.last_seen_at > LAST_SEEN_RESOLUTION:
-        contact.last_seen_at = at
-        seen = Sql(sql.dialect)
-        await conn.execute_query(
-            f"UPDATE contacts SET last_seen_at = {seen.p(at)} WHERE id = {seen.p(contact.id)}", seen.params
-        )
-    await index_messages(conn, [(msg.id, msg.search_text)])
+        contact.last_seen_at = deferred.seen[contact.id] = at
+    deferred.search.append((msg.id, msg.search_text))
     if event.shared_phone:
+        await deferred.flush(conn)  # the contact is read and written next: everything before it lands first
         await apply_shared_phone(conn, conv, contact, event.shared_phone, at, msg.id, event.channel)
     out.new_messages.append((conv, contact, msg))
     out.touch(conv, contact)
@@ -517,14 +575,15 @@ async def apply_removal(conn: BaseDBAsyncClient, inbox: Inbox, event: MessageRem
 
 
 async def apply_event(
-    conn: BaseDBAsyncClient, inbox: Inbox, row: InboundEvent, out: Outcome, known: Known, learnt: Known
+    conn: BaseDBAsyncClient, inbox: Inbox, row: LogRow, out: Outcome, known: Known, learnt: Known, deferred: Deferred
 ) -> None:
     event = from_record(row.record)
+    if isinstance(event, InboundMessage) and event.direction == "in":
+        await apply_inbound(conn, inbox, event, out, known, learnt, deferred)
+        return
+    await deferred.flush(conn)  # the other kinds read and write conversations through the ORM
     if isinstance(event, InboundMessage):
-        if event.direction == "in":
-            await apply_inbound(conn, inbox, event, out, known, learnt)
-        else:
-            await apply_echo(conn, inbox, event, out)
+        await apply_echo(conn, inbox, event, out)
     elif isinstance(event, Receipt):
         await apply_receipt(conn, inbox, event, out)
     elif isinstance(event, Referral):
@@ -548,7 +607,7 @@ AfterCommit = Callable[[Outcome], Awaitable[None]]
 PROCESSING_LOCK = 0x686F7074  # "hopt": the advisory lock key of the inbound log
 
 
-async def claim_rows(conn: BaseDBAsyncClient, rows: list[InboundEvent]) -> list[InboundEvent]:
+async def claim_rows(conn: BaseDBAsyncClient, rows: list[LogRow]) -> list[LogRow]:
     """Several server processes share the inbound log: on Postgres one applies it at a time (a transaction-scoped
     advisory lock, released by the commit), and only rows still unprocessed once it holds the lock, so no event is
     applied twice and events keep their order. One process on SQLite has nothing to share."""
@@ -558,6 +617,18 @@ async def claim_rows(conn: BaseDBAsyncClient, rows: list[InboundEvent]) -> list[
     ids = [row.id for row in rows]
     still = set(await InboundEvent.filter(id__in=ids, processed=False).using_db(conn).values_list("id", flat=True))
     return [row for row in rows if row.id in still]
+
+
+READ_AHEAD = 500
+
+
+@dataclass(slots=True)
+class LogRow:
+    """What applying needs of one `inbound_events` row."""
+
+    id: int
+    inbox_id: int
+    record: dict
 
 
 class InboundProcessor:
@@ -579,6 +650,7 @@ class InboundProcessor:
         self._task: asyncio.Task[None] | None = None
         self._inboxes: dict[int, Inbox] = {}
         self._known = Known()
+        self._read_ahead: deque[LogRow] = deque()
         self.processed = 0
 
     def start(self) -> None:
@@ -626,8 +698,23 @@ class InboundProcessor:
             inbox = self._inboxes[inbox_id] = await Inbox.get(id=inbox_id)
         return inbox
 
+    async def _next_rows(self) -> list[LogRow]:
+        """The oldest unprocessed rows, read ahead in one raw query and handed out a batch at a time: under load a
+        batch may end after one event (acks first), and re-reading the whole window each time cost more than the
+        events themselves."""
+        if not self._read_ahead:
+            conn = db.connection()
+            sql = Sql(conn.capabilities.dialect)
+            rows = await conn.execute_query_dict(
+                "SELECT id, inbox_id, record FROM inbound_events WHERE processed = "
+                f"{sql.p(False)} ORDER BY id LIMIT {READ_AHEAD}",
+                sql.params,
+            )
+            self._read_ahead.extend(LogRow(r["id"], r["inbox_id"], as_json(r["record"])) for r in rows)
+        return [self._read_ahead.popleft() for _ in range(min(self._batch_size, len(self._read_ahead)))]
+
     async def process_pending(self) -> int:
-        rows = await InboundEvent.filter(processed=False).order_by("id").limit(self._batch_size)
+        rows = await self._next_rows()
         if not rows:
             return 0
         try:
@@ -645,15 +732,19 @@ class InboundProcessor:
         out, learnt = Outcome(), Known()
         done: list[int] = []
         started = time.monotonic()
+        deferred = Deferred()
         async with in_transaction() as conn:
             rows = await claim_rows(conn, rows)
             for row in rows:
                 if self._acks_waiting() and time.monotonic() - started > SLICE_SECONDS:
                     break  # webhooks are waiting to commit on the same database: let them in
-                await apply_event(conn, await self._inbox(row.inbox_id), row, out, self._known, learnt)
+                await apply_event(conn, await self._inbox(row.inbox_id), row, out, self._known, learnt, deferred)
                 done.append(row.id)
+            await deferred.flush(conn)
             await InboundEvent.filter(id__in=done).using_db(conn).update(processed=True)
         self._known.learn(learnt)  # only ids that are committed
+        applied = set(done)
+        self._read_ahead.extendleft(reversed([row for row in rows if row.id not in applied]))  # next time, in order
         return out, len(done)
 
     async def _apply_isolated(self, rows: list[InboundEvent]) -> Outcome:
@@ -668,7 +759,9 @@ class InboundProcessor:
                 try:
                     async with in_transaction() as savepoint:
                         # No cached ids here (one may be what failed); ids learnt are dropped with the savepoint.
-                        await apply_event(savepoint, inbox, row, event_out, Known(), Known())
+                        deferred = Deferred()
+                        await apply_event(savepoint, inbox, row, event_out, Known(), Known(), deferred)
+                        await deferred.flush(savepoint)
                 except Exception as exc:  # one malformed record must not block the log
                     log.exception("could not apply inbound event %s", row.id)
                     failures[row.id] = f"{type(exc).__name__}: {exc}"

@@ -8,12 +8,13 @@ from aiohttp import web
 
 from channels import facebook, zalo
 from channels.events import ParseError, Unrecognized, to_record
-from inbox.http import fail, parse_json, read_body
+from inbox.http import fail, json_response, parse_json, read_body
 from inbox.ingest import Accepted, Item, Rejected, StorageUnavailable
 from inbox.keys import DIRECTORY, INGEST
 
 routes = web.RouteTableDef()
 OK = {"text": "EVENT_RECEIVED"}
+ZALO_OK = {"error": 0, "message": "Success"}
 
 
 @routes.get("/webhooks/facebook")
@@ -55,7 +56,7 @@ async def facebook_events(request: web.Request) -> web.Response:
             else:
                 items.append(Accepted(ref.id, "facebook", event))
     await _store(request, items)
-    return web.json_response(OK)
+    return json_response(OK)
 
 
 @routes.post("/webhooks/zalo")
@@ -83,7 +84,7 @@ async def zalo_events(request: web.Request) -> web.Response:
         else:
             items.append(Accepted(ref.id, "zalo", event))
     await _store(request, items)
-    return web.json_response({"error": 0, "message": "Success"})
+    return json_response(ZALO_OK)
 
 
 async def _zalo_signer(

@@ -14,7 +14,7 @@ from channels import telegram
 from channels.events import ParseError, Unrecognized
 from channels.telegram import TelegramClient
 from inbox.api.openapi import document, op
-from inbox.http import fail, parse_json, read_body
+from inbox.http import fail, json_response, parse_json, read_body
 from inbox.ingest import Accepted, Item, Rejected, StorageUnavailable
 from inbox.keys import DIRECTORY, INGEST
 from inbox.webhook_registry import InboxRef
@@ -60,7 +60,7 @@ async def telegram_update(request: web.Request) -> web.Response:
         await request.app[INGEST].store(items)
     except StorageUnavailable:
         fail(503, "storage_unavailable", "could not store the update; Telegram will deliver it again")
-    return web.json_response({"ok": True})
+    return json_response({"ok": True})
 
 
 document(
