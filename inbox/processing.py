@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -352,7 +352,7 @@ async def apply_referral(conn: BaseDBAsyncClient, inbox: Inbox, event: Referral,
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 # The processor holds the database at most this long while webhooks wait to commit (ack latency vs backlog).
 SLICE_SECONDS = 0.005
-ACKS_FIRST = 3.0
+ACKS_FIRST = 9.0
 
 
 @dataclass(slots=True)
@@ -394,23 +394,29 @@ def _time_columns(model: type) -> tuple[str, ...]:
     )
 
 
-async def _load_conversation(conn: BaseDBAsyncClient, conv_id: int) -> Conversation | None:
-    """Conversation and contact in one raw query, built as the ORM builds what it reads (`_init_from_db`):
+async def _load_conversations(conn: BaseDBAsyncClient, conv_ids: Collection[int]) -> dict[int, Conversation]:
+    """Conversations with their contacts in one raw query, built as the ORM builds what it reads (`_init_from_db`):
     the ORM's query building and model constructor dominated the hot path."""
+    if not conv_ids:
+        return {}
     sql = Sql(conn.capabilities.dialect)
     conv_columns, contact_columns = _columns(Conversation), _columns(Contact)
     selected = ", ".join([f"c.{c} AS c_{c}" for c in conv_columns] + [f"ct.{c} AS ct_{c}" for c in contact_columns])
     rows = await conn.execute_query_dict(
         f"SELECT {selected} FROM conversations c JOIN contacts ct ON ct.id = c.contact_id "
-        f"WHERE c.id = {sql.p(conv_id)}",
+        f"WHERE c.id IN ({', '.join(sql.p(i) for i in conv_ids)})",
         sql.params,
     )
-    if not rows:
-        return None
-    row = rows[0]
-    conv = _from_row(Conversation, row, "c_")
-    conv.contact = _from_row(Contact, row, "ct_")
-    return conv
+    found = {}
+    for row in rows:
+        conv = _from_row(Conversation, row, "c_")
+        conv.contact = _from_row(Contact, row, "ct_")
+        found[conv.id] = conv
+    return found
+
+
+async def _load_conversation(conn: BaseDBAsyncClient, conv_id: int) -> Conversation | None:
+    return (await _load_conversations(conn, [conv_id])).get(conv_id)
 
 
 async def apply_inbound(
@@ -735,6 +741,7 @@ class InboundProcessor:
         deferred = Deferred()
         async with in_transaction() as conn:
             rows = await claim_rows(conn, rows)
+            deferred.conversations = await _load_conversations(conn, self._known_conversations(rows))
             for row in rows:
                 if self._acks_waiting() and time.monotonic() - started > SLICE_SECONDS:
                     break  # webhooks are waiting to commit on the same database: let them in
@@ -746,6 +753,21 @@ class InboundProcessor:
         applied = set(done)
         self._read_ahead.extendleft(reversed([row for row in rows if row.id not in applied]))  # next time, in order
         return out, len(done)
+
+    def _known_conversations(self, rows: list[LogRow]) -> set[int]:
+        """The conversations a batch's customer messages go to, where committed batches taught us their ids: read
+        in one query instead of one per message."""
+        ids = set()
+        for row in rows:
+            record = row.record
+            if record.get("kind") != "message" or record.get("direction") != "in":
+                continue
+            contact = self._known.identities.get((row.inbox_id, record.get("contact_external_id")))
+            if contact is not None:
+                conv_id = self._known.conversations.get((row.inbox_id, contact[0], record.get("thread_key") or "dm"))
+                if conv_id is not None:
+                    ids.add(conv_id)
+        return ids
 
     async def _apply_isolated(self, rows: list[InboundEvent]) -> Outcome:
         """Each event in its own savepoint: a bad one is marked with its error and the rest still land."""
