@@ -353,6 +353,7 @@ LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 # The processor holds the database at most this long while webhooks wait to commit (ack latency vs backlog).
 SLICE_SECONDS = 0.005
 ACKS_FIRST = 9.0
+MAX_STEP_ASIDE = 0.1  # seconds, at most, per batch
 
 
 @dataclass(slots=True)
@@ -689,14 +690,15 @@ class InboundProcessor:
 
     async def _drain(self) -> None:
         """Apply the log until it is empty. While webhooks queue for a commit, acks come first: after each batch
-        the processor steps aside for `ACKS_FIRST` times as long as the batch took, so a burst is acknowledged at
-        full speed and the log still drains with at least 1 / (1 + ACKS_FIRST) of the loop."""
+        the processor steps aside for `ACKS_FIRST` times as long as the batch took (at most `MAX_STEP_ASIDE`), so
+        a burst is acknowledged at full speed and the log still drains with at least 1 / (1 + ACKS_FIRST) of the
+        loop."""
         while True:
             started = time.monotonic()
             if not await self.process_pending():
                 return
-            if self._acks_waiting():
-                await asyncio.sleep((time.monotonic() - started) * ACKS_FIRST)
+            if self._acks_waiting():  # capped: one slow batch (a model loading, a slow fetch) must not stall the log
+                await asyncio.sleep(min((time.monotonic() - started) * ACKS_FIRST, MAX_STEP_ASIDE))
 
     async def _inbox(self, inbox_id: int) -> Inbox:
         inbox = self._inboxes.get(inbox_id)
