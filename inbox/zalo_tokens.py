@@ -91,6 +91,9 @@ class ZaloTokens:
                 row = await self._row(inbox)
                 if row.access_token != stale_access_token:
                     return row.access_token  # someone refreshed while we waited
+                if await Inbox.filter(id=inbox.id, state=NEEDS_REAUTH).exists():
+                    # Refused while we waited for the lock: that refresh token is dead, never spend it twice.
+                    raise NeedsReauthorisation("the OA must be authorised again")
                 if await self._claim(inbox.id, row.refresh_token):
                     return await self._spend(inbox, row)
                 await asyncio.sleep(self._poll)  # another process holds the lease: wait for its new pair
