@@ -24,7 +24,7 @@ from contacts.models import Contact
 from inbox.bus import Event, EventBus
 from inbox.models import Conversation, Message
 from inbox.serialize import conversation_json, message_json
-from inbox.sql import Sql, json_param
+from inbox.sql import json_param, update_many
 
 log = logging.getLogger(__name__)
 SENTIMENT_RANK = {"negative": 0, "neutral": 1, "positive": 2}
@@ -126,20 +126,18 @@ class NlpEnricher:
         conv_ids = sorted({m.conversation_id for m in todo})
         async with in_transaction() as conn:
             # Raw statements, one per table: building an ORM update per message cost more than the NLP itself.
-            sql = Sql(conn.capabilities.dialect)
-            assignments = ", ".join(f"{column} = {sql.p(None)}" for column in _NLP_COLUMNS)
+            dialect = conn.capabilities.dialect
             await conn.execute_many(
-                f"UPDATE messages SET {assignments} WHERE id = {sql.p(None)}",
+                update_many(dialect, "messages", _NLP_COLUMNS),
                 [[*(_nlp_value(msg, c) for c in _NLP_COLUMNS), msg.id] for msg in todo],
             )
             summaries = await conversation_summaries(conv_ids, todo, conn)
             by_columns: dict[tuple[str, ...], list[list]] = {}
             for conv_id, fields in summaries.items():
-                by_columns.setdefault(tuple(sorted(fields)), []).append([*(fields[k] for k in sorted(fields)), conv_id])
+                columns = tuple(sorted(fields))
+                by_columns.setdefault(columns, []).append([*(fields[c] for c in columns), conv_id])
             for columns, rows in by_columns.items():
-                update = Sql(conn.capabilities.dialect)
-                assignments = ", ".join(f"{column} = {update.p(None)}" for column in columns)
-                await conn.execute_many(f"UPDATE conversations SET {assignments} WHERE id = {update.p(None)}", rows)
+                await conn.execute_many(update_many(dialect, "conversations", columns), rows)
         self.analysed += len(todo)
         return summaries
 

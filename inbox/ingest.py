@@ -21,7 +21,7 @@ from channels.events import ChannelEvent, Unrecognized, to_record
 from inbox import db
 from inbox.metrics import INGESTED
 from inbox.models import DeadLetter
-from inbox.sql import json_param
+from inbox.sql import insert_many, json_param
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +164,4 @@ _COLUMNS = ("inbox_id", "channel", "dedupe_key", "record", "processed", "receive
 
 def _insert_sql(dialect: str) -> str:
     """Deduplicated by the unique key (inbox, dedupe key): a redelivered event inserts nothing."""
-    marks = ", ".join("?" if dialect == "sqlite" else f"${n}" for n in range(1, len(_COLUMNS) + 1))
-    return (
-        f"INSERT INTO inbound_events ({', '.join(_COLUMNS)}) VALUES ({marks}) "
-        "ON CONFLICT (inbox_id, dedupe_key) DO NOTHING"
-    )
+    return insert_many(dialect, "inbound_events", _COLUMNS, on_conflict="(inbox_id, dedupe_key) DO NOTHING")

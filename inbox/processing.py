@@ -29,7 +29,7 @@ from inbox import db
 from inbox.models import Conversation, InboundEvent, Inbox, Message
 from inbox.phones import normalize_phone
 from inbox.search import fold, index_contact, index_messages
-from inbox.sql import Sql, as_datetime, as_json, json_param
+from inbox.sql import Sql, as_datetime, as_json, insert_many, json_param, update_many
 
 if TYPE_CHECKING:
     from inbox.coordination import LogLeader
@@ -194,22 +194,15 @@ class Deferred:
     async def flush(self, conn: BaseDBAsyncClient) -> None:
         dialect = conn.capabilities.dialect
         if self.events:
-            sql = Sql(dialect)
-            marks = ", ".join(sql.p(None) for _ in _EVENT_COLUMNS)
-            await conn.execute_many(
-                f"INSERT INTO conversation_events ({', '.join(_EVENT_COLUMNS)}) VALUES ({marks})", self.events
-            )
+            await conn.execute_many(insert_many(dialect, "conversation_events", _EVENT_COLUMNS), self.events)
         if self.changed:
-            sql = Sql(dialect)
-            assignments = ", ".join(f"{column} = {sql.p(None)}" for column in _SUMMARY_COLUMNS)
             rows = [
                 [*(getattr(self.conversations[cid], c) for c in _SUMMARY_COLUMNS), cid] for cid in sorted(self.changed)
             ]
-            await conn.execute_many(f"UPDATE conversations SET {assignments} WHERE id = {sql.p(None)}", rows)
+            await conn.execute_many(update_many(dialect, "conversations", _SUMMARY_COLUMNS), rows)
         if self.seen:
-            sql = Sql(dialect)
-            statement = f"UPDATE contacts SET last_seen_at = {sql.p(None)} WHERE id = {sql.p(None)}"
-            await conn.execute_many(statement, [[at, cid] for cid, at in sorted(self.seen.items())])
+            rows = [[at, cid] for cid, at in sorted(self.seen.items())]
+            await conn.execute_many(update_many(dialect, "contacts", ("last_seen_at",)), rows)
         await index_messages(conn, self.search)
         self.events, self.search, self.changed, self.seen = [], [], set(), {}
         self.conversations = {}
@@ -443,7 +436,7 @@ async def apply_inbound(
         identity, contact = await identity_and_contact(
             conn, inbox, event.contact_external_id, at, out, name=event.contact_name
         )
-        ids = learnt.identities[(inbox.id, event.contact_external_id)] = (identity.id, contact.id)
+        ids = learnt.identities[key] = (identity.id, contact.id)
     conv_key = (inbox.id, ids[0], thread)
     conv_id = known.conversations.get(conv_key) or learnt.conversations.get(conv_key)
     conv = deferred.conversations.get(conv_id) if conv_id is not None else None

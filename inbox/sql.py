@@ -4,6 +4,7 @@ placeholders and JSON parameters, nothing more.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,23 @@ class Sql:
         if returning:
             sql += f" RETURNING {returning}"
         return sql
+
+
+def insert_many(dialect: str, table: str, columns: Sequence[str], *, on_conflict: str = "") -> str:
+    """`INSERT … VALUES (?, …)` for `execute_many`: each row gives the columns' values in order."""
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(_marks(dialect, len(columns)))})"
+    return f"{sql} ON CONFLICT {on_conflict}" if on_conflict else sql
+
+
+def update_many(dialect: str, table: str, columns: Sequence[str], key: str = "id") -> str:
+    """`UPDATE … SET a = ?, … WHERE id = ?` for `execute_many`: each row gives the columns' values, then the key."""
+    marks = _marks(dialect, len(columns) + 1)
+    assignments = ", ".join(f"{column} = {mark}" for column, mark in zip(columns, marks, strict=False))
+    return f"UPDATE {table} SET {assignments} WHERE {key} = {marks[-1]}"
+
+
+def _marks(dialect: str, count: int) -> list[str]:
+    return ["?"] * count if dialect == "sqlite" else [f"${n}" for n in range(1, count + 1)]
 
 
 def json_param(value: Any) -> str:
