@@ -41,15 +41,23 @@ async def test_messages_get_sentiment_intent_entities_and_updates_are_pushed(cli
     conv = await Conversation.get(id=conv.id)
     assert conv.worst_sentiment == "negative"  # the worst stays
 
+    async def pushed_positive() -> bool:
+        # the row is written before the event is published: wait for the push, which is what an agent sees
+        sub = client.app[BUS].subscribe(since, lambda e: True)
+        sub.close()
+        return any(
+            e.type.startswith("conversation.")
+            and e.data.get("id") == conv.id
+            and (e.data.get("sentiment"), e.data.get("worst_sentiment")) == ("positive", "negative")
+            for e in sub.replay
+        )
+
+    await eventually(pushed_positive)
     sub = client.app[BUS].subscribe(since, lambda e: True)
     updates = [e for e in sub.replay if e.type == "message.updated" and e.data["id"] == second.id]
     assert updates and updates[-1].data["sentiment"] == "negative" and updates[-1].data["intent"] == "complaint"
     created = [e for e in sub.replay if e.type == "message.created" and e.data["id"] == second.id]
     assert created[0].seq < updates[0].seq
-    conv_events = [e for e in sub.replay if e.type.startswith("conversation.") and e.data.get("id") == conv.id]
-    assert any(
-        e.data.get("sentiment") == "positive" and e.data.get("worst_sentiment") == "negative" for e in conv_events
-    )
 
 
 async def test_list_api_filters_by_sentiment_and_intent(client: TestClient, inbox: Inbox) -> None:
