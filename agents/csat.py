@@ -102,6 +102,16 @@ class Csat:
         self.outbox = outbox
         self.clock = clock
 
+    async def on_resolved_many(self, resolved: list[tuple[int, int | None]]) -> None:
+        """`on_resolved` for each (conversation id, inbox id), looking only where the inbox wants surveys."""
+        if not resolved:
+            return
+        inbox_ids = {inbox_id for _, inbox_id in resolved if inbox_id is not None}
+        wanting = {i.id for i in await Inbox.filter(id__in=inbox_ids) if csat_settings(i)["enabled"]}
+        for conv_id, inbox_id in resolved:
+            if inbox_id is None or inbox_id in wanting:
+                await self.on_resolved(conv_id)
+
     async def on_resolved(self, conv_id: int) -> CsatSurvey | None:
         """Send the survey for the conversation's latest resolution, once, if the inbox wants it."""
         conv = await Conversation.get_or_none(id=conv_id)

@@ -150,6 +150,9 @@ def _fingerprint(snapshot: dict[str, Any]) -> Any:
     )
 
 
+PROJECTION_STEP = 250  # events projected per transaction by the tick
+
+
 class Supervision:
     def __init__(
         self,
@@ -209,8 +212,10 @@ class Supervision:
         for event in await self.router.maintain():
             await self.bus.publish(event)
         await self.sla.check()
-        for _ in range(20):  # bounded: a large backlog is caught up over several ticks
-            if not await reports.project():
+        # Small steps, each its own short transaction: on SQLite a step holds the only connection, and webhooks
+        # waiting for their commit must not wait behind a projection of thousands of conversations (a bulk job).
+        for _ in range(40):  # bounded: a large backlog is caught up over several ticks
+            if not await reports.project(max_events=PROJECTION_STEP):
                 break
         await self.push_live()
 
@@ -243,22 +248,29 @@ class Supervision:
     async def react(self, batch: list[Event]) -> None:
         drain_all = False
         inboxes: set[int] = set()
+        taken: list[int] = []
+        resolved: list[tuple[int, int | None]] = []
         for event in batch:
             if event.type == "presence":
                 drain_all = True
                 continue
             data = event.data
             if data.get("assignee_id") is not None:
-                await _dequeue(data["id"])
+                taken.append(data["id"])
             if data.get("status") == "resolved":
-                await self.csat.on_resolved(data["id"])
+                resolved.append((data["id"], data.get("inbox_id")))
             if data.get("inbox_id") is not None:
                 inboxes.add(data["inbox_id"])
             if data.get("status") == "open" and data.get("assignee_id") is None and data.get("team_id"):
                 conv = await Conversation.get_or_none(id=data["id"])
                 if conv is not None and conv.assignee_id is None:
+                    await _dequeue(taken)  # in order: an earlier assignment's row goes before this one is routed
+                    taken = []
                     for routed in await self.router.route([conv]):
                         await self.bus.publish(routed)
+        # A bulk job resolves thousands at once: one statement and one settings lookup per batch, not per event.
+        await _dequeue(taken)
+        await self.csat.on_resolved_many(resolved)
         if drain_all:
             inboxes |= set(await _queued())
         for inbox_id in inboxes:
@@ -287,10 +299,13 @@ def supervisors_connected(sockets: Counter) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-async def _dequeue(conv_id: int) -> None:
+async def _dequeue(conv_ids: list[int]) -> None:
+    if not conv_ids:
+        return
     conn = db.connection()
     sql = Sql(conn.capabilities.dialect)
-    await conn.execute_query(f"DELETE FROM routing_queue WHERE conversation_id = {sql.p(conv_id)}", sql.params)
+    marks = ", ".join(sql.p(i) for i in conv_ids)
+    await conn.execute_query(f"DELETE FROM routing_queue WHERE conversation_id IN ({marks})", sql.params)
 
 
 async def _queued() -> list[int]:
