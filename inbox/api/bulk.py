@@ -30,7 +30,7 @@ from inbox.db import dialect
 from inbox.http import fail, int_param, json_body, json_response
 from inbox.keys import BUS, INGEST
 from inbox.models import STATUSES, Conversation, Message
-from inbox.processing import record
+from inbox.processing import Deferred
 from inbox.serialize import conversation_json, iso
 
 log = logging.getLogger(__name__)
@@ -190,10 +190,12 @@ async def _resolve(app: web.Application, job: BulkJob, chunk: list[int]) -> int:
             return 0
         ids = [c.id for c in convs]
         await Conversation.filter(id__in=ids).using_db(conn).update(status="resolved", snoozed_until=None)
+        facts = Deferred()  # one multi-row insert: the chunk's transaction holds SQLite's writer for less time
         for conv in convs:
             previous, conv.status, conv.snoozed_until = conv.status, "resolved", None
-            await record(conn, conv, "status_changed", "agent", job.created_by, at, previous=previous,
+            facts.record(conv, "status_changed", "agent", job.created_by, at, None, previous=previous,
                          status="resolved", bulk_job=job.id)  # fmt: skip
+        await facts.flush(conn)
     contacts = {c.id: c for c in await Contact.filter(id__in={c.contact_id for c in convs})}
     bus = app[BUS]
     for conv in convs:
