@@ -16,6 +16,7 @@ from inbox.config import ConfigError, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from inbox import gc_pauses
     from inbox.app import create_app
 
     settings = load_settings()
@@ -24,7 +25,9 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure(logging.INFO, json_lines=args.log_format == "json")  # tokens and secrets are scrubbed
     # Access lines cost ~8% of webhook throughput; the reverse proxy in front usually logs them already.
     access_log = logging.getLogger("aiohttp.access") if args.access_log else None
-    web.run_app(create_app(settings), host=args.host, port=args.port, print=lambda *_: None, access_log=access_log)
+    app = create_app(settings)
+    gc_pauses.install(app)
+    web.run_app(app, host=args.host, port=args.port, print=lambda *_: None, access_log=access_log)
     return 0
 
 
