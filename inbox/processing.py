@@ -164,7 +164,27 @@ _SUMMARY_COLUMNS = (
 def _event_row(
     conv: Conversation, kind: str, actor_type: str, actor_id: int | None, at: datetime, message_id: int | None, data
 ) -> list:
-    return [conv.id, conv.inbox_id, kind, actor_type, actor_id, message_id, json_param(data), at, now()]
+    return event_row(conv.id, conv.inbox_id, kind, actor_type, actor_id, at, message_id, data)
+
+
+def event_row(
+    conversation_id: int,
+    inbox_id: int,
+    kind: str,
+    actor_type: str,
+    actor_id: int | None,
+    at: datetime,
+    message_id: int | None,
+    data: dict,
+) -> list:
+    """One `conversation_events` row for `append_events`."""
+    return [conversation_id, inbox_id, kind, actor_type, actor_id, message_id, json_param(data), at, now()]
+
+
+async def append_events(conn: BaseDBAsyncClient, rows: list[list]) -> None:
+    """Append many facts to `conversation_events` in one statement."""
+    if rows:
+        await conn.execute_many(insert_many(conn.capabilities.dialect, "conversation_events", _EVENT_COLUMNS), rows)
 
 
 @dataclass(slots=True)
@@ -193,8 +213,7 @@ class Deferred:
 
     async def flush(self, conn: BaseDBAsyncClient) -> None:
         dialect = conn.capabilities.dialect
-        if self.events:
-            await conn.execute_many(insert_many(dialect, "conversation_events", _EVENT_COLUMNS), self.events)
+        await append_events(conn, self.events)
         if self.changed:
             rows = [
                 [*(getattr(self.conversations[cid], c) for c in _SUMMARY_COLUMNS), cid] for cid in sorted(self.changed)
@@ -388,7 +407,7 @@ def _time_columns(model: type) -> tuple[str, ...]:
     )
 
 
-async def _load_conversations(conn: BaseDBAsyncClient, conv_ids: Collection[int]) -> dict[int, Conversation]:
+async def load_conversations(conn: BaseDBAsyncClient, conv_ids: Collection[int]) -> dict[int, Conversation]:
     """Conversations with their contacts in one raw query, built as the ORM builds what it reads (`_init_from_db`):
     the ORM's query building and model constructor dominated the hot path."""
     if not conv_ids:
@@ -410,7 +429,7 @@ async def _load_conversations(conn: BaseDBAsyncClient, conv_ids: Collection[int]
 
 
 async def _load_conversation(conn: BaseDBAsyncClient, conv_id: int) -> Conversation | None:
-    return (await _load_conversations(conn, [conv_id])).get(conv_id)
+    return (await load_conversations(conn, [conv_id])).get(conv_id)
 
 
 async def apply_inbound(
@@ -736,7 +755,7 @@ class InboundProcessor:
         deferred = Deferred()
         async with in_transaction() as conn:
             rows = await claim_rows(conn, rows)
-            deferred.conversations = await _load_conversations(conn, self._known_conversations(rows))
+            deferred.conversations = await load_conversations(conn, self._known_conversations(rows))
             for row in rows:
                 if self._acks_waiting() and time.monotonic() - started > SLICE_SECONDS:
                     break  # webhooks are waiting to commit on the same database: let them in
