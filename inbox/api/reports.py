@@ -266,13 +266,22 @@ _DRILL = [
     openapi.query_param("after", {"type": "integer"}, "fact id to continue after (next_after)"),
 ]
 _OBJ = {"type": "object"}
+
+
+def _json_or_csv(schema: dict) -> dict:
+    """The JSON document, or with `format=csv` the same rows as a CSV attachment."""
+    response = openapi.json_response_of(schema)
+    response["content"]["text/csv"] = {"schema": {"type": "string"}}
+    return response
+
+
 openapi.document(
     {
         "/api/reports/agents": {
             "get": openapi.op(
                 "Per agent: handled, messages, first response / reply / resolution times (median, p90, mean, s),"
                 " reassignments, SLA breaches, CSAT — from conversation events",
-                openapi.json_response_of(_REPORT),
+                _json_or_csv(_REPORT),
                 params=_PERIOD,
                 role="supervisor",
                 tag="reports",
@@ -281,7 +290,7 @@ openapi.document(
         "/api/reports/summary": {
             "get": openapi.op(
                 "The same figures per agent, team, inbox, channel or day",
-                openapi.json_response_of(_REPORT),
+                _json_or_csv(_REPORT),
                 params=[*_PERIOD, _GROUP],
                 role="supervisor",
                 tag="reports",
@@ -290,7 +299,7 @@ openapi.document(
         "/api/reports/agents/conversations": {
             "get": openapi.op(
                 "Drill-down: the conversations (and events) behind one agent figure",
-                openapi.json_response_of(_OBJ),
+                _json_or_csv(_OBJ),
                 params=[*_PERIOD, *_DRILL],
                 role="supervisor",
                 tag="reports",
@@ -299,7 +308,7 @@ openapi.document(
         "/api/reports/summary/conversations": {
             "get": openapi.op(
                 "Drill-down: the conversations behind one figure of a group",
-                openapi.json_response_of(_OBJ),
+                _json_or_csv(_OBJ),
                 params=[*_PERIOD, _GROUP, *_DRILL],
                 role="supervisor",
                 tag="reports",
