@@ -222,7 +222,7 @@ async def test_after_an_outage_every_subscriber_gets_what_it_missed(
     a = await started(buses, own_redis.url, prefix)
     b = await started(buses, own_redis.url, prefix)
     await connected(a, b)
-    on_b = b.subscribe(None, accept_all)
+    on_a, on_b = a.subscribe(None, accept_all), b.subscribe(None, accept_all)
     for n in range(5):
         await a.publish(Event("message.created", {"n": n}))
     before = await receive(on_b, 5)
@@ -235,6 +235,8 @@ async def test_after_an_outage_every_subscriber_gets_what_it_missed(
 
     after = await receive(on_b, 20, timeout=15)
     assert [e.data["n"] for e in before + after] == list(range(25))
+    # The publishing process's own agents get them too (its reader may still be in its reconnect back-off).
+    assert [e.data["n"] for e in await receive(on_a, 25, timeout=15)] == list(range(25))
     seqs = [e.seq for e in before + after]
     assert seqs == sorted(seqs) and len(set(seqs)) == 25
     # A subscriber that reconnects to the other process with its last seq gets the same events.
