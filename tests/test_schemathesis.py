@@ -35,7 +35,6 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # tests/test_hostile.py and tests/test_fuzz_parsers.py instead).
 # The session-ending calls would log the generated requests' admin out (tested in tests/test_security.py).
 SKIPPED = r"^/(ws|app/|widget/|webhooks/|metrics$|api/auth/(logout|logout-all|password)$|$)"
-# Findings reported to their areas, left visible in the output above until fixed there (issue 12 note).
 ADMIN, PASSWORD = "admin@schemathesis.vn", "mật-khẩu-schemathesis-123"
 
 
