@@ -1,0 +1,55 @@
+"""Acks first, but the log still drains: while webhooks keep waiting for their commits, the processor yields the
+database to them after a short slice, yet every slice applies at least one event, so customers' messages still
+reach the inbox during a long burst instead of only after it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from inbox import processing
+from inbox.keys import PROCESSOR
+from inbox.models import InboundEvent, Message
+from inbox.processing import InboundProcessor, Outcome
+from tests.conftest import send_text
+
+PSIDS = [f"71300422188990{n:02d}" for n in range(6)]
+
+
+@pytest.fixture
+async def stored_burst(client, inbox) -> list[str]:
+    """Six customers' messages acknowledged and stored, none applied yet (the app's own processor is stopped)."""
+    await client.app[PROCESSOR].stop()
+    mids = []
+    for n, psid in enumerate(PSIDS):
+        mid = f"m_burst_{n}"
+        await send_text(client, psid, mid, f"Shop ơi còn size M không {n}")
+        mids.append(mid)
+    assert await InboundEvent.filter(processed=False).count() == len(PSIDS)
+    return mids
+
+
+async def test_each_slice_applies_an_event_while_webhooks_keep_waiting(stored_burst, monkeypatch) -> None:
+    monkeypatch.setattr(processing, "SLICE_SECONDS", 0.0)  # every slice is already over when it starts
+    applied: list[Outcome] = []
+
+    async def after_commit(out: Outcome) -> None:
+        applied.append(out)
+
+    processor = InboundProcessor(after_commit, asyncio.Event(), acks_waiting=lambda: True)
+    counts = [await processor.process_pending() for _ in range(len(PSIDS))]
+
+    assert counts == [1] * len(PSIDS)  # one event per slice: never an empty transaction that drains nothing
+    assert await processor.process_pending() == 0
+    assert not await InboundEvent.filter(processed=False).exists()
+    stored = await Message.filter(direction="in").order_by("id").values_list("external_id", flat=True)
+    assert stored == stored_burst  # in the order the webhooks were acknowledged
+    assert [len(out.new_messages) for out in applied] == [1] * len(PSIDS)
+
+
+async def test_a_quiet_server_applies_the_whole_burst_in_one_batch(stored_burst) -> None:
+    processor = InboundProcessor(lambda out: asyncio.sleep(0), asyncio.Event(), acks_waiting=lambda: False)
+
+    assert await processor.process_pending() == len(PSIDS)
+    assert await Message.filter(direction="in").count() == len(PSIDS)
