@@ -15,13 +15,14 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from channels.events import ChannelEvent, Unrecognized, to_record
 from inbox import db
 from inbox.metrics import INGESTED
 from inbox.models import DeadLetter
-from inbox.sql import insert_many, json_param
+from inbox.sql import insert_rows, json_param
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +136,15 @@ class IngestWriter:
                         )
                     )
         try:
-            if dead:  # rare: both tables in one transaction, through the ORM
+            if dead or len(inbound) > ROWS_PER_STATEMENT:  # rare: several statements in one transaction
                 async with in_transaction() as conn:
-                    if inbound:
-                        await conn.execute_many(_insert_sql(conn.capabilities.dialect), inbound)
-                    await DeadLetter.bulk_create(dead, using_db=conn)
-            elif inbound:  # the hot path: one multi-row statement in its own transaction, no ORM objects
+                    for start in range(0, len(inbound), ROWS_PER_STATEMENT):
+                        await conn.execute_query(*_insert(conn, inbound[start : start + ROWS_PER_STATEMENT]))
+                    if dead:
+                        await DeadLetter.bulk_create(dead, using_db=conn)
+            elif inbound:  # the hot path: one statement, its own transaction, one round trip, no ORM objects
                 conn = db.connection()
-                await conn.execute_many(_insert_sql(conn.capabilities.dialect), inbound)
+                await conn.execute_query(*_insert(conn, inbound))
         except Exception as exc:  # whatever the database says, the platform must hear 503 and retry
             log.error("ingest commit failed: %s", exc)
             for _, future in batch:
@@ -162,6 +164,11 @@ class IngestWriter:
 _COLUMNS = ("inbox_id", "channel", "dedupe_key", "record", "processed", "received_at")
 
 
-def _insert_sql(dialect: str) -> str:
+ROWS_PER_STATEMENT = 1_000  # 6,000 parameters: well within SQLite's and Postgres' limits
+
+
+def _insert(conn: BaseDBAsyncClient, rows: list[list[object]]) -> tuple[str, list[object]]:
     """Deduplicated by the unique key (inbox, dedupe key): a redelivered event inserts nothing."""
-    return insert_many(dialect, "inbound_events", _COLUMNS, on_conflict="(inbox_id, dedupe_key) DO NOTHING")
+    return insert_rows(
+        conn.capabilities.dialect, "inbound_events", _COLUMNS, rows, on_conflict="(inbox_id, dedupe_key) DO NOTHING"
+    )

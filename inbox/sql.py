@@ -39,6 +39,17 @@ def insert_many(dialect: str, table: str, columns: Sequence[str], *, on_conflict
     return f"{sql} ON CONFLICT {on_conflict}" if on_conflict else sql
 
 
+def insert_rows(
+    dialect: str, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, on_conflict: str = ""
+) -> tuple[str, list[Any]]:
+    """One `INSERT … VALUES (…), (…)` statement for all `rows`, and its parameters: a single round trip (in
+    autocommit, a single transaction), where `execute_many` costs three on SQLite (begin, rows, commit)."""
+    sql = Sql(dialect)
+    tuples = ", ".join("(" + ", ".join(sql.p(value) for value in row) + ")" for row in rows)
+    statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {tuples}"
+    return (f"{statement} ON CONFLICT {on_conflict}" if on_conflict else statement), sql.params
+
+
 def update_many(dialect: str, table: str, columns: Sequence[str], key: str = "id") -> str:
     """`UPDATE … SET a = ?, … WHERE id = ?` for `execute_many`: each row gives the columns' values, then the key."""
     marks = _marks(dialect, len(columns) + 1)
