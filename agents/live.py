@@ -150,7 +150,7 @@ def _fingerprint(snapshot: dict[str, Any]) -> Any:
     )
 
 
-PROJECTION_STEP = 250  # events projected per transaction by the tick
+PROJECTION_STEP = 5000  # events projected per step of the tick (each conversation they name replayed once)
 
 
 class Supervision:
@@ -212,9 +212,9 @@ class Supervision:
         for event in await self.router.maintain():
             await self.bus.publish(event)
         await self.sla.check()
-        # Small steps, each its own short transaction: on SQLite a step holds the only connection, and webhooks
-        # waiting for their commit must not wait behind a projection of thousands of conversations (a bulk job).
-        for _ in range(40):  # bounded: a large backlog is caught up over several ticks
+        # `project` replays in short transactions (on SQLite a transaction holds the only connection, and webhooks
+        # waiting for their commit must not wait behind thousands of conversations of a bulk job).
+        for _ in range(2):  # bounded: a large backlog is caught up over several ticks
             if not await reports.project(max_events=PROJECTION_STEP):
                 break
         await self.push_live()

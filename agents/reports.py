@@ -23,7 +23,7 @@ from tortoise.transactions import in_transaction
 from agents import business_hours, digests
 from agents.metrics import DURATION_KINDS, Fact, derive, rows_to_events
 from inbox import db
-from inbox.sql import Sql, as_datetime, as_json
+from inbox.sql import Sql, as_datetime, as_json, insert_rows
 
 CURSOR = "metric_facts"
 OVERLAP = 200
@@ -48,36 +48,48 @@ METRICS = {  # public metric names → fact kinds
 # ---------------------------------------------------------------------------------------------- projection
 
 
+CONVERSATIONS_PER_STEP = 50  # conversations replayed per transaction
+
+
 async def project(max_events: int = 5000) -> int:
-    """Bring `metric_facts` up to date with the events recorded so far (one bounded step); conversations done."""
-    async with in_transaction() as conn:
-        sql = Sql(conn.capabilities.dialect)
-        await _lock(conn)  # one projector at a time, across processes
-        read = Sql(sql.dialect)
-        position = (
-            await conn.execute_query_dict(
-                f"SELECT position FROM projection_cursors WHERE name = {read.p(CURSOR)}", read.params
-            )
-        )[0]["position"]
-        # SQLite has one writer, so ids are committed in order; Postgres may commit a lower id after a higher one.
-        overlap = 0 if sql.dialect == "sqlite" else OVERLAP
-        new = Sql(sql.dialect)
-        rows = await conn.execute_query_dict(
-            f"SELECT id, conversation_id FROM conversation_events WHERE id > {new.p(max(0, position - overlap))}"
-            f" ORDER BY id LIMIT {int(max_events)}",
-            new.params,
-        )
-        if not rows or rows[-1]["id"] <= position:
-            return 0
-        conv_ids = sorted({r["conversation_id"] for r in rows})
-        for start in range(0, len(conv_ids), 500):
-            await replace_facts(conn, conv_ids[start : start + 500])
-        done = Sql(sql.dialect)
-        await conn.execute_query(
-            f"UPDATE projection_cursors SET position = {done.p(rows[-1]['id'])} WHERE name = {done.p(CURSOR)}",
+    """Bring `metric_facts` up to date with up to `max_events` new events; returns the conversations replayed.
+
+    Each conversation those events name is replayed once, however many of them it has, in transactions of
+    `CONVERSATIONS_PER_STEP` conversations: on SQLite a transaction holds the only connection, and webhooks waiting
+    for their commit must not wait behind a replay of hundreds of conversations. Each step reads the events under
+    the projector's lock, so it sees everything committed before it; replaying is idempotent, so a step repeated
+    (after a crash, or by another process) changes nothing. The cursor moves once every step is done."""
+    conn = db.connection()
+    dialect = conn.capabilities.dialect
+    read = Sql(dialect)
+    cursor = await conn.execute_query_dict(
+        f"SELECT position FROM projection_cursors WHERE name = {read.p(CURSOR)}", read.params
+    )
+    position = cursor[0]["position"] if cursor else 0
+    # SQLite has one writer, so ids are committed in order; Postgres may commit a lower id after a higher one.
+    overlap = 0 if dialect == "sqlite" else OVERLAP
+    new = Sql(dialect)
+    rows = await conn.execute_query_dict(
+        f"SELECT id, conversation_id FROM conversation_events WHERE id > {new.p(max(0, position - overlap))}"
+        f" ORDER BY id LIMIT {int(max_events)}",
+        new.params,
+    )
+    if not rows or rows[-1]["id"] <= position:
+        return 0
+    conv_ids = sorted({r["conversation_id"] for r in rows})
+    for start in range(0, len(conv_ids), CONVERSATIONS_PER_STEP):
+        async with in_transaction() as step:
+            await _lock(step)  # one projector at a time, across processes
+            await replace_facts(step, conv_ids[start : start + CONVERSATIONS_PER_STEP])
+    async with in_transaction() as step:
+        await _lock(step)
+        done, last = Sql(dialect), rows[-1]["id"]
+        await step.execute_query(
+            f"UPDATE projection_cursors SET position = {done.p(last)} WHERE name = {done.p(CURSOR)}"
+            f" AND position < {done.p(last)}",
             done.params,
         )
-        return len(conv_ids)
+    return len(conv_ids)
 
 
 async def project_all() -> int:
@@ -138,10 +150,9 @@ async def replace_facts(conn: Any, conv_ids: list[int]) -> None:
     await conn.execute_query(f"DELETE FROM metric_facts WHERE conversation_id IN ({ids})", delete.params)
     per_statement = 30_000 // len(FACT_COLUMNS)
     for start in range(0, len(values), per_statement):
-        chunk = values[start : start + per_statement]
-        insert = Sql(sql.dialect)
-        tuples = ", ".join("(" + ", ".join(insert.p(v) for v in row) + ")" for row in chunk)
-        await conn.execute_query(f"INSERT INTO metric_facts ({', '.join(FACT_COLUMNS)}) VALUES {tuples}", insert.params)
+        await conn.execute_query(
+            *insert_rows(sql.dialect, "metric_facts", FACT_COLUMNS, values[start : start + per_statement])
+        )
 
 
 def _fact_row(conv: dict[str, Any], fact: Fact, hours: business_hours.BusinessHours) -> tuple:

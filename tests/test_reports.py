@@ -268,3 +268,21 @@ async def test_live_queue_and_push_to_supervisors(client: TestClient, inbox: Inb
         seen.append(frame["type"])
     assert "queue.live" not in seen  # supervisors only
     await agent_socket.close()
+
+
+async def test_projection_in_small_steps_matches_a_rebuild(client: TestClient, inbox: Inbox, monkeypatch) -> None:
+    """A tick replays conversations a few per transaction and moves the cursor once all are done: the figures are
+    those of a rebuild, each conversation counted once, and a second pass has nothing left to do."""
+    await client.app[SUPERVISION].stop()  # no tick projecting behind the test's back
+    supervisor = await quick_user("supervisor")
+    agent = await quick_user("agent", inboxes=[inbox])
+    for wait in (12, 34, 56, 78):
+        await timeline(inbox, agent.user.id, wait)
+    monkeypatch.setattr(reports, "CONVERSATIONS_PER_STEP", 1)
+    assert await reports.project() == 4
+    assert await reports.project() == 0
+    stepwise = await (await client.get("/api/reports/agents", params=PERIOD, headers=supervisor.headers)).json()
+    assert stepwise["items"][0]["first_response_time"]["count"] == 4
+    await reports.rebuild()
+    rebuilt = await (await client.get("/api/reports/agents", params=PERIOD, headers=supervisor.headers)).json()
+    assert stepwise["items"] == rebuilt["items"]
