@@ -107,7 +107,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     # events reach the shared bus in the log's order. A single process applies what it stores, as always.
     several = bool(settings.redis_url) and settings.database_url.startswith("postgres")
     leader = LogLeader(settings.database_url, committed) if several else None
-    processor = InboundProcessor(pipeline, committed, acks_waiting=writer.waiting, leader=leader)
+    processor = InboundProcessor(
+        pipeline, committed, acks_waiting=writer.waiting, acks_caught_up=writer.caught_up, leader=leader
+    )
     app[OUTBOX], app[PROFILES], app[PROCESSOR], app[INGEST] = outbox, profiles, processor, writer
     for service in (outbox, profiles, processor, writer):
         service.start()

@@ -59,6 +59,9 @@ class IngestWriter:
         self._task: asyncio.Task[None] | None = None
         self._committing = False
         self.commits = 0
+        self._accepted = 0  # webhooks handed to `store`, in order
+        self._settled = 0  # of those, the ones whose commit is over (stored or refused)
+        self._progress = asyncio.Event()  # set (and replaced) after each commit
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ingest-writer")
@@ -67,6 +70,13 @@ class IngestWriter:
         """Webhooks are waiting for a commit (the processor yields the database to them)."""
         return bool(self._queue) or self._committing
 
+    async def caught_up(self) -> None:
+        """Return once every webhook waiting now has had its commit: the processor's turn comes after theirs."""
+        target = self._accepted
+        while self._settled < target:
+            progress = self._progress
+            await progress.wait()
+
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
@@ -74,13 +84,16 @@ class IngestWriter:
         for _, future in self._queue:
             if not future.done():
                 future.set_exception(StorageUnavailable("server shutting down"))
+        self._settled += len(self._queue)
         self._queue.clear()
+        self._progress.set()
 
     async def store(self, items: list[Item]) -> None:
         """Return once every item is committed (or was already stored); raise StorageUnavailable otherwise."""
         if not items:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._accepted += 1
         self._queue.append((items, future))
         self._wake.set()
         await future
@@ -100,6 +113,9 @@ class IngestWriter:
                     await self._commit(batch)
                 finally:
                     self._committing = False
+                    self._settled += len(batch)
+                    self._progress.set()
+                    self._progress = asyncio.Event()
 
     async def _commit(self, batch: list[tuple[list[Item], asyncio.Future[None]]]) -> None:
         inbound: list[list[object]] = []

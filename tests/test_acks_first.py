@@ -9,6 +9,7 @@ import asyncio
 import pytest
 
 from inbox import processing
+from inbox.ingest import IngestWriter
 from inbox.keys import PROCESSOR
 from inbox.models import InboundEvent, Message
 from inbox.processing import InboundProcessor, Outcome
@@ -53,3 +54,43 @@ async def test_a_quiet_server_applies_the_whole_burst_in_one_batch(stored_burst)
 
     assert await processor.process_pending() == len(PSIDS)
     assert await Message.filter(direction="in").count() == len(PSIDS)
+
+
+async def test_the_processor_waits_for_the_commit_of_every_webhook_already_waiting() -> None:
+    """`caught_up` is the processor's turn: it comes once the webhooks waiting at that moment are committed —
+    the one being committed and those queued behind it — and not later webhooks' commits."""
+    writer = IngestWriter()
+    gates: list[asyncio.Event] = []
+
+    async def slow_commit(batch) -> None:  # each commit waits for the test to let it finish
+        gate = asyncio.Event()
+        gates.append(gate)
+        await gate.wait()
+        for _, future in batch:
+            future.set_result(None)
+
+    writer._commit = slow_commit  # type: ignore[method-assign]
+    writer.start()
+    try:
+        first = asyncio.create_task(writer.store(["event 1"]))  # type: ignore[list-item]
+        await asyncio.sleep(0.01)  # committing
+        second = asyncio.create_task(writer.store(["event 2"]))  # type: ignore[list-item]
+        await asyncio.sleep(0.01)  # queued behind the commit in flight
+        assert writer.waiting()
+        turn = asyncio.create_task(writer.caught_up())
+        gates[0].set()
+        await first
+        await asyncio.sleep(0.01)
+        assert not turn.done()  # the second webhook is still waiting for its commit
+        later = asyncio.create_task(writer.store(["event 3"]))  # type: ignore[list-item]
+        await asyncio.sleep(0.01)
+        gates[1].set()
+        await second
+        await asyncio.wait_for(turn, 1.0)  # its turn: the third webhook came after it asked
+        assert not later.done()
+        gates[2].set()
+        await later
+        assert not writer.waiting()
+        await asyncio.wait_for(writer.caught_up(), 1.0)  # nothing waiting: at once
+    finally:
+        await writer.stop()
