@@ -66,9 +66,9 @@ class IngestWriter:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ingest-writer")
 
-    def waiting(self) -> bool:
-        """Webhooks are waiting for a commit (the processor yields the database to them)."""
-        return bool(self._queue) or self._committing
+    def waiting(self) -> int:
+        """How many webhooks are waiting for a commit, in flight or queued (the processor yields the database)."""
+        return self._accepted - self._settled
 
     async def caught_up(self) -> None:
         """Return once every webhook waiting now has had its commit: the processor's turn comes after theirs."""

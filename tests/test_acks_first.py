@@ -49,6 +49,18 @@ async def test_each_slice_applies_an_event_while_webhooks_keep_waiting(stored_bu
     assert [len(out.new_messages) for out in applied] == [1] * len(PSIDS)
 
 
+async def test_a_crowd_of_waiting_webhooks_ends_a_batch_before_its_time_is_up(stored_burst, monkeypatch) -> None:
+    monkeypatch.setattr(processing, "SLICE_SECONDS", 60.0)
+    waiting = {"webhooks": processing.CROWD}
+    processor = InboundProcessor(
+        lambda out: asyncio.sleep(0), asyncio.Event(), acks_waiting=lambda: waiting["webhooks"]
+    )
+
+    assert await processor.process_pending() == 1  # a crowd: the database goes back to the webhooks at once
+    waiting["webhooks"] = 1
+    assert await processor.process_pending() == len(PSIDS) - 1  # one waiting webhook waits out the slice
+
+
 async def test_a_quiet_server_applies_the_whole_burst_in_one_batch(stored_burst) -> None:
     processor = InboundProcessor(lambda out: asyncio.sleep(0), asyncio.Event(), acks_waiting=lambda: False)
 
