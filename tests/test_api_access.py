@@ -6,6 +6,7 @@ The matrix is checked against the app's own router, so a route added without an 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from agents import passwords
 from agents.access import ROLE_RANK
 from agents.models import AuthSession, InboxMember, TeamMember, User
 from agents.passwords import hash_password
@@ -464,6 +466,32 @@ async def test_inactive_user_cannot_log_in_and_loses_sessions(client: TestClient
 async def test_login_is_case_insensitive_on_email(client: TestClient, world: World) -> None:
     response = await login(client, world.staff["member"].user.email.upper())
     assert response.status == 200
+
+
+async def test_the_server_keeps_answering_while_a_login_verifies_its_password(
+    client: TestClient, world: World, monkeypatch
+) -> None:
+    """A password check is ~200 ms of argon2: it runs beside the event loop, so webhooks and other agents are not
+    kept waiting by someone logging in."""
+    real = passwords._hasher
+    finished: list[float] = []
+
+    class SlowHasher:  # a slow machine's argon2: it blocks whatever thread runs it
+        def verify(self, password_hash: str, password: str) -> bool:
+            time.sleep(0.5)
+            try:
+                return real.verify(password_hash, password)
+            finally:
+                finished.append(time.monotonic())
+
+    monkeypatch.setattr(passwords, "_hasher", SlowHasher())
+    logging_in = asyncio.create_task(login(client, world.staff["member"].user.email))
+    await asyncio.sleep(0.1)
+    health = await client.get("/healthz")
+    answered = time.monotonic()
+    assert health.status == 200
+    assert (await logging_in).status == 200
+    assert answered < finished[0]  # answered while the password was still being checked
 
 
 @pytest.mark.parametrize(

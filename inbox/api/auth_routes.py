@@ -9,7 +9,7 @@ from aiohttp import web
 from agents.audit import audit
 from agents.login_limits import LoginLimiter
 from agents.models import AuthSession, User
-from agents.passwords import hash_password, verify_password
+from agents.passwords import hash_password_off_loop, verify_password_off_loop
 from agents.sessions import SESSION_COOKIE, SESSION_LIFETIME, create_session, revoke
 from inbox.api.guard import auth_of, requires
 from inbox.api.openapi import PATHS, document, json_response_of, op
@@ -49,7 +49,11 @@ async def login(request: web.Request) -> web.Response:
     if wait is not None:  # before the password hash: a locked account costs no argon2 time
         raise _too_many(wait)
     user = await User.get_or_none(email=account)
-    if not verify_password(user.password_hash if user else None, password) or user is None or not user.is_active:
+    if (
+        not await verify_password_off_loop(user.password_hash if user else None, password)
+        or user is None
+        or not user.is_active
+    ):
         locked = limiter.failed(account, address)
         # The e-mail is personal data and not kept; an unknown one is recorded without a target.
         await audit(
@@ -111,11 +115,11 @@ async def change_password(request: web.Request) -> web.Response:
     if len(new) < MIN_PASSWORD_LENGTH or len(new) > 1024:
         fail(422, "weak_password", f"the new password needs {MIN_PASSWORD_LENGTH} to 1024 characters")
     user = await User.get(id=auth.user.id)
-    if not verify_password(user.password_hash, current):
+    if not await verify_password_off_loop(user.password_hash, current):
         await audit("password_change_failed", actor_id=user.id, target_type="user", target_id=user.id,
                     request=request)  # fmt: skip
         fail(403, "wrong_password", "the current password is wrong")
-    user.password_hash = hash_password(new)
+    user.password_hash = await hash_password_off_loop(new)
     user.password_changed_at = datetime.now(UTC)
     await user.save(update_fields=["password_hash", "password_changed_at"])
     revoked = await AuthSession.filter(user_id=user.id, revoked=False).exclude(id=auth.session_id).update(revoked=True)
