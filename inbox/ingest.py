@@ -57,7 +57,6 @@ class IngestWriter:
         self._on_committed = on_committed
         self._max_batch = max_batch
         self._task: asyncio.Task[None] | None = None
-        self._committing = False
         self.commits = 0
         self._accepted = 0  # webhooks handed to `store`, in order
         self._settled = 0  # of those, the ones whose commit is over (stored or refused)
@@ -108,11 +107,9 @@ class IngestWriter:
                     items, future = self._queue.popleft()
                     batch.append((items, future))
                     size += len(items)
-                self._committing = True
                 try:
                     await self._commit(batch)
                 finally:
-                    self._committing = False
                     self._settled += len(batch)
                     self._progress.set()
                     self._progress = asyncio.Event()

@@ -708,10 +708,10 @@ class InboundProcessor:
 
     async def _drain(self) -> None:
         """Apply the log until it is empty. While webhooks wait for their commit, acks come first: a batch stops
-        after a short slice (`SLICE_SECONDS`, at least one event), and the next one waits until the webhooks
-        waiting now have had their commit (at most `MAX_STEP_ASIDE`). Commits and batches take turns, so an ack
-        waits for at most one slice, and the log keeps draining at whatever speed the machine has left (a step
-        aside of fixed length throttled the log even with the CPU idle)."""
+        after `SLICE_SECONDS` or once `CROWD` webhooks wait (having applied at least one event), and the next one
+        waits until the webhooks waiting now have had their commit (at most `MAX_STEP_ASIDE`). Commits and batches
+        take turns, so an ack waits for at most one slice, and the log keeps draining at whatever speed the machine
+        has left (a step aside of fixed length throttled the log even with the CPU idle)."""
         while True:
             if not await self.process_pending():
                 return
