@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from agents.metrics import DURATION_KINDS
-from inbox.sql import Sql, as_datetime
+from inbox.sql import Sql, as_datetime, insert_rows
 
 PREFIX = "digest:"
 KEY_COLUMNS = ("day", "inbox_id", "channel", "team_id", "agent_id", "kind")
@@ -108,10 +108,7 @@ async def _rebuild(conn: Any, bucket: str) -> None:
         for key, e in groups.items()
     ]
     for first in range(0, len(rows), 1000):
-        chunk = rows[first : first + 1000]
-        insert = Sql(sql.dialect)
-        values = ", ".join("(" + ", ".join(insert.p(v) for v in row) + ")" for row in chunk)
-        await conn.execute_query(f"INSERT INTO metric_digests ({', '.join(columns)}) VALUES {values}", insert.params)
+        await conn.execute_query(*insert_rows(sql.dialect, "metric_digests", columns, rows[first : first + 1000]))
     done = Sql(sql.dialect)
     await conn.execute_query(
         f"UPDATE projection_cursors SET position = 1 WHERE name = {done.p(PREFIX + bucket)}", done.params
