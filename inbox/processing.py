@@ -765,19 +765,19 @@ class InboundProcessor:
             # The slice starts once the connection is ours: waiting for a commit to finish is not time spent here.
             started = time.monotonic()
             rows = await claim_rows(conn, rows)
-            position = 0
-            while position < len(rows) and not (done and self._slice_over(started)):
-                # Conversations are read a step at a time while acks wait: a slice applies only a few events, and
-                # reading the whole batch's conversations first cost more than applying them.
-                step = rows[position : position + (LOAD_STEP if self._acks_waiting() else len(rows))]
-                wanted = self._known_conversations(step) - deferred.conversations.keys()
-                deferred.conversations.update(await load_conversations(conn, wanted))
-                for row in step:
-                    if done and self._slice_over(started):
-                        break  # webhooks are waiting to commit on the same database: let them in
-                    await apply_event(conn, await self._inbox(row.inbox_id), row, out, self._known, learnt, deferred)
-                    done.append(row.id)
-                position += len(step)
+            loaded = 0  # rows whose conversations have been read
+            for index, row in enumerate(rows):
+                if done and self._slice_over(started):
+                    break  # webhooks are waiting to commit on the same database: let them in
+                if index == loaded:
+                    # Conversations are read a step at a time while acks wait: a slice applies only a few events,
+                    # and reading the whole batch's conversations first cost more than applying them.
+                    step = rows[index : index + (LOAD_STEP if self._acks_waiting() else len(rows))]
+                    wanted = self._known_conversations(step) - deferred.conversations.keys()
+                    deferred.conversations.update(await load_conversations(conn, wanted))
+                    loaded = index + len(step)
+                await apply_event(conn, await self._inbox(row.inbox_id), row, out, self._known, learnt, deferred)
+                done.append(row.id)
             await deferred.flush(conn)
             await InboundEvent.filter(id__in=done).using_db(conn).update(processed=True)
         self._known.learn(learnt)  # only ids that are committed
