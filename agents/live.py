@@ -150,9 +150,6 @@ def _fingerprint(snapshot: dict[str, Any]) -> Any:
     )
 
 
-PROJECTION_STEP = 5000  # events projected per step of the tick (each conversation they name replayed once)
-
-
 class Supervision:
     def __init__(
         self,
@@ -215,7 +212,7 @@ class Supervision:
         # `project` replays in short transactions (on SQLite a transaction holds the only connection, and webhooks
         # waiting for their commit must not wait behind thousands of conversations of a bulk job).
         for _ in range(2):  # bounded: a large backlog is caught up over several ticks
-            if not await reports.project(max_events=PROJECTION_STEP):
+            if not await reports.project():
                 break
         await self.push_live()
 
