@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 import time
 from collections import deque
@@ -19,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.fields import DatetimeField
 from tortoise.transactions import in_transaction
 
 from channels.events import InboundMessage, MessageEdit, MessageRemoval, Receipt, Referral, from_record
@@ -29,7 +27,7 @@ from inbox import db
 from inbox.models import Conversation, InboundEvent, Inbox, Message
 from inbox.phones import normalize_phone
 from inbox.search import fold, index_contact, index_messages
-from inbox.sql import Sql, as_datetime, as_json, insert_many, json_param, update_many
+from inbox.sql import Sql, as_json, insert_many, json_param, model_columns, model_from_row, update_many
 
 if TYPE_CHECKING:
     from inbox.coordination import LogLeader
@@ -389,35 +387,13 @@ class Known:
         self.conversations.update(other.conversations)
 
 
-def _columns(model: type) -> tuple[str, ...]:
-    return tuple(model._meta.fields_db_projection.values())
-
-
-def _from_row(model: type, row: dict, prefix: str) -> object:
-    """SQLite returns timestamps as ISO text: parsed here by the C parser, not by the ORM's pure-Python one."""
-    values = {c: row[prefix + c] for c in _columns(model)}
-    for column in _time_columns(model):
-        if isinstance(values[column], str):
-            values[column] = as_datetime(values[column])
-    return model._init_from_db(**values)
-
-
-@functools.cache
-def _time_columns(model: type) -> tuple[str, ...]:
-    return tuple(
-        model._meta.fields_db_projection[name]
-        for name, f in model._meta.fields_map.items()
-        if isinstance(f, DatetimeField) and name in model._meta.fields_db_projection
-    )
-
-
 async def load_conversations(conn: BaseDBAsyncClient, conv_ids: Collection[int]) -> dict[int, Conversation]:
     """Conversations with their contacts in one raw query, built as the ORM builds what it reads (`_init_from_db`):
     the ORM's query building and model constructor dominated the hot path."""
     if not conv_ids:
         return {}
     sql = Sql(conn.capabilities.dialect)
-    conv_columns, contact_columns = _columns(Conversation), _columns(Contact)
+    conv_columns, contact_columns = model_columns(Conversation), model_columns(Contact)
     selected = ", ".join([f"c.{c} AS c_{c}" for c in conv_columns] + [f"ct.{c} AS ct_{c}" for c in contact_columns])
     rows = await conn.execute_query_dict(
         f"SELECT {selected} FROM conversations c JOIN contacts ct ON ct.id = c.contact_id "
@@ -426,8 +402,8 @@ async def load_conversations(conn: BaseDBAsyncClient, conv_ids: Collection[int])
     )
     found = {}
     for row in rows:
-        conv = _from_row(Conversation, row, "c_")
-        conv.contact = _from_row(Contact, row, "ct_")
+        conv = model_from_row(Conversation, row, "c_")
+        conv.contact = model_from_row(Contact, row, "ct_")
         found[conv.id] = conv
     return found
 
@@ -501,7 +477,7 @@ async def apply_inbound(
     )
     if not inserted:
         return  # the same platform message under another log key: already stored
-    row = dict.fromkeys(_columns(Message))  # every other column is NULL for a new customer message
+    row = dict.fromkeys(model_columns(Message))  # every other column is NULL for a new customer message
     row.update(values, id=inserted[0]["id"], attachments=attachments, extra=_extra(event), entities=[])
     msg = Message._init_from_db(**row)
     if conv.status in ("resolved", "snoozed"):

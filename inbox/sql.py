@@ -1,14 +1,16 @@
-"""Small raw-SQL helpers for the hot paths (ingest processing, the conversation list): the dialect's
-placeholders and JSON parameters, nothing more.
+"""Small raw-SQL helpers for the hot paths (ingest processing, the conversation list, authentication): the
+dialect's placeholders, JSON parameters, and models built from raw rows.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from tortoise.fields import DatetimeField
 
 
 class Sql:
@@ -76,3 +78,28 @@ def as_datetime(value: Any) -> datetime | None:
 def as_json(value: Any) -> Any:
     """A JSON column read raw: SQLite gives text, Postgres (no codec registered) gives text too."""
     return orjson.loads(value) if isinstance(value, str) else value
+
+
+def model_columns(model: type) -> tuple[str, ...]:
+    """The model's columns, as `model_from_row` reads them."""
+    return tuple(model._meta.fields_db_projection.values())
+
+
+def model_from_row(model: type, row: dict, prefix: str = "") -> Any:
+    """A model built from a raw row (columns named `prefix + column`) as the ORM builds what it reads
+    (`_init_from_db`); SQLite's ISO text timestamps are parsed by the C parser, not by the ORM's pure-Python one.
+    On the hot paths, the ORM's query building and constructor cost more than the query."""
+    values = {c: row[prefix + c] for c in model_columns(model)}
+    for column in _time_columns(model):
+        if isinstance(values[column], str):
+            values[column] = as_datetime(values[column])
+    return model._init_from_db(**values)
+
+
+@functools.cache
+def _time_columns(model: type) -> tuple[str, ...]:
+    return tuple(
+        model._meta.fields_db_projection[name]
+        for name, f in model._meta.fields_map.items()
+        if isinstance(f, DatetimeField) and name in model._meta.fields_db_projection
+    )

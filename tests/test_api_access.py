@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -461,6 +463,19 @@ async def test_inactive_user_cannot_log_in_and_loses_sessions(client: TestClient
     assert (await client.get("/api/me", headers=member.headers)).status == 401
     client.session.cookie_jar.clear()
     assert (await login(client, member.user.email)).status == 401
+
+
+async def test_an_expired_session_is_refused_on_the_api_and_the_socket(client: TestClient, world: World) -> None:
+    member = world.staff["member"]
+    assert (await client.get("/api/me", headers=member.headers)).status == 200
+    await AuthSession.filter(user_id=member.user.id).update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    response = await client.get("/api/me", headers=member.headers)
+    assert response.status == 401
+    assert_error_shape(await response.json(), 401)
+    client.session.cookie_jar.clear()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect("/ws", params={"token": member.token})
+    assert refused.value.status == 401
 
 
 async def test_login_is_case_insensitive_on_email(client: TestClient, world: World) -> None:
