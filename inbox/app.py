@@ -41,14 +41,14 @@ from inbox.bus import InProcessBus
 from inbox.config import Settings
 from inbox.coordination import LogLeader, coordinator
 from inbox.enrich import NlpEnricher
-from inbox.http import error_middleware, json_response
+from inbox.http import error_middleware, json_response, lets_sockets_through
 from inbox.ingest import IngestWriter
 from inbox.keys import BOTS, BUS, COORDINATOR, DIRECTORY, HTTP, INGEST, OUTBOX, PIPELINE, PROCESSOR, PROFILES, SETTINGS
 from inbox.outbox import Outbox
 from inbox.pipeline import PostCommitPipeline
 from inbox.processing import InboundProcessor
 from inbox.profiles import ProfileFetcher
-from inbox.realtime import SOCKETS_PER_USER
+from inbox.realtime import SOCKETS_PER_USER, heartbeats
 from inbox.realtime import routes as realtime_routes
 from inbox.senders import FacebookSender, ZaloSender
 from inbox.senders_telegram import TelegramSender
@@ -175,11 +175,13 @@ def _bus(settings: Settings) -> InProcessBus:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
+        # Sockets skip the middlewares that do nothing to them (they would hold a frame per open socket).
         middlewares=[
-            metrics.webhook_timing,
-            error_middleware,
-            masking.mask_responses,
-            presence_service.activity_middleware,  # any API request keeps its agent from turning "away"
+            lets_sockets_through(metrics.webhook_timing),
+            lets_sockets_through(error_middleware),  # a socket's handshake is in `ContractErrors` itself
+            lets_sockets_through(masking.mask_responses),
+            # Any API request keeps its agent from turning "away".
+            lets_sockets_through(presence_service.activity_middleware),
         ],
         client_max_size=1024 * 1024,
     )
@@ -191,7 +193,7 @@ def create_app(settings: Settings) -> web.Application:
     app[DIRECTORY] = InboxDirectory()
     app[READY] = asyncio.Event()
     app[SOCKETS_PER_USER] = Counter()
-    app.cleanup_ctx.extend([_database, _services])
+    app.cleanup_ctx.extend([_database, _services, heartbeats])
     webchat.setup(app)  # the live-chat widget's routes and per-visitor limits
     app.router.add_get("/healthz", healthz)
     for table in (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -19,8 +20,8 @@ from agents.presence import PRESENCE
 from contacts.masking import can_view_pii
 from inbox.api.guard import authenticate
 from inbox.bus import Event, EventBus, Subscription
-from inbox.http import fail
-from inbox.keys import BUS
+from inbox.http import ContractErrors, fail, long_lived
+from inbox.keys import BUS, SETTINGS
 from inbox.models import Conversation
 from inbox.security import origin_allowed
 
@@ -29,6 +30,7 @@ routes = web.RouteTableDef()
 SOCKETS_PER_USER = web.AppKey("sockets_per_user", Counter)
 HEARTBEAT_SECONDS = 25.0
 MAX_UNSENT_BYTES = 4 * 1024 * 1024  # a client with this much unread is told to resync
+PING_FRAME = b"\x89\x00"  # FIN + ping, no payload (server frames are not masked)
 
 
 def _frame(kind: str, seq: int, data: dict[str, Any]) -> str:
@@ -36,25 +38,30 @@ def _frame(kind: str, seq: int, data: dict[str, Any]) -> str:
 
 
 @routes.get("/ws")
+@long_lived
 async def agent_socket(request: web.Request) -> web.StreamResponse:
-    auth = await authenticate(request, allow_query_token=True)
-    if auth is None:
-        fail(401, "unauthorized", "log in first")
-    if not origin_allowed(request):  # a browser on another site; clients without Origin are not browsers
-        fail(403, "bad_origin", "origin not allowed")
-    since = _since(request.query.get("since"))
+    with ContractErrors(request):  # the handshake's errors (401, 403, 503…) in the contract's shape
+        auth = await authenticate(request, allow_query_token=True)
+        if auth is None:
+            fail(401, "unauthorized", "log in first")
+        if not origin_allowed(request):  # a browser on another site; clients without Origin are not browsers
+            fail(403, "bad_origin", "origin not allowed")
+        since = _since(request.query.get("since"))
+        viewer = auth.viewer
+        pii = can_view_pii(auth.user)  # masked phones/e-mails in frames without `view_contact_pii`
+        del auth  # an idle socket keeps only what it needs: the viewer, not the session and user rows
+        # No permessage-deflate: compressing every frame for every agent costs more CPU than the bytes it saves.
+        # Pings come from the shared `Heartbeat`, and pongs are read here (autoping off).
+        ws = web.WebSocketResponse(autoping=False, max_msg_size=64 * 1024, compress=False)
+        await ws.prepare(request)
     bus = request.app[BUS]
-    viewer = auth.viewer
-    pii = can_view_pii(auth.user)  # masked phones/e-mails in frames without `view_contact_pii`
-    del auth  # an idle socket keeps only what it needs: the viewer, not the session and user rows
-    # No permessage-deflate: compressing every frame for every agent costs more CPU than the bytes it saves.
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=64 * 1024, compress=False)
-    await ws.prepare(request)
     subscription = bus.subscribe(since, viewer.can_receive)
     sender = Sender(ws, subscription, bus, request.transport, pii)
     sockets = request.app[SOCKETS_PER_USER]
     presence = request.app.get(PRESENCE)
+    heartbeat = request.app[HEARTBEAT]
     sockets[viewer.user_id] += 1
+    heartbeat.add(sender)
     try:
         await sender.start(bus.last_seq)
         if presence is not None:  # counted across processes; published when the agent's presence changes
@@ -62,13 +69,17 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         elif sockets[viewer.user_id] == 1:  # an agent with several tabs is online once
             await bus.publish(Event("presence", {"user_id": viewer.user_id, "status": "online"}))
         async for message in ws:
+            sender.answered = True  # anything from the client shows it is there, a pong above all
             if message.type == WSMsgType.TEXT:
                 if presence is not None and '"typing"' in message.data:
                     await presence.touch(viewer.user_id)  # typing is activity; keep-alive pings are not
                 await _client_frame(request, viewer, message.data)
+            elif message.type == WSMsgType.PING:
+                await ws.pong(message.data)
             elif message.type == WSMsgType.ERROR:
                 break
     finally:
+        heartbeat.discard(sender)
         subscription.close()
         # Before any other await: once the peer is gone the server may cancel this handler (aiohttp's
         # handler_cancellation), and the offline presence must still go out.
@@ -88,7 +99,7 @@ class Sender:
     """Writes one socket's events in order. Its task exists only while something is pending, so an idle socket
     costs no task; a client that falls too far behind is told to resync and closed."""
 
-    __slots__ = ("bus", "pii", "subscription", "task", "transport", "ws")
+    __slots__ = ("answered", "bus", "pii", "subscription", "task", "transport", "ws")
 
     def __init__(
         self,
@@ -101,6 +112,19 @@ class Sender:
         self.ws, self.subscription, self.bus, self.transport = ws, subscription, bus, transport
         self.pii = pii
         self.task: asyncio.Task[None] | None = None
+        self.answered = True  # the client has sent something since the last ping
+
+    def beat(self) -> None:
+        """Ping the client, or drop a connection whose client did not answer the previous ping: its peer is gone.
+        Aborting the transport ends the handler's read loop like a client's close, and cleans up the same way."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not self.answered:
+            transport.abort()
+            return
+        self.answered = False
+        transport.write(PING_FRAME)  # whole and synchronous: never inside another frame
 
     async def start(self, last_seq: int) -> None:
         """The catch-up (resync or replay, then `ready`), then live events as they come."""
@@ -141,12 +165,60 @@ class Sender:
                 await asyncio.sleep(0)  # let the batch grow while other sockets are served
         except (ConnectionResetError, RuntimeError):
             return
+        finally:
+            self.task = None  # a finished task and its coroutine, kept per idle socket, were ~0.5 KiB each
 
     async def stop(self) -> None:
         self.subscription.on_pending = None
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+        task = self.task
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+class Heartbeat:
+    """Pings every agent socket from one timer. aiohttp's own `heartbeat=` keeps timers and a ping task per socket
+    (≈ 1 KiB per idle socket once a ping has gone out); with thousands of agents' tabs open, one loop over the
+    sockets is cheaper. A socket silent for a whole interval after its ping is closed (`Sender.beat`)."""
+
+    def __init__(self, interval: float = HEARTBEAT_SECONDS) -> None:
+        self.interval = interval
+        self._senders: set[Sender] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, sender: Sender) -> None:
+        self._senders.add(sender)
+
+    def discard(self, sender: Sender) -> None:
+        self._senders.discard(sender)
+
+    def beat(self) -> None:
+        for sender in tuple(self._senders):
+            sender.beat()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self.beat()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="websocket-heartbeat")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+HEARTBEAT = web.AppKey("heartbeat", Heartbeat)
+
+
+async def heartbeats(app: web.Application) -> AsyncIterator[None]:
+    """The agent sockets' shared heartbeat, for the app's lifetime (`ws_heartbeat_seconds` shortens it in tests)."""
+    heartbeat = app[HEARTBEAT] = Heartbeat(float(app[SETTINGS].extra.get("ws_heartbeat_seconds", HEARTBEAT_SECONDS)))
+    heartbeat.start()
+    yield
+    await heartbeat.stop()
 
 
 def _since(raw: str | None) -> int | None:

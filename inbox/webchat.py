@@ -34,7 +34,7 @@ from aiohttp import web
 from channels import webchat
 from inbox import security
 from inbox.api.openapi import document, op
-from inbox.http import fail
+from inbox.http import ContractErrors, fail, long_lived
 from inbox.keys import SETTINGS
 from inbox.models import Inbox
 from inbox.security import normalise_origin
@@ -177,13 +177,15 @@ document(
 
 
 @routes.get("/widget/{widget_token}/ws")
+@long_lived
 async def visitor_socket(request: web.Request) -> web.StreamResponse:
-    inbox = await widget_inbox(request.match_info["widget_token"])
-    if not origin_allowed(request, inbox):
-        fail(403, "origin_not_allowed", "this site may not open the live chat of this inbox")
-    state: Webchat = request.app[WEBCHAT]
-    ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=state.limits.image_bytes + 64 * 1024, compress=False)
-    await ws.prepare(request)
+    with ContractErrors(request):  # the handshake's errors in the contract's shape
+        inbox = await widget_inbox(request.match_info["widget_token"])
+        if not origin_allowed(request, inbox):
+            fail(403, "origin_not_allowed", "this site may not open the live chat of this inbox")
+        state: Webchat = request.app[WEBCHAT]
+        ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=state.limits.image_bytes + 64 * 1024, compress=False)
+        await ws.prepare(request)
     session = VisitorSession(request, ws, inbox, state)
     try:
         await session.run()

@@ -184,6 +184,10 @@ async def test_anonymous_and_bad_tokens_get_401(client: TestClient, inbox: Inbox
     response = await client.get("/ws")
     assert response.status == 401
     assert (await response.json())["error"]["code"] == "unauthorized"
+    # With a valid token, the missing upgrade is aiohttp's own refusal, also in the error shape.
+    response = await client.get("/ws", params={"token": agent.token})
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "http_error"
 
 
 async def test_cookie_socket_checks_the_origin(client: TestClient, inbox: Inbox) -> None:
@@ -459,4 +463,36 @@ async def test_an_agent_with_two_tabs_goes_offline_only_when_the_last_one_closes
     ]
     await second.close()
     await watcher.presence(agent.user.id, "offline")
+    await watcher.close()
+
+
+async def test_the_heartbeat_drops_a_silent_socket_and_keeps_one_that_answers(
+    aiohttp_client: Callable[..., Awaitable[TestClient]], settings: Settings, inbox: Inbox
+) -> None:
+    """Every socket is pinged; one whose client stopped answering (a laptop that slept, a dead network) is closed,
+    and its agent goes offline, while a client that answers stays connected across many pings."""
+    beating = dataclasses.replace(settings, extra={**settings.extra, "ws_heartbeat_seconds": "0.1"})
+    client = await aiohttp_client(create_app(beating))
+    supervisor = await quick_user("supervisor")
+    agent = await quick_user("agent", inboxes=[inbox])
+    watcher = await connected(client, supervisor)  # aiohttp's client answers pings by itself
+    silent = await client.ws_connect("/ws", params={"token": agent.token}, autoping=False)
+    online = await watcher.presence(agent.user.id, "online")
+    # The watcher reads (and so answers pings) while the silent client's messages are collected.
+    offline = asyncio.create_task(watcher.presence(agent.user.id, "offline"))
+    kinds = []
+    while True:  # the silent client sees the server's pings and never answers them
+        message = await silent.receive(timeout=5)
+        kinds.append(message.type)
+        if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR):
+            break
+    assert WSMsgType.PING in kinds, kinds
+    assert (await offline)["seq"] > online["seq"]
+    # Five more beats while the watcher reads (its client answers pings only while reading).
+    reading = asyncio.create_task(watcher.until(lambda _: False, timeout=60))
+    await asyncio.sleep(0.5)
+    assert not reading.done() and not watcher.ws.closed
+    reading.cancel()
+    await asyncio.gather(reading, return_exceptions=True)
+    await marker(client, watcher)  # and it still receives
     await watcher.close()
