@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
+from tortoise.transactions import in_transaction
 
 from agents.models import AuditEntry
 from channels.fakes import messenger_batch, messenger_text
+from inbox.api import bulk
 from inbox.models import Conversation, ConversationEvent, InboundEvent, Inbox, Message
 from tests.conftest import PAGE_ID, eventually, now_ms, post_webhook, quick_user
 
@@ -114,3 +117,36 @@ async def test_bad_bulk_requests_are_refused_clearly(client: TestClient, inbox: 
         assert response.status == status, (body if len(str(body)) < 200 else "huge", await response.text())
         assert set((await response.json())["error"]) >= {"code", "message"}
     assert (await client.get("/api/bulk-jobs/424242", headers=supervisor.headers)).status == 404
+
+
+async def test_bulk_resolve_waits_for_a_resolution_in_progress_and_does_not_repeat_it(
+    client: TestClient, inbox: Inbox, database_url: str
+) -> None:
+    """PostgreSQL: while an agent's transaction resolves a conversation, the job reads that row only once the
+    agent's change has committed, so it skips it instead of resolving it a second time (which reports would count
+    twice, with a stale `previous`). SQLite has a single writer: the race cannot happen there."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("PostgreSQL only: SQLite serialises every write transaction")
+    ids = await many_conversations(client, 2, "race")
+    supervisor = await quick_user("supervisor")
+    job = bulk.BulkJob(id=1, action="resolve", created_by=supervisor.user.id, conversation_ids=ids)
+    changed, commit = asyncio.Event(), asyncio.Event()
+
+    async def agent_resolves() -> None:  # its own task: its own connection and transaction
+        async with in_transaction() as agent:
+            await agent.execute_query("UPDATE conversations SET status = 'resolved' WHERE id = $1", [ids[0]])
+            changed.set()
+            await commit.wait()
+
+    agent = asyncio.create_task(agent_resolves())
+    await changed.wait()
+    resolving = asyncio.create_task(bulk._resolve(client.app, job, ids))
+    await asyncio.sleep(0.3)
+    assert not resolving.done()  # waiting for the agent's row
+    commit.set()
+    await agent
+    assert await resolving == 1  # only the other conversation
+    previous = await ConversationEvent.filter(conversation_id__in=ids, kind="status_changed").values_list(
+        "conversation_id", "data"
+    )
+    assert [(cid, data["previous"]) for cid, data in previous] == [(ids[1], "open")]

@@ -189,8 +189,12 @@ async def _resolve(app: web.Application, job: BulkJob, chunk: list[int]) -> int:
     async with in_transaction() as conn:
         sql = Sql(conn.capabilities.dialect)
         marks = ", ".join(sql.p(i) for i in chunk)
+        # On PostgreSQL the rows are locked as they are read: a conversation an agent (or a customer's message) is
+        # changing right now is read once that change commits, so the job neither records a stale `previous`
+        # nor resolves again what was just resolved (a second resolution in the reports). SQLite has one writer.
+        lock = " FOR UPDATE" if sql.dialect == "postgres" else ""
         rows = await conn.execute_query_dict(
-            f"SELECT id, inbox_id, status FROM conversations WHERE id IN ({marks}) AND status != 'resolved'",
+            f"SELECT id, inbox_id, status FROM conversations WHERE id IN ({marks}) AND status != 'resolved'{lock}",
             sql.params,
         )
         if not rows:
