@@ -31,6 +31,7 @@ SOCKETS_PER_USER = web.AppKey("sockets_per_user", Counter)
 HEARTBEAT_SECONDS = 25.0
 MAX_UNSENT_BYTES = 4 * 1024 * 1024  # a client with this much unread is told to resync
 PING_FRAME = b"\x89\x00"  # FIN + ping, no payload (server frames are not masked)
+BEAT_STEP = 500  # sockets pinged per turn of the event loop
 
 
 def _frame(kind: str, seq: int, data: dict[str, Any]) -> str:
@@ -192,14 +193,17 @@ class Heartbeat:
     def discard(self, sender: Sender) -> None:
         self._senders.discard(sender)
 
-    def beat(self) -> None:
-        for sender in tuple(self._senders):
-            sender.beat()
+    async def beat(self) -> None:
+        senders = tuple(self._senders)
+        for start in range(0, len(senders), BEAT_STEP):
+            for sender in senders[start : start + BEAT_STEP]:
+                sender.beat()
+            await asyncio.sleep(0)  # thousands of sockets: webhooks get the loop between steps
 
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            self.beat()
+            await self.beat()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="websocket-heartbeat")
