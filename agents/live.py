@@ -287,7 +287,7 @@ def supervisors_connected(sockets: Counter) -> Callable[[], Awaitable[bool]]:
             return False
         conn = db.connection()
         sql = Sql(conn.capabilities.dialect)
-        marks = ", ".join(sql.p(i) for i in ids)
+        marks = sql.marks(ids)
         rows = await conn.execute_query_dict(
             f"SELECT 1 FROM users WHERE id IN ({marks}) AND role IN ('supervisor', 'admin') LIMIT 1", sql.params
         )
@@ -301,7 +301,7 @@ async def _dequeue(conv_ids: list[int]) -> None:
         return
     conn = db.connection()
     sql = Sql(conn.capabilities.dialect)
-    marks = ", ".join(sql.p(i) for i in conv_ids)
+    marks = sql.marks(conv_ids)
     await conn.execute_query(f"DELETE FROM routing_queue WHERE conversation_id IN ({marks})", sql.params)
 
 

@@ -112,14 +112,14 @@ async def rebuild() -> int:
 
 async def replace_facts(conn: Any, conv_ids: list[int]) -> None:
     sql = Sql(conn.capabilities.dialect)
-    ids = ", ".join(sql.p(i) for i in conv_ids)
+    ids = sql.marks(conv_ids)
     convs = await conn.execute_query_dict(
         f"SELECT c.id, c.inbox_id, c.channel, i.settings FROM conversations c JOIN inboxes i ON i.id = c.inbox_id"
         f" WHERE c.id IN ({ids})",
         sql.params,
     )
     events_sql = Sql(sql.dialect)
-    ids = ", ".join(events_sql.p(i) for i in conv_ids)
+    ids = events_sql.marks(conv_ids)
     events = await conn.execute_query_dict(
         "SELECT id, conversation_id, kind, actor_type, actor_id, occurred_at, data FROM conversation_events"
         f" WHERE conversation_id IN ({ids}) ORDER BY conversation_id, id",
@@ -139,14 +139,14 @@ async def replace_facts(conn: Any, conv_ids: list[int]) -> None:
         state = derive(rows_to_events(by_conv.get(conv["id"], [])), hours)
         values += [_fact_row(conv, fact, hours) for fact in state.facts]
     delete = Sql(sql.dialect)
-    ids = ", ".join(delete.p(i) for i in conv_ids)
+    ids = delete.marks(conv_ids)
     old = await conn.execute_query_dict(
         f"SELECT DISTINCT at FROM metric_facts WHERE conversation_id IN ({ids})", delete.params
     )
     touched = {digests.bucket_of(as_datetime(r["at"])) for r in old} | {digests.bucket_of(v[10]) for v in values}
     await digests.mark_stale(conn, touched)
     delete = Sql(sql.dialect)
-    ids = ", ".join(delete.p(i) for i in conv_ids)
+    ids = delete.marks(conv_ids)
     await conn.execute_query(f"DELETE FROM metric_facts WHERE conversation_id IN ({ids})", delete.params)
     per_statement = 30_000 // len(FACT_COLUMNS)
     for start in range(0, len(values), per_statement):

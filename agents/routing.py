@@ -295,12 +295,12 @@ class QueueRouter:
             dialect = conn.capabilities.dialect
             agents = sorted({agent.user_id for _, agent, _, _ in plan})
             lock = Sql(dialect)
-            marks = ", ".join(lock.p(a) for a in agents)
+            marks = lock.marks(agents)
             await conn.execute_query(
                 f"UPDATE agent_states SET claims = claims + 1 WHERE user_id IN ({marks})", lock.params
             )
             count = Sql(dialect)
-            marks = ", ".join(count.p(a) for a in agents)
+            marks = count.marks(agents)
             loads = {
                 r["assignee_id"]: r["n"]
                 for r in await conn.execute_query_dict(
@@ -495,7 +495,7 @@ class QueueRouter:
             return {}
         conn = db.connection()
         sql = Sql(conn.capabilities.dialect)
-        ids = ", ".join(sql.p(u) for u in user_ids)
+        ids = sql.marks(user_ids)
         rows = await conn.execute_query_dict(
             f"SELECT assignee_id, COUNT(*) AS n FROM conversations WHERE assignee_id IN ({ids}) AND status = 'open'"
             " GROUP BY assignee_id",

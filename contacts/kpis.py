@@ -15,7 +15,7 @@ async def business_kpis(now: datetime | None = None, days: int = 90) -> dict[str
     now = now or datetime.now(UTC)
     conn = connection()
     sql = Sql(conn.capabilities.dialect)
-    excluded = ", ".join(sql.p(s) for s in NOT_REVENUE)
+    excluded = sql.marks(NOT_REVENUE)
     rows = await conn.execute_query_dict(
         f"SELECT contact_id, COUNT(*) AS n, SUM(total) AS revenue, MIN(ordered_at) AS first_at, "
         f"MAX(ordered_at) AS last_at FROM orders WHERE status NOT IN ({excluded}) GROUP BY contact_id",

@@ -178,7 +178,7 @@ async def contact_value(contact_id: int, now: datetime | None = None) -> dict[st
     conn = connection()
     sql = Sql(conn.capabilities.dialect)
     who = sql.p(contact_id)  # placeholders in the order they appear (SQLite's ? are positional)
-    excluded = ", ".join(sql.p(s) for s in NOT_REVENUE)
+    excluded = sql.marks(NOT_REVENUE)
     rows = await conn.execute_query_dict(
         f"SELECT ordered_at, total FROM orders WHERE contact_id = {who} AND status NOT IN ({excluded})",
         sql.params,

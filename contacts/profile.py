@@ -50,8 +50,8 @@ async def readable_contact_ids(viewer: Viewer, ids: list[int]) -> set[int]:
         return set(ids)
     conn = connection()
     sql = Sql(conn.capabilities.dialect)
-    idl = ", ".join(sql.p(i) for i in ids)
-    inboxes = ", ".join(sql.p(i) for i in sorted(viewer.inbox_ids) or [-1])
+    idl = sql.marks(ids)
+    inboxes = sql.marks(sorted(viewer.inbox_ids) or [-1])
     rows = await conn.execute_query_dict(
         f"SELECT contact_id FROM contact_identities WHERE contact_id IN ({idl}) AND inbox_id IN ({inboxes})",
         sql.params,
@@ -59,8 +59,8 @@ async def readable_contact_ids(viewer: Viewer, ids: list[int]) -> set[int]:
     found = {r["contact_id"] for r in rows}
     if viewer.team_ids:
         sql = Sql(conn.capabilities.dialect)
-        idl = ", ".join(sql.p(i) for i in ids)
-        teams = ", ".join(sql.p(t) for t in sorted(viewer.team_ids))
+        idl = sql.marks(ids)
+        teams = sql.marks(sorted(viewer.team_ids))
         rows = await conn.execute_query_dict(
             f"SELECT contact_id FROM conversations WHERE contact_id IN ({idl}) AND team_id IN ({teams})", sql.params
         )
@@ -390,8 +390,8 @@ async def search_contacts(
         else:
             where.append(f"to_tsvector('simple', ct.search_text) @@ to_tsquery('simple', {sql.p(tsquery(terms))})")
     if not viewer.sees_everything:
-        inboxes = ", ".join(sql.p(i) for i in sorted(viewer.inbox_ids) or [-1])
-        teams = ", ".join(sql.p(t) for t in sorted(viewer.team_ids) or [-1])
+        inboxes = sql.marks(sorted(viewer.inbox_ids) or [-1])
+        teams = sql.marks(sorted(viewer.team_ids) or [-1])
         where.append(
             f"(ct.id IN (SELECT contact_id FROM contact_identities WHERE inbox_id IN ({inboxes})) "
             f"OR ct.id IN (SELECT contact_id FROM conversations WHERE team_id IN ({teams})))"

@@ -94,7 +94,7 @@ def score(rows: list[tuple[int, datetime, int, int]], now: datetime) -> list[Sco
 async def aggregate() -> list[tuple[int, datetime, int, int]]:
     conn = connection()
     sql = Sql(conn.capabilities.dialect)
-    excluded = ", ".join(sql.p(s) for s in NOT_REVENUE)
+    excluded = sql.marks(NOT_REVENUE)
     rows = await conn.execute_query(
         "SELECT contact_id, MAX(ordered_at), COUNT(*), SUM(total) FROM orders "
         f"WHERE status NOT IN ({excluded}) GROUP BY contact_id",

@@ -59,10 +59,10 @@ def where_sql(rules: dict[str, Any], sql: Sql, alias: str = "ct") -> str:
     """A WHERE fragment over the contacts table aliased `alias`."""
     parts: list[str] = [f"{alias}.merged_into_id IS NULL", f"{alias}.erased_at IS NULL"]
     if rules.get("rfm_segment"):
-        marks = ", ".join(sql.p(v) for v in rules["rfm_segment"])
+        marks = sql.marks(rules["rfm_segment"])
         parts.append(f"{alias}.id IN (SELECT contact_id FROM contact_scores WHERE segment IN ({marks}))")
     if rules.get("spend_tier"):
-        marks = ", ".join(sql.p(v) for v in rules["spend_tier"])
+        marks = sql.marks(rules["spend_tier"])
         parts.append(f"{alias}.id IN (SELECT contact_id FROM contact_scores WHERE spend_tier IN ({marks}))")
     if rules.get("min_orders"):
         parts.append(

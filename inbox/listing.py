@@ -66,10 +66,7 @@ async def list_conversations(viewer: Viewer, f: ListFilters) -> tuple[list[dict[
     if not viewer.sees_everything:
         inbox_ids = sorted(viewer.inbox_ids) or [-1]
         team_ids = sorted(viewer.team_ids) or [-1]
-        where.append(
-            f"(c.inbox_id IN ({', '.join(sql.p(i) for i in inbox_ids)}) "
-            f"OR c.team_id IN ({', '.join(sql.p(t) for t in team_ids)}))"
-        )
+        where.append(f"(c.inbox_id IN ({sql.marks(inbox_ids)}) OR c.team_id IN ({sql.marks(team_ids)}))")
     if f.status:
         if f.status not in STATUSES:
             raise InvalidFilter(f"status must be one of {', '.join(STATUSES)}")

@@ -397,7 +397,7 @@ async def load_conversations(conn: BaseDBAsyncClient, conv_ids: Collection[int])
     selected = ", ".join([f"c.{c} AS c_{c}" for c in conv_columns] + [f"ct.{c} AS ct_{c}" for c in contact_columns])
     rows = await conn.execute_query_dict(
         f"SELECT {selected} FROM conversations c JOIN contacts ct ON ct.id = c.contact_id "
-        f"WHERE c.id IN ({', '.join(sql.p(i) for i in conv_ids)})",
+        f"WHERE c.id IN ({sql.marks(conv_ids)})",
         sql.params,
     )
     found = {}

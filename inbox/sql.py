@@ -5,7 +5,7 @@ dialect's placeholders, JSON parameters, and models built from raw rows.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,9 +24,13 @@ class Sql:
         self.params.append(value)
         return "?" if self.dialect == "sqlite" else f"${len(self.params)}"
 
+    def marks(self, values: Iterable[Any]) -> str:
+        """Placeholders for `values`, comma-separated, in order: the inside of `IN (…)` or of a row of VALUES."""
+        return ", ".join(self.p(value) for value in values)
+
     def insert(self, table: str, values: dict[str, Any], *, returning: str | None = None, on_conflict: str = "") -> str:
         columns = ", ".join(values)
-        placeholders = ", ".join(self.p(v) for v in values.values())
+        placeholders = self.marks(values.values())
         sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
         if on_conflict:
             sql += f" ON CONFLICT {on_conflict}"
@@ -47,7 +51,7 @@ def insert_rows(
     """One `INSERT … VALUES (…), (…)` statement for all `rows`, and its parameters: a single round trip (in
     autocommit, a single transaction), where `execute_many` costs three on SQLite (begin, rows, commit)."""
     sql = Sql(dialect)
-    tuples = ", ".join("(" + ", ".join(sql.p(value) for value in row) + ")" for row in rows)
+    tuples = ", ".join("(" + sql.marks(row) + ")" for row in rows)
     statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {tuples}"
     return (f"{statement} ON CONFLICT {on_conflict}" if on_conflict else statement), sql.params
 

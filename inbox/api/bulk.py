@@ -188,7 +188,7 @@ async def _resolve(app: web.Application, job: BulkJob, chunk: list[int]) -> int:
     # Raw and short: on SQLite this transaction holds the only connection while webhooks may be waiting to commit.
     async with in_transaction() as conn:
         sql = Sql(conn.capabilities.dialect)
-        marks = ", ".join(sql.p(i) for i in chunk)
+        marks = sql.marks(chunk)
         # On PostgreSQL the rows are locked as they are read: a conversation an agent (or a customer's message) is
         # changing right now is read once that change commits, so the job neither records a stale `previous`
         # nor resolves again what was just resolved (a second resolution in the reports). SQLite has one writer.
@@ -201,7 +201,7 @@ async def _resolve(app: web.Application, job: BulkJob, chunk: list[int]) -> int:
             return 0
         ids = [row["id"] for row in rows]
         update = Sql(sql.dialect)
-        marks = ", ".join(update.p(i) for i in ids)
+        marks = update.marks(ids)
         await conn.execute_query(
             f"UPDATE conversations SET status = 'resolved', snoozed_until = NULL WHERE id IN ({marks})", update.params
         )
