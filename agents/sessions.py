@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from agents.access import Viewer
 from agents.models import AuthSession, User
 from inbox.db import connection
-from inbox.sql import Sql, as_datetime, model_columns, model_from_row
+from inbox.sql import Sql, as_datetime, model_from_row, model_select
 
 SESSION_COOKIE = "hopthu_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -51,9 +51,8 @@ async def resolve(token: str, *, via_cookie: bool) -> Authenticated | None:
     ORM's select_related cost more than the query (its models also lingered for the life of a socket)."""
     conn = connection()
     sql = Sql(conn.capabilities.dialect)
-    selected = ", ".join(f"u.{c} AS u_{c}" for c in model_columns(User))
     rows = await conn.execute_query_dict(
-        f"SELECT s.id AS s_id, s.csrf_token AS s_csrf_token, s.expires_at AS s_expires_at, {selected} "
+        f"SELECT s.id AS s_id, s.csrf_token AS s_csrf_token, s.expires_at AS s_expires_at, {model_select(User, 'u')} "
         f"FROM auth_sessions s JOIN users u ON u.id = s.user_id "
         f"WHERE s.token_hash = {sql.p(token_hash(token))} AND s.revoked = {sql.p(False)}",
         sql.params,

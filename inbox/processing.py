@@ -27,7 +27,7 @@ from inbox import db
 from inbox.models import Conversation, InboundEvent, Inbox, Message
 from inbox.phones import normalize_phone
 from inbox.search import fold, index_contact, index_messages
-from inbox.sql import Sql, as_json, insert_many, json_param, model_columns, model_from_row, update_many
+from inbox.sql import Sql, as_json, insert_many, json_param, model_columns, model_from_row, model_select, update_many
 
 if TYPE_CHECKING:
     from inbox.coordination import LogLeader
@@ -393,8 +393,7 @@ async def load_conversations(conn: BaseDBAsyncClient, conv_ids: Collection[int])
     if not conv_ids:
         return {}
     sql = Sql(conn.capabilities.dialect)
-    conv_columns, contact_columns = model_columns(Conversation), model_columns(Contact)
-    selected = ", ".join([f"c.{c} AS c_{c}" for c in conv_columns] + [f"ct.{c} AS ct_{c}" for c in contact_columns])
+    selected = f"{model_select(Conversation, 'c')}, {model_select(Contact, 'ct')}"
     rows = await conn.execute_query_dict(
         f"SELECT {selected} FROM conversations c JOIN contacts ct ON ct.id = c.contact_id "
         f"WHERE c.id IN ({sql.marks(conv_ids)})",

@@ -89,6 +89,12 @@ def model_columns(model: type) -> tuple[str, ...]:
     return tuple(model._meta.fields_db_projection.values())
 
 
+@functools.cache
+def model_select(model: type, alias: str) -> str:
+    """The select list that `model_from_row(model, row, alias + "_")` reads: `alias.col AS alias_col, …`."""
+    return ", ".join(f"{alias}.{c} AS {alias}_{c}" for c in model_columns(model))
+
+
 def model_from_row(model: type, row: dict, prefix: str = "") -> Any:
     """A model built from a raw row (columns named `prefix + column`) as the ORM builds what it reads
     (`_init_from_db`); SQLite's ISO text timestamps are parsed by the C parser, not by the ORM's pure-Python one.
