@@ -343,8 +343,11 @@ async def start_bare(cwd: Path) -> Server:
 
 
 def run_bare_server(port: int) -> None:
-    """The baseline: same framework, same route, no work (reads the body, answers 200)."""
+    """The baseline: same framework, same event loop as `hopthu serve`, same route, no work (reads the body,
+    answers 200)."""
     from aiohttp import web
+
+    from inbox.event_loop import loop_factory
 
     async def webhook(request: web.Request) -> web.Response:
         await request.read()
@@ -356,7 +359,8 @@ def run_bare_server(port: int) -> None:
     app = web.Application(client_max_size=1024 * 1024)
     app.router.add_post("/webhooks/facebook", webhook)
     app.router.add_get("/healthz", healthz)
-    web.run_app(app, host="127.0.0.1", port=port, print=lambda *_: None, access_log=None)
+    loop = loop_factory("auto")()
+    web.run_app(app, host="127.0.0.1", port=port, print=lambda *_: None, access_log=None, loop=loop)
 
 
 class FakeGraphProcess:

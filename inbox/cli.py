@@ -18,6 +18,7 @@ from inbox.config import ConfigError, load_settings
 def _serve(args: argparse.Namespace) -> int:
     from inbox import gc_pauses
     from inbox.app import create_app
+    from inbox.event_loop import loop_factory, loop_name
 
     settings = load_settings()
     from inbox import logs
@@ -25,9 +26,12 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure(logging.INFO, json_lines=args.log_format == "json")  # tokens and secrets are scrubbed
     # Access lines cost ~8% of webhook throughput; the reverse proxy in front usually logs them already.
     access_log = logging.getLogger("aiohttp.access") if args.access_log else None
+    loop = loop_factory(settings.event_loop)()
+    asyncio.set_event_loop(loop)
+    logging.getLogger("inbox.cli").info("event loop: %s", loop_name(loop))
     app = create_app(settings)
     gc_pauses.install(app)
-    web.run_app(app, host=args.host, port=args.port, print=lambda *_: None, access_log=access_log)
+    web.run_app(app, host=args.host, port=args.port, print=lambda *_: None, access_log=access_log, loop=loop)
     return 0
 
 

@@ -22,6 +22,7 @@ DEFAULTS: dict[str, str] = {
     "HOPTHU_TELEGRAM_API_URL": "https://api.telegram.org",
     "HOPTHU_NLP_BACKEND": "classic",
     "HOPTHU_NLP_MODEL_DIR": "",
+    "HOPTHU_EVENT_LOOP": "auto",
 }
 SECRET_FILE_VARIABLE = "HOPTHU_SECRET_FILE"  # where the generated key lives; default `.hopthu_secret`
 
@@ -41,6 +42,7 @@ class Settings:
     telegram_api_url: str
     nlp_backend: str
     nlp_model_dir: str | None
+    event_loop: str = "auto"  # auto (uvloop when installed), uvloop, asyncio: see inbox/event_loop.py
     # Knobs that are not part of the contract; tests and benchmarks shorten them.
     event_buffer_size: int = 10_000
     outbox_base_delay: float = 2.0
@@ -94,6 +96,9 @@ def load_settings(
     backend = values["HOPTHU_NLP_BACKEND"]
     if backend not in ("classic", "transformers"):
         raise ConfigError(f"HOPTHU_NLP_BACKEND must be classic or transformers, not {backend!r}")
+    event_loop = values["HOPTHU_EVENT_LOOP"].strip().lower() or "auto"
+    if event_loop not in ("auto", "uvloop", "asyncio"):
+        raise ConfigError(f"HOPTHU_EVENT_LOOP must be auto, uvloop or asyncio, not {event_loop!r}")
     secret_file = Path(values.get(SECRET_FILE_VARIABLE) or ".hopthu_secret")
     settings = Settings(
         database_url=values["HOPTHU_DATABASE_URL"],
@@ -105,6 +110,7 @@ def load_settings(
         telegram_api_url=values["HOPTHU_TELEGRAM_API_URL"].rstrip("/"),
         nlp_backend=backend,
         nlp_model_dir=values["HOPTHU_NLP_MODEL_DIR"] or None,
+        event_loop=event_loop,
     )
     if overrides:
         from dataclasses import replace

@@ -446,7 +446,10 @@ def run_demo(host: str = "127.0.0.1", port: int = 8080, simulator: bool = True) 
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from inbox.event_loop import loop_factory
+
     try:
-        return asyncio.run(_main(host, port, simulator))
+        with asyncio.Runner(loop_factory=loop_factory("auto")) as runner:  # uvloop when installed, as `serve`
+            return runner.run(_main(host, port, simulator))
     except KeyboardInterrupt:  # a second Ctrl-C, or a platform without signal handlers
         return 130
