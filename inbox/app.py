@@ -41,7 +41,7 @@ from inbox.bus import InProcessBus
 from inbox.config import Settings
 from inbox.coordination import LogLeader, coordinator
 from inbox.enrich import NlpEnricher
-from inbox.http import error_middleware, json_response, lets_sockets_through
+from inbox.http import error_middleware, for_agents, json_response, lets_sockets_through
 from inbox.ingest import IngestWriter
 from inbox.keys import BOTS, BUS, COORDINATOR, DIRECTORY, HTTP, INGEST, OUTBOX, PIPELINE, PROCESSOR, PROFILES, SETTINGS
 from inbox.outbox import Outbox
@@ -175,13 +175,13 @@ def _bus(settings: Settings) -> InProcessBus:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        # Sockets skip the middlewares that do nothing to them (they would hold a frame per open socket).
+        # Sockets and webhooks skip the middlewares that do nothing to them (a frame per open socket or request).
         middlewares=[
             lets_sockets_through(metrics.webhook_timing),
             lets_sockets_through(error_middleware),  # a socket's handshake is in `ContractErrors` itself
-            lets_sockets_through(masking.mask_responses),
+            for_agents(masking.mask_responses),  # webhooks and sockets answer nothing to mask
             # Any API request keeps its agent from turning "away".
-            lets_sockets_through(presence_service.activity_middleware),
+            for_agents(presence_service.activity_middleware),
         ],
         client_max_size=1024 * 1024,
     )

@@ -147,17 +147,37 @@ def long_lived(handler: H) -> H:
     return handler
 
 
-def lets_sockets_through(middleware: Middleware) -> Middleware:
-    """`middleware`, except for `long_lived` handlers, which are called directly. A middleware that awaits its
-    handler keeps a coroutine frame alive while the handler runs: for a socket open all day, ≈ 300 bytes per
-    middleware per socket, spent on middlewares that do nothing to a WebSocket. Decided by the matched route, never
-    by a header a client could add to an API request to skip the middleware."""
+def from_platforms(handler: H) -> H:
+    """Marks a webhook handler: called by Facebook, Zalo or Telegram, never with an agent's session, and answering
+    nothing about a customer. The agent-facing middlewares (masking, activity) let it through (`for_agents`): on
+    the busiest route of all they would each cost a coroutine frame per request for nothing."""
+    handler.from_platforms = True  # type: ignore[attr-defined]
+    return handler
+
+
+def _skipping(middleware: Middleware, marks: tuple[str, ...]) -> Middleware:
+    """`middleware`, except for handlers carrying one of `marks`, which are called directly. Decided by the
+    matched route, never by a header a client could add to an API request to skip the middleware."""
 
     @functools.wraps(middleware)
     def dispatch(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
-        if getattr(request.match_info.handler, "long_lived", False):
+        route_handler = request.match_info.handler
+        if any(getattr(route_handler, mark, False) for mark in marks):
             return handler(request)  # awaited by the middleware outside this one, with no frame of ours
         return middleware(request, handler)
 
     dispatch.__middleware_version__ = 1  # type: ignore[attr-defined]  # aiohttp's new-style middleware
     return dispatch
+
+
+def lets_sockets_through(middleware: Middleware) -> Middleware:
+    """`middleware`, except for `long_lived` handlers. A middleware that awaits its handler keeps a coroutine frame
+    alive while the handler runs: for a socket open all day, ≈ 300 bytes per middleware per socket, spent on
+    middlewares that do nothing to a WebSocket."""
+    return _skipping(middleware, ("long_lived",))
+
+
+def for_agents(middleware: Middleware) -> Middleware:
+    """`middleware`, except for `long_lived` and `from_platforms` handlers: for what only concerns agents' API
+    requests (masking customers' details in answers, counting an agent's activity)."""
+    return _skipping(middleware, ("long_lived", "from_platforms"))

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from channels import facebook, zalo
 from channels.events import ParseError, Unrecognized, to_record
-from inbox.http import fail, json_response, parse_json, read_body
+from inbox.http import fail, from_platforms, json_response, parse_json, read_body
 from inbox.ingest import Accepted, Item, Rejected, StorageUnavailable
 from inbox.keys import DIRECTORY, INGEST
 
@@ -28,6 +28,7 @@ async def facebook_handshake(request: web.Request) -> web.Response:
 
 
 @routes.post("/webhooks/facebook")
+@from_platforms
 async def facebook_events(request: web.Request) -> web.Response:
     raw = await read_body(request)
     signature = request.headers.get(facebook.SIGNATURE_HEADER)
@@ -60,6 +61,7 @@ async def facebook_events(request: web.Request) -> web.Response:
 
 
 @routes.post("/webhooks/zalo")
+@from_platforms
 async def zalo_events(request: web.Request) -> web.Response:
     """Zalo signs app id + body + the body's timestamp, so the body is read (not trusted) before verifying."""
     raw = await read_body(request)

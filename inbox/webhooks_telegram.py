@@ -14,7 +14,7 @@ from channels import telegram
 from channels.events import ParseError, Unrecognized
 from channels.telegram import TelegramClient
 from inbox.api.openapi import document, op
-from inbox.http import fail, json_response, parse_json, read_body
+from inbox.http import fail, from_platforms, json_response, parse_json, read_body
 from inbox.ingest import Accepted, Item, Rejected, StorageUnavailable
 from inbox.keys import DIRECTORY, INGEST
 from inbox.webhook_registry import InboxRef
@@ -41,6 +41,7 @@ async def _bot_inbox(request: web.Request, raw_id: str) -> InboxRef | None:
 
 
 @routes.post("/webhooks/telegram/{inbox_id}")
+@from_platforms
 async def telegram_update(request: web.Request) -> web.Response:
     ref = await _bot_inbox(request, request.match_info["inbox_id"])
     expected = ref.credentials.get("secret_token") if ref else None
