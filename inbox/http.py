@@ -162,8 +162,9 @@ def _skipping(middleware: Middleware, marks: tuple[str, ...]) -> Middleware:
     @functools.wraps(middleware)
     def dispatch(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
         route_handler = request.match_info.handler
-        if any(getattr(route_handler, mark, False) for mark in marks):
-            return handler(request)  # awaited by the middleware outside this one, with no frame of ours
+        for mark in marks:
+            if getattr(route_handler, mark, False):
+                return handler(request)  # awaited by the middleware outside this one, with no frame of ours
         return middleware(request, handler)
 
     dispatch.__middleware_version__ = 1  # type: ignore[attr-defined]  # aiohttp's new-style middleware

@@ -364,10 +364,14 @@ LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 # webhooks wait: ack latency against the events a batch applies (its pipeline's fixed costs spread over them).
 # With 50 agents at 200 msg/s, 5 ms batches fell behind by seconds and 20 ms ones keep agents within a few hundred
 # ms; a crowd of webhooks (a burst) still gets the database back within a few ms (bench/README.md).
+# While a crowd keeps coming (a burst beyond what the process acknowledges), the log steps aside for up to
+# `MAX_STEP_ASIDE` and then takes a turn of at least `OWED_EVENTS` events: a turn of one event cost its batch's
+# fixed costs (transaction, NLP hand-off, publishing) for one message, a quarter of the process's CPU during a burst.
 SLICE_SECONDS = 0.02
 CROWD = 8
-MAX_STEP_ASIDE = 0.1  # seconds, at most, that a batch waits for the webhooks' commits
+MAX_STEP_ASIDE = 0.25  # seconds, at most, that the log waits for the webhooks (a stuck commit must not stall it)
 LOAD_STEP = 8  # events whose conversations are read together while acks wait
+OWED_EVENTS = LOAD_STEP
 
 
 @dataclass(slots=True)
@@ -651,6 +655,7 @@ class InboundProcessor:
         self._inboxes: dict[int, Inbox] = {}
         self._known = Known()
         self._read_ahead: deque[LogRow] = deque()
+        self._owed = 1  # events the next batch applies before it may yield to waiting webhooks
         self.processed = 0
 
     def start(self) -> None:
@@ -684,17 +689,29 @@ class InboundProcessor:
     async def _drain(self) -> None:
         """Apply the log until it is empty. While webhooks wait for their commit, acks come first: a batch stops
         after `SLICE_SECONDS` or once `CROWD` webhooks wait (having applied at least one event), and the next one
-        waits until the webhooks waiting now have had their commit (at most `MAX_STEP_ASIDE`). Commits and batches
-        take turns, so an ack waits for at most one slice, and the log keeps draining at whatever speed the machine
-        has left (a step aside of fixed length throttled the log even with the CPU idle)."""
+        waits until the webhooks waiting now have had their commit. Commits and batches take turns, so an ack waits
+        for at most one slice, and the log keeps draining at whatever speed the machine has left (a step aside of
+        fixed length throttled the log even with the CPU idle). While a crowd keeps coming, the log waits longer (at
+        most `MAX_STEP_ASIDE`), then takes a turn of at least `OWED_EVENTS` events."""
         while True:
             if not await self.process_pending():
                 return
-            if self._acks_waiting():
-                try:  # bounded: a stuck commit must not stall the log
-                    await asyncio.wait_for(self._acks_caught_up(), MAX_STEP_ASIDE)
-                except TimeoutError:
-                    pass
+            self._owed = 1
+            if self._acks_waiting() and not await self._step_aside():
+                self._owed = OWED_EVENTS  # it waited out a whole step aside: make this turn worth its costs
+
+    async def _step_aside(self) -> bool:
+        """Wait for the webhooks waiting now to be committed, and for as long as a crowd keeps coming, at most
+        `MAX_STEP_ASIDE`; True if they let up (the log's turn), False if the time ran out (its turn anyway)."""
+        deadline = time.monotonic() + MAX_STEP_ASIDE
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                await asyncio.wait_for(self._acks_caught_up(), remaining)
+            except TimeoutError:
+                return False
+            if self._acks_waiting() < CROWD:
+                return True
+        return False
 
     async def _inbox(self, inbox_id: int) -> Inbox:
         inbox = self._inboxes.get(inbox_id)
@@ -742,7 +759,7 @@ class InboundProcessor:
             rows = await claim_rows(conn, rows)
             loaded = 0  # rows whose conversations have been read
             for index, row in enumerate(rows):
-                if done and self._slice_over(started):
+                if len(done) >= self._owed and self._slice_over(started):
                     break  # webhooks are waiting to commit on the same database: let them in
                 if index == loaded:
                     # Conversations are read a step at a time while acks wait: a slice applies only a few events,

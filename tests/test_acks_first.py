@@ -106,3 +106,56 @@ async def test_the_processor_waits_for_the_commit_of_every_webhook_already_waiti
         await asyncio.wait_for(writer.caught_up(), 1.0)  # nothing waiting: at once
     finally:
         await writer.stop()
+
+
+async def test_a_burst_that_never_lets_up_gets_fewer_bigger_turns_of_the_log(stored_burst, monkeypatch) -> None:
+    """While a crowd of webhooks keeps waiting, the log keeps stepping aside until `MAX_STEP_ASIDE` runs out, and
+    the turn it then takes applies several events: one event per turn cost a whole batch for each message."""
+    monkeypatch.setattr(processing, "SLICE_SECONDS", 0.0)
+    monkeypatch.setattr(processing, "MAX_STEP_ASIDE", 0.05)
+    monkeypatch.setattr(processing, "OWED_EVENTS", 3)
+    commits = {"rounds": 0}
+
+    async def one_commit_round() -> None:  # the webhooks waiting now get their commit; more are already waiting
+        commits["rounds"] += 1
+        await asyncio.sleep(0.005)
+
+    applied: list[int] = []
+
+    async def after_commit(out: Outcome) -> None:
+        applied.append(len(out.new_messages))
+
+    processor = InboundProcessor(
+        after_commit, asyncio.Event(), acks_waiting=lambda: processing.CROWD, acks_caught_up=one_commit_round
+    )
+    await asyncio.wait_for(processor._drain(), 5.0)
+
+    assert applied == [1, 3, 2]  # one event, then turns of three once the whole step aside was waited out
+    assert commits["rounds"] >= 2 * 3  # each step aside waited for several rounds of commits, not just one
+    stored = await Message.filter(direction="in").order_by("id").values_list("external_id", flat=True)
+    assert stored == stored_burst
+
+
+async def test_when_the_crowd_lets_up_the_log_takes_its_turn_at_once(stored_burst, monkeypatch) -> None:
+    monkeypatch.setattr(processing, "SLICE_SECONDS", 0.0)
+    monkeypatch.setattr(processing, "MAX_STEP_ASIDE", 60.0)
+    waiting = {"webhooks": processing.CROWD}
+    rounds = []
+
+    async def last_commit_round() -> None:  # after this commit only one webhook waits: a lull
+        rounds.append(1)
+        waiting["webhooks"] = 1
+
+    applied: list[int] = []
+
+    async def after_commit(out: Outcome) -> None:
+        applied.append(len(out.new_messages))
+        waiting["webhooks"] = processing.CROWD  # each batch of ours lets a crowd gather again
+
+    processor = InboundProcessor(
+        after_commit, asyncio.Event(), acks_waiting=lambda: waiting["webhooks"], acks_caught_up=last_commit_round
+    )
+    await asyncio.wait_for(processor._drain(), 5.0)  # never the 60 s step aside
+
+    assert applied == [1] * len(PSIDS)  # the crowd came back each time: one event per turn, turns at once
+    assert len(rounds) == len(PSIDS)
