@@ -48,15 +48,18 @@ METRICS = {  # public metric names → fact kinds
 # ---------------------------------------------------------------------------------------------- projection
 
 
-CONVERSATIONS_PER_STEP = 50  # conversations replayed per transaction
+CONVERSATIONS_PER_STEP = 50  # conversations replayed per transaction, at most …
+EVENTS_PER_STEP = 1_000  # … and about this many of their events (a long conversation gets a step of its own)
 
 
 async def project(max_events: int = 5000) -> int:
     """Bring `metric_facts` up to date with up to `max_events` new events; returns the conversations replayed.
 
-    Each conversation those events name is replayed once, however many of them it has, in transactions of
-    `CONVERSATIONS_PER_STEP` conversations: on SQLite a transaction holds the only connection, and webhooks waiting
-    for their commit must not wait behind a replay of hundreds of conversations. Each step reads the events under
+    Each conversation those events name is replayed once, however many of them it has, in transactions of at most
+    `CONVERSATIONS_PER_STEP` conversations and about `EVENTS_PER_STEP` events: on SQLite a transaction holds the
+    only connection, and webhooks waiting for their commit must not wait behind a replay of hundreds of
+    conversations, or of a few very long ones (a step of 50 conversations of 80 events each held it for 10–56 ms
+    at 1,000 webhooks/s in `bench/ingest.py`, the ack p99's tail). Each step reads the events under
     the projector's lock, so it sees everything committed before it; replaying is idempotent, so a step repeated
     (after a crash, or by another process) changes nothing. The cursor moves once every step is done."""
     conn = db.connection()
@@ -77,10 +80,10 @@ async def project(max_events: int = 5000) -> int:
     if not rows or rows[-1]["id"] <= position:
         return 0
     conv_ids = sorted({r["conversation_id"] for r in rows})
-    for start in range(0, len(conv_ids), CONVERSATIONS_PER_STEP):
+    for step_ids in await _steps(conn, conv_ids):
         async with in_transaction() as step:
             await _lock(step)  # one projector at a time, across processes
-            await replace_facts(step, conv_ids[start : start + CONVERSATIONS_PER_STEP])
+            await replace_facts(step, step_ids)
     async with in_transaction() as step:
         await _lock(step)
         done, last = Sql(dialect), rows[-1]["id"]
@@ -90,6 +93,34 @@ async def project(max_events: int = 5000) -> int:
             done.params,
         )
     return len(conv_ids)
+
+
+async def _steps(conn: Any, conv_ids: list[int]) -> list[list[int]]:
+    """`conv_ids` cut into steps of at most `CONVERSATIONS_PER_STEP` conversations and about `EVENTS_PER_STEP`
+    events, by each conversation's count of events (one indexed read, outside any transaction)."""
+    sizes: dict[int, int] = {}
+    for start in range(0, len(conv_ids), 500):
+        sql = Sql(conn.capabilities.dialect)
+        ids = sql.marks(conv_ids[start : start + 500])
+        for row in await conn.execute_query_dict(
+            f"SELECT conversation_id, COUNT(*) AS n FROM conversation_events WHERE conversation_id IN ({ids})"
+            " GROUP BY conversation_id",
+            sql.params,
+        ):
+            sizes[row["conversation_id"]] = row["n"]
+    steps: list[list[int]] = []
+    current: list[int] = []
+    events = 0
+    for conv_id in conv_ids:
+        size = sizes.get(conv_id, 0)
+        if current and (len(current) >= CONVERSATIONS_PER_STEP or events + size > EVENTS_PER_STEP):
+            steps.append(current)
+            current, events = [], 0
+        current.append(conv_id)
+        events += size
+    if current:
+        steps.append(current)
+    return steps
 
 
 async def project_all() -> int:

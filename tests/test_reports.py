@@ -9,6 +9,7 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from agents import reports
@@ -270,15 +271,19 @@ async def test_live_queue_and_push_to_supervisors(client: TestClient, inbox: Inb
     await agent_socket.close()
 
 
-async def test_projection_in_small_steps_matches_a_rebuild(client: TestClient, inbox: Inbox, monkeypatch) -> None:
-    """A tick replays conversations a few per transaction and moves the cursor once all are done: the figures are
-    those of a rebuild, each conversation counted once, and a second pass has nothing left to do."""
+@pytest.mark.parametrize("limit", ["CONVERSATIONS_PER_STEP", "EVENTS_PER_STEP"])
+async def test_projection_in_small_steps_matches_a_rebuild(
+    client: TestClient, inbox: Inbox, monkeypatch, limit: str
+) -> None:
+    """A tick replays conversations a few per transaction (few conversations, or few events) and moves the cursor
+    once all are done: the figures are those of a rebuild, each conversation counted once, and a second pass has
+    nothing left to do."""
     await client.app[SUPERVISION].stop()  # no tick projecting behind the test's back
     supervisor = await quick_user("supervisor")
     agent = await quick_user("agent", inboxes=[inbox])
     for wait in (12, 34, 56, 78):
         await timeline(inbox, agent.user.id, wait)
-    monkeypatch.setattr(reports, "CONVERSATIONS_PER_STEP", 1)
+    monkeypatch.setattr(reports, limit, 1)
     assert await reports.project() == 4
     assert await reports.project() == 0
     stepwise = await (await client.get("/api/reports/agents", params=PERIOD, headers=supervisor.headers)).json()
@@ -286,3 +291,29 @@ async def test_projection_in_small_steps_matches_a_rebuild(client: TestClient, i
     await reports.rebuild()
     rebuilt = await (await client.get("/api/reports/agents", params=PERIOD, headers=supervisor.headers)).json()
     assert stepwise["items"] == rebuilt["items"]
+
+
+async def test_long_conversations_get_projection_steps_of_their_own(
+    client: TestClient, inbox: Inbox, monkeypatch
+) -> None:
+    """Steps are cut by events as well as by conversations: a transaction never replays several long conversations
+    together (on SQLite it holds the only connection while webhooks wait)."""
+    agent = await quick_user("agent", inboxes=[inbox])
+    for wait in (12, 34, 56):
+        await timeline(inbox, agent.user.id, wait)
+    conn = db.connection()
+    counts = {
+        r["conversation_id"]: r["n"]
+        for r in await conn.execute_query_dict(
+            "SELECT conversation_id, COUNT(*) AS n FROM conversation_events GROUP BY conversation_id"
+        )
+    }
+    ids = sorted(counts)
+    assert len(ids) == 3 and min(counts.values()) >= 2
+    monkeypatch.setattr(reports, "EVENTS_PER_STEP", counts[ids[0]] + counts[ids[1]])
+    assert await reports._steps(conn, ids) == [ids[:2], ids[2:]]
+    monkeypatch.setattr(reports, "EVENTS_PER_STEP", 1)  # each conversation alone, however long
+    assert await reports._steps(conn, ids) == [[i] for i in ids]
+    monkeypatch.setattr(reports, "EVENTS_PER_STEP", 10**6)
+    monkeypatch.setattr(reports, "CONVERSATIONS_PER_STEP", 2)
+    assert await reports._steps(conn, ids) == [ids[:2], ids[2:]]
