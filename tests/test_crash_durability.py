@@ -37,6 +37,15 @@ def server_env(database_url: str, tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def add_facebook_inbox(env: dict[str, str], cwd: Path) -> str:
+    """`hopthu inbox add --channel facebook` for the test page, as an operator runs it; returns what it printed."""
+    return subprocess.run(
+        [sys.executable, "-m", "inbox.cli", "inbox", "add", "--channel", "facebook", "--name", "Shop", "--page-id",
+         PAGE_ID, "--page-token", PAGE_TOKEN, "--app-secret", APP_SECRET, "--verify-token", VERIFY_TOKEN],
+        env=env, cwd=cwd, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
 async def start_server(env: dict[str, str], port: int, cwd: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "inbox.cli", "serve", "--port", str(port)],
@@ -76,12 +85,8 @@ async def stored_counts(database_url: str) -> dict[str, int]:
 
 async def test_sigkill_while_acknowledging_loses_nothing(database_url: str, tmp_path: Path) -> None:
     env = server_env(database_url, tmp_path)
-    created = subprocess.run(
-        [sys.executable, "-m", "inbox.cli", "inbox", "add", "--channel", "facebook", "--name", "Shop", "--page-id",
-         PAGE_ID, "--page-token", PAGE_TOKEN, "--app-secret", APP_SECRET, "--verify-token", VERIFY_TOKEN],
-        env=env, cwd=tmp_path, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert '"id"' in created.stdout
+    created = add_facebook_inbox(env, tmp_path)
+    assert '"id"' in created
     port = free_port()
     url = f"http://127.0.0.1:{port}/webhooks/facebook"
     proc = await start_server(env, port, tmp_path)

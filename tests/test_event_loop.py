@@ -15,8 +15,8 @@ import uvloop
 from channels.fakes import messenger_text, signed
 from inbox.config import ConfigError, load_settings
 from inbox.event_loop import loop_factory, loop_name
-from tests.conftest import APP_SECRET, PAGE_ID, PAGE_TOKEN, VERIFY_TOKEN, now_ms
-from tests.test_crash_durability import free_port, server_env, stored_counts
+from tests.conftest import APP_SECRET, PAGE_ID, now_ms
+from tests.test_crash_durability import add_facebook_inbox, free_port, server_env, stored_counts
 
 
 def test_the_loop_is_uvloop_unless_asyncio_is_asked_for(tmp_path: Path) -> None:
@@ -57,11 +57,7 @@ async def test_serve_acknowledges_and_stores_a_webhook_on_its_loop(
     env = server_env(database_url, tmp_path)
     if choice:
         env["HOPTHU_EVENT_LOOP"] = choice
-    subprocess.run(
-        [sys.executable, "-m", "inbox.cli", "inbox", "add", "--channel", "facebook", "--name", "Shop", "--page-id",
-         PAGE_ID, "--page-token", PAGE_TOKEN, "--app-secret", APP_SECRET, "--verify-token", VERIFY_TOKEN],
-        env=env, cwd=tmp_path, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    add_facebook_inbox(env, tmp_path)
     port = free_port()
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:

@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
 
 from channels.fakes import messenger_text, signed
-from tests.conftest import APP_SECRET, PAGE_ID, PAGE_TOKEN, VERIFY_TOKEN, now_ms
-from tests.test_crash_durability import free_port, server_env, start_server, stored_counts
+from tests.conftest import APP_SECRET, PAGE_ID, now_ms
+from tests.test_crash_durability import add_facebook_inbox, free_port, server_env, start_server, stored_counts
 
 SENDERS = 16
 KILL_AT = (150, 400)  # acknowledged events before each SIGKILL
@@ -31,11 +29,7 @@ def body_of(n: int) -> tuple[bytes, dict[str, str]]:
 
 async def test_repeated_sigkill_under_load_loses_and_duplicates_nothing(database_url: str, tmp_path: Path) -> None:
     env = server_env(database_url, tmp_path)
-    subprocess.run(
-        [sys.executable, "-m", "inbox.cli", "inbox", "add", "--channel", "facebook", "--name", "Shop", "--page-id",
-         PAGE_ID, "--page-token", PAGE_TOKEN, "--app-secret", APP_SECRET, "--verify-token", VERIFY_TOKEN],
-        env=env, cwd=tmp_path, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    add_facebook_inbox(env, tmp_path)
     port = free_port()
     url = f"http://127.0.0.1:{port}/webhooks/facebook"
     proc = await start_server(env, port, tmp_path)
