@@ -745,6 +745,13 @@ class InboundProcessor:
             self._known = Known()  # a cached id may be what went stale (merged or erased customer)
             out, count = await self._apply_isolated(rows), len(rows)
         self.processed += count
+        if self._acks_waiting():
+            # The pipeline's statements (NLP results, routing) would queue for the connection ahead of the webhooks
+            # that arrived during the batch: a second wait for them. Their commit first (bounded).
+            try:
+                await asyncio.wait_for(self._acks_caught_up(), MAX_STEP_ASIDE)
+            except TimeoutError:
+                pass
         await self._after_commit(out)
         return count
 
