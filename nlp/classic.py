@@ -199,7 +199,7 @@ def train(
     for lab in labels:
         counts[lab] = counts.get(lab, 0) + 1
     meta = {
-        "trained_at": None,  # left out on purpose: the shipped model must rebuild byte-for-byte
+        "trained_at": None,  # left out on purpose: two builds of the same corpus must be byte-identical
         "rows": len(texts),
         "label_counts": dict(sorted(counts.items())),
         "c": c,
