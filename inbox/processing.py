@@ -362,12 +362,13 @@ async def apply_referral(conn: BaseDBAsyncClient, inbox: Inbox, event: Referral,
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 # While webhooks wait to commit, a batch of the processor ends after `SLICE_SECONDS`, or as soon as `CROWD`
 # webhooks wait: ack latency against the events a batch applies (its pipeline's fixed costs spread over them).
-# With 50 agents at 200 msg/s, 5 ms batches fell behind by seconds and 20 ms ones keep agents within a few hundred
-# ms; a crowd of webhooks (a burst) still gets the database back within a few ms (bench/README.md).
+# With 50 agents at 200 msg/s, 5 ms batches once fell behind by seconds; since the pipeline's costs came down
+# (uvloop, bounded projection steps, acks before the pipeline) 10 ms batches keep agents at p50 / p99 21 / 44 ms
+# (20 ms: 22 / 50) and the ack p99 at 1,000 webhooks/s at 23–25 ms (20 ms: 27–32) (bench/README.md).
 # While a crowd keeps coming (a burst beyond what the process acknowledges), the log steps aside for up to
 # `MAX_STEP_ASIDE` and then takes a turn of at least `OWED_EVENTS` events: a turn of one event cost its batch's
 # fixed costs (transaction, NLP hand-off, publishing) for one message, a quarter of the process's CPU during a burst.
-SLICE_SECONDS = 0.02
+SLICE_SECONDS = 0.01
 CROWD = 8
 MAX_STEP_ASIDE = 0.25  # seconds, at most, that the log waits for the webhooks (a stuck commit must not stall it)
 LOAD_STEP = 8  # events whose conversations are read together while acks wait
