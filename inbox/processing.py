@@ -706,13 +706,20 @@ class InboundProcessor:
         `MAX_STEP_ASIDE`; True if they let up (the log's turn), False if the time ran out (its turn anyway)."""
         deadline = time.monotonic() + MAX_STEP_ASIDE
         while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                await asyncio.wait_for(self._acks_caught_up(), remaining)
-            except TimeoutError:
+            if not await self._acks_committed(remaining):
                 return False
             if self._acks_waiting() < CROWD:
                 return True
         return False
+
+    async def _acks_committed(self, within: float) -> bool:
+        """Wait until the webhooks waiting now have had their commit; False if `within` seconds ran out first
+        (bounded: a stuck commit must not stall the log)."""
+        try:
+            await asyncio.wait_for(self._acks_caught_up(), within)
+        except TimeoutError:
+            return False
+        return True
 
     async def _inbox(self, inbox_id: int) -> Inbox:
         inbox = self._inboxes.get(inbox_id)
@@ -748,11 +755,8 @@ class InboundProcessor:
         self.processed += count
         if self._acks_waiting():
             # The pipeline's statements (NLP results, routing) would queue for the connection ahead of the webhooks
-            # that arrived during the batch: a second wait for them. Their commit first (bounded).
-            try:
-                await asyncio.wait_for(self._acks_caught_up(), MAX_STEP_ASIDE)
-            except TimeoutError:
-                pass
+            # that arrived during the batch: a second wait for them. Their commit first.
+            await self._acks_committed(MAX_STEP_ASIDE)
         await self._after_commit(out)
         return count
 
