@@ -24,6 +24,7 @@ DEFAULTS: dict[str, str] = {
     "HOPTHU_NLP_MODEL_DIR": "",
     "HOPTHU_EVENT_LOOP": "auto",
 }
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")  # HOPTHU_EVENT_LOOP's values (inbox/event_loop.py)
 SECRET_FILE_VARIABLE = "HOPTHU_SECRET_FILE"  # where the generated key lives; default `.hopthu_secret`
 
 
@@ -97,7 +98,7 @@ def load_settings(
     if backend not in ("classic", "transformers"):
         raise ConfigError(f"HOPTHU_NLP_BACKEND must be classic or transformers, not {backend!r}")
     event_loop = values["HOPTHU_EVENT_LOOP"].strip().lower() or "auto"
-    if event_loop not in ("auto", "uvloop", "asyncio"):
+    if event_loop not in EVENT_LOOPS:
         raise ConfigError(f"HOPTHU_EVENT_LOOP must be auto, uvloop or asyncio, not {event_loop!r}")
     secret_file = Path(values.get(SECRET_FILE_VARIABLE) or ".hopthu_secret")
     settings = Settings(

@@ -15,15 +15,13 @@ import asyncio
 import importlib.util
 from collections.abc import Callable
 
-from inbox.config import ConfigError
-
-CHOICES = ("auto", "uvloop", "asyncio")
+from inbox.config import EVENT_LOOPS, ConfigError
 
 
 def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop]:
     """What makes the server's loop for `HOPTHU_EVENT_LOOP` (`auto`, `uvloop` or `asyncio`)."""
-    if choice not in CHOICES:  # load_settings checks it first; this guards other callers
-        raise ConfigError(f"HOPTHU_EVENT_LOOP must be one of {', '.join(CHOICES)}, not {choice!r}")
+    if choice not in EVENT_LOOPS:  # load_settings checks it first; this guards other callers
+        raise ConfigError(f"HOPTHU_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, not {choice!r}")
     if choice == "asyncio" or (choice == "auto" and importlib.util.find_spec("uvloop") is None):
         return asyncio.new_event_loop
     try:
