@@ -46,14 +46,16 @@ def add_facebook_inbox(env: dict[str, str], cwd: Path) -> str:
     ).stdout  # fmt: skip
 
 
-async def start_server(env: dict[str, str], port: int, cwd: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "inbox.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+async def start_server(env: dict[str, str], port: int, cwd: Path, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """`hopthu serve` on `port`, once /healthz answers; its output goes to `log` when given."""
+    with open(log, "wb") if log else open(os.devnull, "wb") as output:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "inbox.cli", "serve", "--port", str(port)],
+            env=env,
+            cwd=cwd,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     async with aiohttp.ClientSession() as session:
         for _ in range(300):
             try:

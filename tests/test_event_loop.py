@@ -16,7 +16,7 @@ from channels.fakes import messenger_text, signed
 from inbox.config import ConfigError, load_settings
 from inbox.event_loop import loop_factory, loop_name
 from tests.conftest import APP_SECRET, PAGE_ID, now_ms
-from tests.test_crash_durability import add_facebook_inbox, free_port, server_env, stored_counts
+from tests.test_crash_durability import add_facebook_inbox, free_port, server_env, start_server, stored_counts
 
 
 def test_the_loop_is_uvloop_unless_asyncio_is_asked_for(tmp_path: Path) -> None:
@@ -60,22 +60,10 @@ async def test_serve_acknowledges_and_stores_a_webhook_on_its_loop(
     add_facebook_inbox(env, tmp_path)
     port = free_port()
     log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "inbox.cli", "serve", "--port", str(port), "--log-format", "text"],
-            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    proc = await start_server(env, port, tmp_path, log=log_path)
     mid = f"m_loop_{expected}"
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(400):
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
             body, headers = signed(messenger_text(PAGE_ID, "psid-loop", mid, "Còn hàng không ạ?", now_ms()), APP_SECRET)
             async with session.post(f"http://127.0.0.1:{port}/webhooks/facebook", data=body, headers=headers) as resp:
                 assert resp.status == 200
