@@ -99,8 +99,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     router = app[ROUTER] = QueueRouter(bus, away_after=away_after)
     csat = Csat(bus, outbox)
     pipeline = app[PIPELINE] = PostCommitPipeline(bus, router, profiles, bots=responder, csat=csat)
-    nlp_enricher = NlpEnricher(bus)  # sentiment, intent, entities of customers' messages (worker thread)
+    # Sentiment, intent and entities of customers' messages, in a worker process (or thread: HOPTHU_NLP_WORKER).
+    nlp_enricher = NlpEnricher(bus, worker=settings.nlp_worker)
     pipeline.enrichers.insert(0, nlp_enricher)
+    pipeline.preparers.append(nlp_enricher.prepare)  # analysis starts while the processor writes the batch
     pipeline.enrichers.append(comments)  # auto-hide comments that show a phone or an address
     writer = IngestWriter(on_committed=committed)
     # Several processes (Redis between them) on one Postgres database: one applies the inbound log at a time, so
@@ -108,7 +110,12 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     several = bool(settings.redis_url) and settings.database_url.startswith("postgres")
     leader = LogLeader(settings.database_url, committed) if several else None
     processor = InboundProcessor(
-        pipeline, committed, acks_waiting=writer.waiting, acks_caught_up=writer.caught_up, leader=leader
+        pipeline,
+        committed,
+        acks_waiting=writer.waiting,
+        acks_caught_up=writer.caught_up,
+        leader=leader,
+        before_apply=pipeline.prepare,
     )
     app[OUTBOX], app[PROFILES], app[PROCESSOR], app[INGEST] = outbox, profiles, processor, writer
     for service in (outbox, profiles, processor, writer):

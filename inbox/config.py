@@ -23,8 +23,10 @@ DEFAULTS: dict[str, str] = {
     "HOPTHU_NLP_BACKEND": "classic",
     "HOPTHU_NLP_MODEL_DIR": "",
     "HOPTHU_EVENT_LOOP": "auto",
+    "HOPTHU_NLP_WORKER": "process",
 }
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")  # HOPTHU_EVENT_LOOP's values (inbox/event_loop.py)
+NLP_WORKERS = ("process", "thread")  # HOPTHU_NLP_WORKER's values (inbox/enrich.py)
 SECRET_FILE_VARIABLE = "HOPTHU_SECRET_FILE"  # where the generated key lives; default `.hopthu_secret`
 
 
@@ -44,6 +46,7 @@ class Settings:
     nlp_backend: str
     nlp_model_dir: str | None
     event_loop: str = "auto"  # auto (uvloop when installed), uvloop, asyncio: see inbox/event_loop.py
+    nlp_worker: str = "process"  # where the classifier runs: its own process, or a thread of this one
     # Knobs that are not part of the contract; tests and benchmarks shorten them.
     event_buffer_size: int = 10_000
     outbox_base_delay: float = 2.0
@@ -100,6 +103,9 @@ def load_settings(
     event_loop = values["HOPTHU_EVENT_LOOP"].strip().lower() or "auto"
     if event_loop not in EVENT_LOOPS:
         raise ConfigError(f"HOPTHU_EVENT_LOOP must be auto, uvloop or asyncio, not {event_loop!r}")
+    nlp_worker = values["HOPTHU_NLP_WORKER"].strip().lower() or "process"
+    if nlp_worker not in NLP_WORKERS:
+        raise ConfigError(f"HOPTHU_NLP_WORKER must be process or thread, not {nlp_worker!r}")
     secret_file = Path(values.get(SECRET_FILE_VARIABLE) or ".hopthu_secret")
     settings = Settings(
         database_url=values["HOPTHU_DATABASE_URL"],
@@ -112,6 +118,7 @@ def load_settings(
         nlp_backend=backend,
         nlp_model_dir=values["HOPTHU_NLP_MODEL_DIR"] or None,
         event_loop=event_loop,
+        nlp_worker=nlp_worker,
     )
     if overrides:
         from dataclasses import replace

@@ -2,26 +2,35 @@
 the conversation (latest sentiment, worst sentiment, main intent).
 
 Plugs into `PostCommitPipeline.enrichers`, so it runs after the ingest commit, off the webhook's ack path, once per
-processed batch. The analysis runs in a dedicated worker thread (`analyze_batch` on the whole batch), never on the
-event loop. The classic model answers in about a millisecond, so the results are normally in before the pipeline
-goes on: the bot and routing read `msg.intent`/`msg.sentiment`, and the pipeline pushes `message.updated` frames
-with them. A slow backend (transformers on a large batch) goes past `inline_seconds`: the pipeline then carries on
-without waiting, and this enricher stores the results when they come and pushes `message.updated` and
-`conversation.updated` itself.
+processed batch. The analysis (`analyze_batch` on the whole batch) never runs on the event loop: by default it runs
+in a worker process of its own (`HOPTHU_NLP_WORKER=process`), because a worker thread computes under the server's
+interpreter lock — at 1,000 messages/s the classifier took ≈ 15 % of the one core the server's Python code gets,
+and every stretch it held the lock delayed webhook acknowledgements. `thread` keeps it in this process (tests that
+install a backend with `nlp.reset_backend`). The classic model answers in about a millisecond, so the results are
+normally in before the pipeline goes on: the bot and routing read `msg.intent`/`msg.sentiment`, and the pipeline
+pushes `message.updated` frames with them. A slow backend (transformers on a large batch) goes past
+`inline_seconds`: the pipeline then carries on without waiting, and this enricher stores the results when they
+come and pushes `message.updated` and `conversation.updated` itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from tortoise.functions import Count, Max
 from tortoise.transactions import in_transaction
 
 from contacts.models import Contact
 from inbox.bus import Event, EventBus
+from inbox.config import NLP_WORKERS
 from inbox.models import Conversation, Message
 from inbox.serialize import conversation_json, message_json
 from inbox.sql import json_param, update_many
@@ -37,6 +46,29 @@ def _analyze(texts: list[str]) -> list[dict]:
     return [a.to_dict() for a in analyze_batch(texts)]
 
 
+def _follow_parent(parent_pid: int) -> None:
+    """In the worker process: exit once the server is gone. A server killed with SIGKILL never tells its worker,
+    and the worker's own copy of its task pipe keeps it from ever reading end-of-file."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
+
+
+def _load_model() -> str | None:
+    """Load the configured backend in the worker (thread or process); the reason it cannot be used, if any."""
+    try:
+        from nlp import get_backend
+
+        get_backend()
+    except Exception as exc:  # no model: messages are stored without NLP, and the reason is logged once
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 class NlpEnricher:
     """`await enricher(messages)` analyses, stores and summarises; see the module docstring."""
 
@@ -46,37 +78,51 @@ class NlpEnricher:
         *,
         analyze: Callable[[list[str]], list[dict]] = _analyze,
         inline_seconds: float = 5.0,
+        worker: str = "thread",
     ) -> None:
+        if worker not in NLP_WORKERS:
+            raise ValueError(f"worker must be one of {NLP_WORKERS}, not {worker!r}")
         self.bus = bus
-        self.analyze = analyze
+        self.analyze = analyze  # in a process worker: a module-level function (it is pickled by name)
         self.inline_seconds = inline_seconds
-        self._executor: ThreadPoolExecutor | None = None
+        self.worker = worker
+        self._executor: Executor | None = None
         self._loaded: asyncio.Future | None = None
         self._late: set[asyncio.Task[None]] = set()
+        self._ahead: tuple[list[str], asyncio.Future] | None = None  # texts `prepare` sent ahead, their analysis
         self.disabled_reason: str | None = None
         self.analysed = 0
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def start(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlp")
+        if self.worker == "process":
+            # spawn, not fork: this process has threads (aiosqlite's, the resolver's) that a fork would copy
+            # mid-lock. The child inherits the environment, so it loads the same HOPTHU_NLP_* backend.
+            context = multiprocessing.get_context("spawn")
+            self._executor = ProcessPoolExecutor(
+                max_workers=1, mp_context=context, initializer=_follow_parent, initargs=(os.getpid(),)
+            )
+        else:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlp")
         # Load the model now, not on the first customer message.
-        self._loaded = asyncio.get_running_loop().run_in_executor(self._executor, self._preload)
+        self._loaded = asyncio.get_running_loop().run_in_executor(self._executor, _load_model)
+        self._loaded.add_done_callback(self._model_loaded)
 
-    def _preload(self) -> None:
-        try:
-            from nlp import get_backend
-
-            get_backend()
-        except Exception as exc:  # no model: messages are stored without NLP, and the reason is logged once
-            self.disabled_reason = f"{type(exc).__name__}: {exc}"
-            log.error("NLP enrichment disabled: %s", self.disabled_reason)
+    def _model_loaded(self, loaded: asyncio.Future) -> None:
+        if loaded.cancelled():
+            return
+        failure = loaded.exception()
+        reason = f"the NLP worker failed: {failure!r}" if failure is not None else loaded.result()
+        if reason:
+            self.disabled_reason = reason
+            log.error("NLP enrichment disabled: %s", reason)
 
     async def stop(self) -> None:
         for task in list(self._late):
             task.cancel()
         await asyncio.gather(*self._late, return_exceptions=True)
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.shutdown(wait=False, cancel_futures=True)  # a process worker exits once told
             self._executor = None
 
     async def idle(self) -> None:
@@ -92,20 +138,63 @@ class NlpEnricher:
         if self._executor is None:
             self.start()
         if self._loaded is not None and not self._loaded.done():
-            await asyncio.shield(self._loaded)  # once, at start-up: loading is not what the budget measures
+            # Once, at start-up: loading is not what the budget measures (a failure is kept by `_model_loaded`).
+            await asyncio.wait([self._loaded])
             if self.disabled_reason:
                 return
-        loop = asyncio.get_running_loop()
         texts = [(m.text or "")[:MAX_TEXT] for m in todo]
-        future = loop.run_in_executor(self._executor, self.analyze, texts)
-        try:
-            results = await asyncio.wait_for(asyncio.shield(future), self.inline_seconds)
-        except TimeoutError:
-            task = asyncio.create_task(self._finish_late(todo, future), name="nlp-late")
-            self._late.add(task)
-            task.add_done_callback(self._late.discard)
-            return
+        for attempt in (1, 2):
+            try:
+                future = self._analysis(texts)
+                results = await asyncio.wait_for(asyncio.shield(future), self.inline_seconds)
+                break
+            except BrokenProcessPool:
+                if attempt == 2:
+                    raise
+                # The worker process died (killed, out of memory): a new one takes this batch again, once.
+                log.error("the NLP worker process died; starting a new one")
+                self._restart()
+            except TimeoutError:
+                task = asyncio.create_task(self._finish_late(todo, future), name="nlp-late")
+                self._late.add(task)
+                task.add_done_callback(self._late.discard)
+                return
         await self._store(todo, results)
+
+    def prepare(self, texts: list[str]) -> None:
+        """Start on the customers' texts of the batch the processor is about to apply: the worker analyses them
+        while the batch is written, and the pipeline finds the results ready instead of waiting for them."""
+        if self.disabled_reason or self._executor is None or self._loaded is None or not self._loaded.done():
+            return
+        self._drop_ahead()
+        wanted = list(dict.fromkeys(text[:MAX_TEXT] for text in texts if text.strip()))
+        if wanted:
+            self._ahead = (wanted, self._submit(wanted))
+
+    def _analysis(self, texts: list[str]) -> asyncio.Future:
+        """The results for `texts`, in order: from the analysis `prepare` started when it covers them all."""
+        if self._ahead is not None:
+            started, future = self._ahead
+            self._ahead = None
+            position = {text: i for i, text in enumerate(started)}
+            if all(text in position for text in texts):
+                return asyncio.ensure_future(_pick(future, [position[text] for text in texts]))
+            future.add_done_callback(_forget)
+        return self._submit(texts)
+
+    def _drop_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead[1].add_done_callback(_forget)  # a batch cut short: its rest comes again in the next one
+            self._ahead = None
+
+    def _submit(self, texts: list[str]) -> asyncio.Future:
+        return asyncio.get_running_loop().run_in_executor(self._executor, self.analyze, texts)
+
+    def _restart(self) -> None:
+        self._drop_ahead()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self.start()
 
     async def _finish_late(self, todo: list[Message], future: asyncio.Future) -> None:
         try:
@@ -153,6 +242,16 @@ class NlpEnricher:
         for conv in convs.values():
             data = conversation_json(conv, contacts.get(conv.contact_id))
             await self.bus.publish(Event("conversation.updated", data, inbox_id=conv.inbox_id, team_id=conv.team_id))
+
+
+async def _pick(future: asyncio.Future, positions: list[int]) -> list[dict]:
+    results = await future
+    return [results[i] for i in positions]
+
+
+def _forget(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: an unused analysis that failed is not worth a warning
 
 
 _NLP_COLUMNS = ("sentiment", "sentiment_score", "intent", "intent_confidence", "entities")

@@ -42,6 +42,23 @@ class PostCommitPipeline:
         self.router = router
         self.profiles = profiles
         self.enrichers = enrichers or []
+        # Told the customers' texts of a batch before it is applied, to start on them early (NLP: `prepare`).
+        self.preparers: list[Callable[[list[str]], None]] = []
+
+    def prepare(self, records: list[dict]) -> None:
+        """The inbound log records the processor is about to apply."""
+        texts = [
+            text
+            for r in records
+            if r.get("kind") == "message" and r.get("direction") == "in" and isinstance(text := r.get("text"), str)
+        ]
+        if not texts:
+            return
+        for prepare in self.preparers:
+            try:
+                prepare(texts)
+            except Exception:  # only a head start: the enricher analyses the batch anyway
+                log.exception("preparing %r failed", prepare)
 
     async def __call__(self, out: Outcome) -> None:
         inbound = [msg for _, _, msg in out.new_messages if msg.direction == "in"]

@@ -645,7 +645,9 @@ class InboundProcessor:
         acks_waiting: Callable[[], int] = lambda: 0,
         acks_caught_up: Callable[[], Awaitable[None]] = lambda: asyncio.sleep(0),
         leader: LogLeader | None = None,
+        before_apply: Callable[[list[dict]], None] = lambda records: None,
     ) -> None:
+        self._before_apply = before_apply  # told each batch's records first (the pipeline starts NLP early)
         self._leader = leader  # several processes on Postgres: only the leader applies the log (in its order)
         self._acks_waiting = acks_waiting
         self._acks_caught_up = acks_caught_up
@@ -746,6 +748,7 @@ class InboundProcessor:
         rows = await self._next_rows()
         if not rows:
             return 0
+        self._before_apply([row.record for row in rows])
         try:
             out, count = await self._apply_batch(rows)
         except Exception:

@@ -112,6 +112,7 @@ def settings(database_url: str, fake_graph: FakeGraphAPI, tmp_path: Path) -> Set
         toml_path=tmp_path / "absent.toml",
         outbox_base_delay=0.05,
         outbox_max_attempts=4,
+        nlp_worker="thread",  # a worker process per test app costs a second; tests/test_nlp_worker.py covers it
         extra={"webchat_upload_dir": str(tmp_path / "uploads")},  # never into the working tree
     )
 
