@@ -1,4 +1,5 @@
-"""After the commit: enrich (NLP) → bot decides → route → publish (event bus) → bot answers → fetch profiles.
+"""After the commit: publish what was stored → enrich (NLP) → bot decides → route → publish what they changed →
+bot answers → fetch profiles.
 
 Everything here runs off the ack path; a failure here never loses the stored event.
 """
@@ -61,6 +62,10 @@ class PostCommitPipeline:
                 log.exception("preparing %r failed", prepare)
 
     async def __call__(self, out: Outcome) -> None:
+        # What was stored goes out first, as soon as it is committed: an agent sees the customer's message before
+        # NLP, bots and routing have looked at it, and what they change follows as updates (message.updated with
+        # the NLP results, conversation.updated / conversation.assigned).
+        shown = await self._publish_stored(out)
         inbound = [msg for _, _, msg in out.new_messages if msg.direction == "in"]
         for enrich in self.enrichers:
             try:
@@ -81,26 +86,21 @@ class PostCommitPipeline:
         ]
         routed = await self.router.route(waiting, inbound) if waiting else []
 
-        new_ids = {conv.id for conv in out.new_conversations}
-        for conv_id, (conv, contact) in out.changed_conversations.items():
-            kind = "conversation.created" if conv_id in new_ids else "conversation.updated"
-            await self.bus.publish(
-                Event(kind, conversation_json(conv, contact), inbox_id=conv.inbox_id, team_id=conv.team_id)
-            )
-        for conv, _, msg in out.new_messages:
-            await self.bus.publish(
-                Event("message.created", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
-            )
         enriched_ids = {msg.id for msg in enriched}
         for conv, _, msg in out.new_messages:  # the NLP results, as the contract's message.updated
             if msg.id in enriched_ids:
                 await self.bus.publish(
                     Event("message.updated", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
                 )
-        for conv, msg in out.updated_messages:
-            await self.bus.publish(
-                Event("message.updated", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
-            )
+        assigned = {event.data.get("id") for event in routed if event.type == "conversation.assigned"}
+        for conv_id, (conv, contact) in out.changed_conversations.items():
+            if conv_id in assigned:
+                continue  # conversation.assigned carries the whole conversation, NLP summary included
+            data = conversation_json(conv, contact)
+            if data != shown.get(conv_id):  # the NLP summary (sentiment, intent) or the bot changed it
+                await self.bus.publish(
+                    Event("conversation.updated", data, inbox_id=conv.inbox_id, team_id=conv.team_id)
+                )
         for event in routed:
             await self.bus.publish(event)
         if plan is not None and plan.replies:
@@ -110,3 +110,22 @@ class PostCommitPipeline:
                 self.profiles.enqueue(identity.id)
         if inbound:
             self.handled_up_to = max(self.handled_up_to, max(msg.id for msg in inbound))
+
+    async def _publish_stored(self, out: Outcome) -> dict[int, dict]:
+        """conversation.created / .updated, message.created and the messages the batch changed; returns the
+        conversations as published."""
+        new_ids = {conv.id for conv in out.new_conversations}
+        shown: dict[int, dict] = {}
+        for conv_id, (conv, contact) in out.changed_conversations.items():
+            kind = "conversation.created" if conv_id in new_ids else "conversation.updated"
+            shown[conv_id] = conversation_json(conv, contact)
+            await self.bus.publish(Event(kind, shown[conv_id], inbox_id=conv.inbox_id, team_id=conv.team_id))
+        for conv, _, msg in out.new_messages:
+            await self.bus.publish(
+                Event("message.created", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
+            )
+        for conv, msg in out.updated_messages:
+            await self.bus.publish(
+                Event("message.updated", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
+            )
+        return shown

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from contacts.attitude import attitudinal_summary
 from inbox.bus import Event
 from inbox.enrich import NlpEnricher
-from inbox.keys import BUS
+from inbox.keys import BUS, PIPELINE
 from inbox.models import Conversation, Inbox, Message
 from tests.conftest import eventually, make_user, send_text
 
@@ -58,6 +58,37 @@ async def test_messages_get_sentiment_intent_entities_and_updates_are_pushed(cli
     assert updates and updates[-1].data["sentiment"] == "negative" and updates[-1].data["intent"] == "complaint"
     created = [e for e in sub.replay if e.type == "message.created" and e.data["id"] == second.id]
     assert created[0].seq < updates[0].seq
+
+
+async def test_the_message_goes_out_before_nlp_and_its_results_follow(client: TestClient, inbox: Inbox) -> None:
+    """An agent sees the customer's message as soon as it is stored; NLP (however slow) only adds to it."""
+    bus = client.app[BUS]
+    since = bus.last_seq
+    gate = asyncio.Event()
+
+    async def slow_nlp(messages: list) -> None:  # holds the pipeline where NLP runs
+        await gate.wait()
+
+    client.app[PIPELINE].enrichers.insert(0, slow_nlp)
+
+    def frames() -> list[Event]:
+        sub = bus.subscribe(since, lambda e: True)
+        sub.close()
+        return sub.replay
+
+    await send_text(client, "psid-9", "m-early", "giao sai màu rồi, shop làm ăn chán quá 😡")
+    created = await eventually(lambda: asyncio.sleep(0, [e for e in frames() if e.type == "message.created"]))
+    assert created[0].data["text"].startswith("giao sai màu") and created[0].data["sentiment"] is None
+    assert [e.type for e in frames()] == ["conversation.created", "message.created"]  # nothing waits for NLP
+    gate.set()
+
+    async def analysed() -> list[Event]:
+        return [e for e in frames() if e.type == "message.updated" and e.data["sentiment"] == "negative"]
+
+    (updated,) = await eventually(analysed, timeout=20)
+    assert updated.data["id"] == created[0].data["id"] and updated.seq > created[0].seq
+    summary = [e for e in frames() if e.type in ("conversation.updated", "conversation.assigned")]
+    assert summary and summary[-1].data["sentiment"] == "negative"  # the conversation's summary follows
 
 
 async def test_list_api_filters_by_sentiment_and_intent(client: TestClient, inbox: Inbox) -> None:
