@@ -38,6 +38,7 @@ from inbox.sql import Sql, json_param, update_many
 log = logging.getLogger(__name__)
 SENTIMENT_RANK = {"negative": 0, "neutral": 1, "positive": 2}
 MAX_TEXT = 2000  # longer messages are analysed on their first 2,000 characters
+MAX_AHEAD = 5_000  # texts analysed ahead of their batch, kept until the pipeline asks for them
 
 
 def _analyze(texts: list[str]) -> list[dict]:
@@ -89,7 +90,8 @@ class NlpEnricher:
         self._executor: Executor | None = None
         self._loaded: asyncio.Future | None = None
         self._late: set[asyncio.Task[None]] = set()
-        self._ahead: tuple[list[str], asyncio.Future] | None = None  # texts `prepare` sent ahead, their analysis
+        # Texts `prepare` sent ahead → their analysis (a future for the list they went in, and their place in it).
+        self._ahead: dict[str, tuple[asyncio.Future, int]] = {}
         self.disabled_reason: str | None = None
         self.analysed = 0
 
@@ -124,6 +126,12 @@ class NlpEnricher:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)  # a process worker exits once told
             self._executor = None
+
+    async def ready(self) -> bool:
+        """Wait until the worker has loaded the model; False when NLP is disabled (the reason is logged)."""
+        if self._loaded is not None:
+            await asyncio.wait([self._loaded])
+        return self._loaded is not None and not self.disabled_reason
 
     async def idle(self) -> None:
         """Wait until late (slow-backend) enrichments are stored and pushed."""
@@ -163,35 +171,34 @@ class NlpEnricher:
 
     def prepare(self, texts: list[str]) -> None:
         """Start on the customers' texts of the batch the processor is about to apply: the worker analyses them
-        while the batch is written, and the pipeline finds the results ready instead of waiting for them."""
+        while the batch is written, and the pipeline finds the results ready instead of waiting for them. Each
+        text is sent once: under load a batch may apply one event of the fifty it was shown."""
         if self.disabled_reason or self._executor is None or self._loaded is None or not self._loaded.done():
             return
-        self._drop_ahead()
-        wanted = list(dict.fromkeys(text[:MAX_TEXT] for text in texts if text.strip()))
-        if wanted:
-            self._ahead = (wanted, self._submit(wanted))
+        wanted = [t for t in dict.fromkeys(text[:MAX_TEXT] for text in texts if text.strip()) if t not in self._ahead]
+        if not wanted:
+            return
+        if len(self._ahead) + len(wanted) > MAX_AHEAD:  # texts never applied (withheld by consent): start afresh
+            self._ahead = {}
+        future = self._submit(wanted)
+        future.add_done_callback(_forget)  # unused, a failure is not worth a warning; users still see it
+        for i, text in enumerate(wanted):
+            self._ahead[text] = (future, i)
 
     def _analysis(self, texts: list[str]) -> asyncio.Future:
-        """The results for `texts`, in order: from the analysis `prepare` started when it covers them all."""
-        if self._ahead is not None:
-            started, future = self._ahead
-            self._ahead = None
-            position = {text: i for i, text in enumerate(started)}
-            if all(text in position for text in texts):
-                return asyncio.ensure_future(_pick(future, [position[text] for text in texts]))
-            future.add_done_callback(_forget)
-        return self._submit(texts)
-
-    def _drop_ahead(self) -> None:
-        if self._ahead is not None:
-            self._ahead[1].add_done_callback(_forget)  # a batch cut short: its rest comes again in the next one
-            self._ahead = None
+        """The results for `texts`, in order: those `prepare` started, and the rest now."""
+        found = {text: self._ahead.pop(text) for text in set(texts) if text in self._ahead}
+        missing = [text for text in dict.fromkeys(texts) if text not in found]
+        if missing:
+            future = self._submit(missing)
+            found.update((text, (future, i)) for i, text in enumerate(missing))
+        return asyncio.ensure_future(_pick(found, texts))
 
     def _submit(self, texts: list[str]) -> asyncio.Future:
         return asyncio.get_running_loop().run_in_executor(self._executor, self.analyze, texts)
 
     def _restart(self) -> None:
-        self._drop_ahead()
+        self._ahead = {}
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         self.start()
@@ -244,9 +251,10 @@ class NlpEnricher:
             await self.bus.publish(Event("conversation.updated", data, inbox_id=conv.inbox_id, team_id=conv.team_id))
 
 
-async def _pick(future: asyncio.Future, positions: list[int]) -> list[dict]:
-    results = await future
-    return [results[i] for i in positions]
+async def _pick(found: dict[str, tuple[asyncio.Future, int]], texts: list[str]) -> list[dict]:
+    for future in {id(f): f for f, _ in found.values()}.values():
+        await future
+    return [found[text][0].result()[found[text][1]] for text in texts]
 
 
 def _forget(future: asyncio.Future) -> None:

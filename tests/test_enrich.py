@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from contacts.attitude import attitudinal_summary
 from inbox.bus import Event
-from inbox.enrich import NlpEnricher
+from inbox.enrich import NlpEnricher, _analyze
 from inbox.keys import BUS, PIPELINE
 from inbox.models import Conversation, Inbox, Message
 from tests.conftest import eventually, make_user, send_text
@@ -89,6 +89,38 @@ async def test_the_message_goes_out_before_nlp_and_its_results_follow(client: Te
     assert updated.data["id"] == created[0].data["id"] and updated.seq > created[0].seq
     summary = [e for e in frames() if e.type in ("conversation.updated", "conversation.assigned")]
     assert summary and summary[-1].data["sentiment"] == "negative"  # the conversation's summary follows
+
+
+async def test_texts_prepared_ahead_are_analysed_once_and_used_by_the_pipeline(
+    client: TestClient, inbox: Inbox
+) -> None:
+    await send_text(client, "psid-p", "m-p1", "còn hàng không shop")
+    await send_text(client, "psid-p", "m-p2", "ship về Đà Nẵng mất mấy ngày")
+
+    async def both() -> list[Message]:
+        msgs = await Message.filter(direction="in", sentiment__not_isnull=True).order_by("id")
+        return msgs if len(msgs) == 2 else []
+
+    msgs = await eventually(both)
+    calls: list[list[str]] = []
+
+    def counting(texts: list[str]) -> list[dict]:
+        calls.append(list(texts))
+        return _analyze(texts)
+
+    enricher = NlpEnricher(client.app[BUS], analyze=counting)
+    enricher.start()
+    assert await enricher.ready()
+    first, second = msgs
+    enricher.prepare([first.text, "một câu không bao giờ được lưu", first.text])
+    enricher.prepare([first.text, second.text])  # a batch cut short comes again: only the new text is sent
+    for msg in msgs:
+        msg.sentiment = None
+    await enricher(msgs)
+    await enricher.stop()
+    assert calls == [[first.text, "một câu không bao giờ được lưu"], [second.text]]
+    assert [m.intent for m in msgs] == [m.intent for m in await Message.filter(id__in=[first.id, second.id])]
+    assert all(m.sentiment for m in msgs)
 
 
 async def test_list_api_filters_by_sentiment_and_intent(client: TestClient, inbox: Inbox) -> None:
