@@ -38,15 +38,22 @@ def test_the_loop_is_uvloop_unless_asyncio_is_asked_for(tmp_path: Path) -> None:
         loop_factory("trio")
 
 
-def test_serve_refuses_an_unknown_event_loop(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "variable, value, message",
+    [
+        ("HOPTHU_EVENT_LOOP", "gevent", "HOPTHU_EVENT_LOOP must be auto, uvloop or asyncio"),
+        ("HOPTHU_NLP_WORKER", "cluster", "HOPTHU_NLP_WORKER must be process or thread"),
+    ],
+)
+def test_serve_refuses_an_unknown_loop_or_nlp_worker(tmp_path: Path, variable: str, value: str, message: str) -> None:
     env = server_env(f"sqlite://{tmp_path / 'x.db'}", tmp_path)
-    env["HOPTHU_EVENT_LOOP"] = "gevent"
+    env[variable] = value
     done = subprocess.run(
         [sys.executable, "-m", "inbox.cli", "serve", "--port", str(free_port())],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2
-    assert "HOPTHU_EVENT_LOOP must be auto, uvloop or asyncio" in done.stderr
+    assert message in done.stderr
     assert not (tmp_path / "x.db").exists()  # refused before touching the database
 
 

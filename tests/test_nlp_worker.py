@@ -1,14 +1,13 @@
 """The NLP classifier runs in a worker process of its own (HOPTHU_NLP_WORKER=process, the default): customers'
 messages get the same sentiment, intent and entities as in-process analysis; a worker that dies is replaced; the
-worker ends with the server, even one killed with SIGKILL; a wrong setting is refused."""
+worker ends with the server, even one killed with SIGKILL; a wrong setting is refused (`hopthu serve` refusing it:
+tests/test_event_loop.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -140,14 +139,3 @@ def test_the_worker_setting(tmp_path: Path) -> None:
     assert settings.nlp_worker == "thread"
     with pytest.raises(ConfigError, match="HOPTHU_NLP_WORKER must be process or thread"):
         load_settings(environ={**env, "HOPTHU_NLP_WORKER": "gpu"}, toml_path=tmp_path / "none")
-
-
-def test_serve_refuses_an_unknown_worker(tmp_path: Path) -> None:
-    env = server_env(f"sqlite://{tmp_path / 'x.db'}", tmp_path)
-    env["HOPTHU_NLP_WORKER"] = "cluster"
-    done = subprocess.run(
-        [sys.executable, "-m", "inbox.cli", "serve", "--port", str(free_port())],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 2
-    assert "HOPTHU_NLP_WORKER must be process or thread" in done.stderr
