@@ -14,7 +14,7 @@ from agents.csat import Csat
 from agents.routing import Router
 from inbox.bus import Event, EventBus
 from inbox.enrich import refresh_conversations
-from inbox.models import Message
+from inbox.models import Conversation, Message
 from inbox.processing import Outcome
 from inbox.profiles import ProfileFetcher
 from inbox.serialize import conversation_json, message_json
@@ -64,8 +64,15 @@ class PostCommitPipeline:
     async def __call__(self, out: Outcome) -> None:
         # What was stored goes out first, as soon as it is committed: an agent sees the customer's message before
         # NLP, bots and routing have looked at it, and what they change follows as updates (message.updated with
-        # the NLP results, conversation.updated / conversation.assigned).
-        shown = await self._publish_stored(out)
+        # the NLP results, conversation.updated / conversation.assigned). Only where the readers are settled: a
+        # conversation with neither a team nor an agent may get a team from routing, and that team's agents would
+        # miss frames sent before it — those go out after routing, as they are then.
+        settled = {cid for cid, (conv, _) in out.changed_conversations.items() if _settled(conv)}
+        shown = await self._publish_stored(out, settled)
+        for conv, msg in out.updated_messages:
+            await self.bus.publish(
+                Event("message.updated", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
+            )
         inbound = [msg for _, _, msg in out.new_messages if msg.direction == "in"]
         for enrich in self.enrichers:
             try:
@@ -85,6 +92,7 @@ class PostCommitPipeline:
             if conv.assignee_id is None and conv.id not in held and conv.id not in rated
         ]
         routed = await self.router.route(waiting, inbound) if waiting else []
+        await self._publish_stored(out, set(out.changed_conversations) - settled)
 
         enriched_ids = {msg.id for msg in enriched}
         for conv, _, msg in out.new_messages:  # the NLP results, as the contract's message.updated
@@ -94,8 +102,8 @@ class PostCommitPipeline:
                 )
         assigned = {event.data.get("id") for event in routed if event.type == "conversation.assigned"}
         for conv_id, (conv, contact) in out.changed_conversations.items():
-            if conv_id in assigned:
-                continue  # conversation.assigned carries the whole conversation, NLP summary included
+            if conv_id not in shown or conv_id in assigned:
+                continue  # shown as it is now, or conversation.assigned carries it (NLP summary included)
             data = conversation_json(conv, contact)
             if data != shown.get(conv_id):  # the NLP summary (sentiment, intent) or the bot changed it
                 await self.bus.publish(
@@ -111,21 +119,23 @@ class PostCommitPipeline:
         if inbound:
             self.handled_up_to = max(self.handled_up_to, max(msg.id for msg in inbound))
 
-    async def _publish_stored(self, out: Outcome) -> dict[int, dict]:
-        """conversation.created / .updated, message.created and the messages the batch changed; returns the
-        conversations as published."""
+    async def _publish_stored(self, out: Outcome, conv_ids: set[int]) -> dict[int, dict]:
+        """conversation.created / .updated and message.created for these conversations; returns them as published."""
         new_ids = {conv.id for conv in out.new_conversations}
         shown: dict[int, dict] = {}
         for conv_id, (conv, contact) in out.changed_conversations.items():
-            kind = "conversation.created" if conv_id in new_ids else "conversation.updated"
-            shown[conv_id] = conversation_json(conv, contact)
-            await self.bus.publish(Event(kind, shown[conv_id], inbox_id=conv.inbox_id, team_id=conv.team_id))
+            if conv_id in conv_ids:
+                kind = "conversation.created" if conv_id in new_ids else "conversation.updated"
+                shown[conv_id] = conversation_json(conv, contact)
+                await self.bus.publish(Event(kind, shown[conv_id], inbox_id=conv.inbox_id, team_id=conv.team_id))
         for conv, _, msg in out.new_messages:
-            await self.bus.publish(
-                Event("message.created", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
-            )
-        for conv, msg in out.updated_messages:
-            await self.bus.publish(
-                Event("message.updated", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
-            )
+            if conv.id in conv_ids:
+                await self.bus.publish(
+                    Event("message.created", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
+                )
         return shown
+
+
+def _settled(conv: Conversation) -> bool:
+    """Its readers will not change in this batch: routing keeps a team once set and skips assigned ones."""
+    return conv.team_id is not None or conv.assignee_id is not None

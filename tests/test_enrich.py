@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp.test_utils import TestClient
 
+from agents.models import Team
 from contacts.attitude import attitudinal_summary
 from inbox.bus import Event
 from inbox.enrich import NlpEnricher, _analyze
@@ -61,7 +62,8 @@ async def test_messages_get_sentiment_intent_entities_and_updates_are_pushed(cli
 
 
 async def test_the_message_goes_out_before_nlp_and_its_results_follow(client: TestClient, inbox: Inbox) -> None:
-    """An agent sees the customer's message as soon as it is stored; NLP (however slow) only adds to it."""
+    """An agent sees the customer's message as soon as it is stored; NLP (however slow) only adds to it. A new
+    conversation with neither team nor agent waits for routing, which may give it a team with other readers."""
     bus = client.app[BUS]
     since = bus.last_seq
     gate = asyncio.Event()
@@ -71,23 +73,33 @@ async def test_the_message_goes_out_before_nlp_and_its_results_follow(client: Te
 
     client.app[PIPELINE].enrichers.insert(0, slow_nlp)
 
-    def frames() -> list[Event]:
+    def frames(kind: str, text: str = "") -> list[Event]:
         sub = bus.subscribe(since, lambda e: True)
         sub.close()
-        return sub.replay
+        return [e for e in sub.replay if e.type == kind and e.data.get("text", "").startswith(text)]
 
+    await send_text(client, "psid-9", "m-first", "shop ơi")
+    conv = await eventually(lambda: Conversation.filter(inbox_id=inbox.id).first())
+    await asyncio.sleep(0.3)
+    assert frames("message.created") == [] and frames("conversation.created") == []  # its readers are not settled
+    gate.set()
+    await eventually(lambda: asyncio.sleep(0, frames("message.created", "shop ơi")))
+
+    team = await Team.create(name="CSKH")
+    await Conversation.filter(id=conv.id).update(team_id=team.id)  # its readers are settled now
+    gate.clear()
     await send_text(client, "psid-9", "m-early", "giao sai màu rồi, shop làm ăn chán quá 😡")
-    created = await eventually(lambda: asyncio.sleep(0, [e for e in frames() if e.type == "message.created"]))
-    assert created[0].data["text"].startswith("giao sai màu") and created[0].data["sentiment"] is None
-    assert [e.type for e in frames()] == ["conversation.created", "message.created"]  # nothing waits for NLP
+    created = await eventually(lambda: asyncio.sleep(0, frames("message.created", "giao sai")))
+    assert created[0].data["sentiment"] is None and created[0].data["conversation_id"] == conv.id
+    assert not [e for e in frames("message.updated") if e.data["id"] == created[0].data["id"]]  # NLP still held
     gate.set()
 
     async def analysed() -> list[Event]:
-        return [e for e in frames() if e.type == "message.updated" and e.data["sentiment"] == "negative"]
+        return [e for e in frames("message.updated", "giao sai") if e.data["sentiment"] == "negative"]
 
     (updated,) = await eventually(analysed, timeout=20)
     assert updated.data["id"] == created[0].data["id"] and updated.seq > created[0].seq
-    summary = [e for e in frames() if e.type in ("conversation.updated", "conversation.assigned")]
+    summary = [e for e in frames("conversation.updated") if e.data["id"] == conv.id and e.seq > created[0].seq]
     assert summary and summary[-1].data["sentiment"] == "negative"  # the conversation's summary follows
 
 
