@@ -99,8 +99,15 @@ async def test_the_message_goes_out_before_nlp_and_its_results_follow(client: Te
 
     (updated,) = await eventually(analysed, timeout=20)
     assert updated.data["id"] == created[0].data["id"] and updated.seq > created[0].seq
-    summary = [e for e in frames("conversation.updated") if e.data["id"] == conv.id and e.seq > created[0].seq]
-    assert summary and summary[-1].data["sentiment"] == "negative"  # the conversation's summary follows
+
+    async def summarised() -> list[Event]:  # the conversation's summary follows
+        return [
+            e
+            for e in frames("conversation.updated")
+            if e.data["id"] == conv.id and e.seq > created[0].seq and e.data["sentiment"] == "negative"
+        ]
+
+    assert await eventually(summarised)
 
 
 async def test_texts_prepared_ahead_are_analysed_once_and_used_by_the_pipeline(

@@ -74,10 +74,13 @@ async def test_messages_are_analysed_in_a_worker_process_as_in_this_one(process_
     assert (msg.sentiment, msg.intent) == (expected.sentiment, expected.intent) == ("negative", "complaint")
     assert [e["normalized"] for e in msg.entities if e["type"] == "phone"] == ["+84912345678"]
     assert len(nlp_workers(os.getpid())) == 1  # the classifier ran in a child, not under this interpreter lock
-    sub = process_client.app[BUS].subscribe(since, lambda e: True)
-    sub.close()
-    updates = [e for e in sub.replay if e.type == "message.updated" and e.data["id"] == msg.id]
-    assert updates and updates[-1].data["sentiment"] == "negative"
+
+    async def pushed() -> list:  # the row is written before the frame is published
+        sub = process_client.app[BUS].subscribe(since, lambda e: True)
+        sub.close()
+        return [e for e in sub.replay if e.type == "message.updated" and e.data["id"] == msg.id]
+
+    assert (await eventually(pushed))[-1].data["sentiment"] == "negative"
 
 
 async def test_a_killed_worker_is_replaced_and_later_messages_are_analysed(process_client: TestClient) -> None:
