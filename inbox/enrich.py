@@ -129,7 +129,7 @@ class NlpEnricher:
 
     async def ready(self) -> bool:
         """Wait until the worker has loaded the model; False when NLP is disabled (the reason is logged)."""
-        if self._loaded is not None:
+        if self._loaded is not None and not self._loaded.done():
             await asyncio.wait([self._loaded])
         return self._loaded is not None and not self.disabled_reason
 
@@ -145,11 +145,8 @@ class NlpEnricher:
             return
         if self._executor is None:
             self.start()
-        if self._loaded is not None and not self._loaded.done():
-            # Once, at start-up: loading is not what the budget measures (a failure is kept by `_model_loaded`).
-            await asyncio.wait([self._loaded])
-            if self.disabled_reason:
-                return
+        if not await self.ready():  # waits once, at start-up: loading is not what the budget measures
+            return
         texts = [(m.text or "")[:MAX_TEXT] for m in todo]
         for attempt in (1, 2):
             try:
