@@ -105,7 +105,7 @@ class PostCommitPipeline:
             if conv_id not in shown or conv_id in assigned:
                 continue  # shown as it is now, or conversation.assigned carries it (NLP summary included)
             data = conversation_json(conv, contact)
-            if data != shown.get(conv_id):  # the NLP summary (sentiment, intent) or the bot changed it
+            if data != shown[conv_id]:  # the NLP summary (sentiment, intent) or the bot changed it
                 await self.bus.publish(
                     Event("conversation.updated", data, inbox_id=conv.inbox_id, team_id=conv.team_id)
                 )
