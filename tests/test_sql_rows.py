@@ -1,0 +1,93 @@
+"""`inbox.sql.model_from_row` builds models from raw rows on the hot paths (every customer message, every
+authenticated request): what it builds must be what the ORM itself reads, on SQLite and on Postgres."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+from contacts.models import Contact, ContactIdentity
+from inbox import db
+from inbox.models import Conversation, Inbox
+from inbox.sql import model_from_row, model_select
+from tests.conftest import make_inbox
+
+
+def _fields(instance: Any) -> dict[str, Any]:
+    return {name: getattr(instance, name) for name in type(instance)._meta.fields_db_projection}
+
+
+async def _contact_and_conversation(inbox: Inbox) -> tuple[Contact, Conversation]:
+    hanoi = timezone(timedelta(hours=7))
+    contact = await Contact.create(
+        name="Nguyễn Thị Hoa",
+        phones=["+84901234567"],
+        emails=["hoa@example.vn"],
+        addresses=["12 Lý Thường Kiệt, Hà Nội"],
+        tags=["vip", "hay hỏi giá"],
+        attributes={"size": "M", "points": 120},
+        source={"channel": "facebook"},
+        birthday=date(1995, 3, 8),
+        first_seen_at=datetime(2026, 11, 1, 8, 30, 15, 123456, tzinfo=hanoi),
+        last_seen_at=datetime(2026, 11, 20, 23, 59, 59, tzinfo=UTC),
+        do_not_store=True,
+    )
+    identity = await ContactIdentity.create(contact=contact, inbox=inbox, channel="facebook", external_id="psid-1")
+    conversation = await Conversation.create(
+        inbox=inbox,
+        contact=contact,
+        identity=identity,
+        channel="facebook",
+        labels=["đơn mới", "cần gọi lại"],
+        thread_context={"post_id": "p_1", "text": "Áo thun 199k"},
+        last_activity_at=datetime(2026, 11, 20, 23, 59, 59, 999999, tzinfo=UTC),
+        snoozed_until=datetime(2026, 11, 21, 9, 0, tzinfo=hanoi),
+        status="snoozed",
+    )
+    return contact, conversation
+
+
+async def _raw_row() -> dict[str, Any]:
+    selected = f"{model_select(Conversation, 'c')}, {model_select(Contact, 'ct')}"
+    rows = await db.connection().execute_query_dict(
+        f"SELECT {selected} FROM conversations c JOIN contacts ct ON ct.id = c.contact_id"
+    )
+    assert len(rows) == 1
+    return rows[0]
+
+
+async def test_a_row_builds_the_same_conversation_and_contact_as_the_orm_reads(client) -> None:
+    inbox = await make_inbox()
+    contact, conversation = await _contact_and_conversation(inbox)
+    row = await _raw_row()
+
+    built_conversation = model_from_row(Conversation, row, "c_")
+    built_contact = model_from_row(Contact, row, "ct_")
+
+    read_conversation = await Conversation.get(id=conversation.id)
+    read_contact = await Contact.get(id=contact.id)
+    assert _fields(built_conversation) == _fields(read_conversation)
+    assert _fields(built_contact) == _fields(read_contact)
+    # Same instants and the same zone as the ORM gives (the API writes them out with isoformat).
+    for name in ("last_activity_at", "snoozed_until", "created_at"):
+        built, read = getattr(built_conversation, name), getattr(read_conversation, name)
+        assert built.isoformat() == read.isoformat()
+    assert built_contact.birthday == date(1995, 3, 8)
+    assert built_contact.do_not_store is True
+    assert built_conversation.labels == ["đơn mới", "cần gọi lại"]
+
+
+async def test_a_built_model_saves_and_compares_like_a_read_one(client) -> None:
+    inbox = await make_inbox()
+    _, conversation = await _contact_and_conversation(inbox)
+    built = model_from_row(Conversation, await _raw_row(), "c_")
+    assert built == conversation  # same primary key, same model
+
+    built.status = "open"
+    built.labels = [*built.labels, "đã chốt"]
+    await built.save(update_fields=["status", "labels"])  # an update of a saved row, never an insert
+
+    assert await Conversation.all().count() == 1
+    reread = await Conversation.get(id=conversation.id)
+    assert (reread.status, reread.labels) == ("open", ["đơn mới", "cần gọi lại", "đã chốt"])
+    assert reread.snoozed_until == conversation.snoozed_until
