@@ -27,7 +27,17 @@ from inbox import db
 from inbox.models import Conversation, InboundEvent, Inbox, Message
 from inbox.phones import normalize_phone
 from inbox.search import fold, index_contact, index_messages
-from inbox.sql import Sql, as_json, insert_many, json_param, model_columns, model_from_row, model_select, update_many
+from inbox.sql import (
+    Sql,
+    as_json,
+    insert_many,
+    insert_rows,
+    json_param,
+    model_columns,
+    model_from_row,
+    model_select,
+    update_many,
+)
 
 if TYPE_CHECKING:
     from inbox.coordination import LogLeader
@@ -192,10 +202,14 @@ class Deferred:
     message to it sees the changes of the previous one. Anything else that touches conversations flushes first."""
 
     events: list[list] = field(default_factory=list)
-    search: list[tuple[int, str]] = field(default_factory=list)
+    search: list[tuple[Message, str]] = field(default_factory=list)
     conversations: dict[int, Conversation] = field(default_factory=dict)
     changed: set[int] = field(default_factory=set)
     seen: dict[int, datetime] = field(default_factory=dict)  # contact id → last seen
+    # New customer messages, inserted at the flush in one statement (their ids are filled in then). Off where each
+    # event must stand alone (`_apply_isolated`): a message already stored is then skipped, not an error.
+    hold_messages: bool = True
+    messages: list[tuple[Message, list]] = field(default_factory=list)
 
     def record(
         self,
@@ -204,13 +218,18 @@ class Deferred:
         actor_type: str,
         actor_id: int | None,
         at: datetime,
-        message_id: int | None,
+        message: Message | None,
         **data: object,
     ) -> None:
-        self.events.append(_event_row(conv, kind, actor_type, actor_id, at, message_id, data))
+        """The message's id is read at the flush: a held message gets its id there."""
+        self.events.append(_event_row(conv, kind, actor_type, actor_id, at, message, data))  # type: ignore[arg-type]
 
     async def flush(self, conn: BaseDBAsyncClient) -> None:
         dialect = conn.capabilities.dialect
+        await self._insert_messages(conn)
+        for row in self.events:
+            if isinstance(row[5], Message):
+                row[5] = row[5].id
         await append_events(conn, self.events)
         if self.changed:
             rows = [
@@ -220,9 +239,39 @@ class Deferred:
         if self.seen:
             rows = [[at, cid] for cid, at in sorted(self.seen.items())]
             await conn.execute_many(update_many(dialect, "contacts", ("last_seen_at",)), rows)
-        await index_messages(conn, self.search)
+        await index_messages(conn, [(msg.id, text) for msg, text in self.search])
         self.events, self.search, self.changed, self.seen = [], [], set(), {}
         self.conversations = {}
+
+    async def _insert_messages(self, conn: BaseDBAsyncClient) -> None:
+        """The held messages in one statement per `MESSAGES_PER_STATEMENT`, each given its id. One that is not
+        inserted was already stored (the same platform message under another log key, or twice in this batch):
+        `AlreadyStored` fails the batch, which is then applied event by event, where it is skipped."""
+        held, self.messages = self.messages, []
+        for start in range(0, len(held), MESSAGES_PER_STATEMENT):
+            chunk = held[start : start + MESSAGES_PER_STATEMENT]
+            statement, params = insert_rows(
+                conn.capabilities.dialect, "messages", _MESSAGE_COLUMNS, [row for _, row in chunk],
+                on_conflict="(inbox_id, external_id) DO NOTHING",
+            )  # fmt: skip
+            inserted = await conn.execute_query_dict(f"{statement} RETURNING id, inbox_id, external_id", params)
+            ids = {(r["inbox_id"], r["external_id"]): r["id"] for r in inserted}
+            for msg, _ in chunk:
+                msg_id = ids.pop((msg.inbox_id, msg.external_id), None)
+                if msg_id is None:
+                    raise AlreadyStored(f"message {msg.external_id!r} of inbox {msg.inbox_id} is already stored")
+                msg.id = msg_id
+
+
+class AlreadyStored(Exception):
+    """A held customer message turned out to be stored already: the batch is applied again event by event."""
+
+
+_MESSAGE_COLUMNS = (
+    "conversation_id", "inbox_id", "direction", "sender_type", "origin", "text", "attachments", "private",
+    "created_at", "recorded_at", "external_id", "extra", "entities", "search_text",
+)  # fmt: skip
+MESSAGES_PER_STATEMENT = 500  # 7,000 parameters: well within SQLite's and Postgres' limits
 
 
 def _attachments(event: InboundMessage) -> list[dict]:
@@ -457,7 +506,6 @@ async def apply_inbound(
     deferred.conversations[conv.id] = conv
     if contact.id in DO_NOT_STORE:  # the customer refused storage of personal data: keep the fact, not the content
         event = withheld(event)
-    sql = Sql(conn.capabilities.dialect)
     attachments = _attachments(event)
     values = {
         "conversation_id": conv.id,
@@ -475,25 +523,32 @@ async def apply_inbound(
         "entities": "[]",
         "search_text": fold(event.text),
     }
-    inserted = await conn.execute_query_dict(
-        sql.insert("messages", values, on_conflict="(inbox_id, external_id) DO NOTHING", returning="id"),
-        sql.params,
-    )
-    if not inserted:
-        return  # the same platform message under another log key: already stored
+    if deferred.hold_messages:
+        msg_id = None  # given at the flush, with the batch's other messages (`Deferred._insert_messages`)
+    else:
+        sql = Sql(conn.capabilities.dialect)
+        inserted = await conn.execute_query_dict(
+            sql.insert("messages", values, on_conflict="(inbox_id, external_id) DO NOTHING", returning="id"),
+            sql.params,
+        )
+        if not inserted:
+            return  # the same platform message under another log key: already stored
+        msg_id = inserted[0]["id"]
     row = dict.fromkeys(model_columns(Message))  # every other column is NULL for a new customer message
-    row.update(values, id=inserted[0]["id"], attachments=attachments, extra=_extra(event), entities=[])
+    row.update(values, id=msg_id, attachments=attachments, extra=_extra(event), entities=[])
     msg = Message._init_from_db(**row)
+    if msg_id is None:
+        deferred.messages.append((msg, [values[column] for column in _MESSAGE_COLUMNS]))
     if conv.status in ("resolved", "snoozed"):
         previous = conv.status
         conv.status, conv.snoozed_until = "open", None
-        deferred.record(conv, "reopened", "contact", contact.id, at, msg.id, previous=previous)
-    deferred.record(conv, "message_in", "contact", contact.id, at, msg.id)
+        deferred.record(conv, "reopened", "contact", contact.id, at, msg, previous=previous)
+    deferred.record(conv, "message_in", "contact", contact.id, at, msg)
     advance(conv, at, preview(event.text, attachments), incoming=True)
     deferred.changed.add(conv.id)
     if contact.last_seen_at is None or at - contact.last_seen_at > LAST_SEEN_RESOLUTION:
         contact.last_seen_at = deferred.seen[contact.id] = at
-    deferred.search.append((msg.id, msg.search_text))
+    deferred.search.append((msg, msg.search_text))
     if event.shared_phone:
         await deferred.flush(conn)  # the contact is read and written next: everything before it lands first
         await apply_shared_phone(conn, conv, contact, event.shared_phone, at, msg.id, event.channel)
@@ -823,7 +878,7 @@ class InboundProcessor:
                 try:
                     async with in_transaction() as savepoint:
                         # No cached ids here (one may be what failed); ids learnt are dropped with the savepoint.
-                        deferred = Deferred()
+                        deferred = Deferred(hold_messages=False)
                         await apply_event(savepoint, inbox, row, event_out, Known(), Known(), deferred)
                         await deferred.flush(savepoint)
                 except Exception as exc:  # one malformed record must not block the log
