@@ -173,14 +173,14 @@ def to_record(event: ChannelEvent) -> dict[str, Any]:
 def from_record(record: dict[str, Any]) -> ChannelEvent:
     data = dict(record)
     cls = _KINDS[data.pop("kind")]
-    for f in dataclasses.fields(cls):
-        value = data.get(f.name)
-        if f.name in ("occurred_at", "watermark") and isinstance(value, str):
-            data[f.name] = datetime.fromisoformat(value)
-        elif f.name == "attachments" and value is not None:
-            data[f.name] = tuple(Attachment(**a) for a in value)
-        elif f.name == "external_ids" and value is not None:
-            data[f.name] = tuple(value)
+    # Only the fields `to_record` changed are turned back (the record's keys are the class's own fields).
+    for name in ("occurred_at", "watermark"):
+        if isinstance(value := data.get(name), str):
+            data[name] = datetime.fromisoformat(value)
+    if (attachments := data.get("attachments")) is not None:
+        data["attachments"] = tuple(Attachment(**a) for a in attachments)
+    if (external_ids := data.get("external_ids")) is not None:
+        data["external_ids"] = tuple(external_ids)
     return cls(**data)
 
 
