@@ -714,6 +714,9 @@ class InboundProcessor:
         self._known = Known()
         self._read_ahead: deque[LogRow] = deque()
         self._owed = 1  # events the next batch applies before it may yield to waiting webhooks
+        # Seconds the end of a batch takes per held customer message (their one insert, events, summaries), learnt
+        # from each flush: the slice counts it, since webhooks wait for the connection until the batch commits.
+        self._flush_cost = 0.0
         self.processed = 0
 
     def start(self) -> None:
@@ -829,7 +832,7 @@ class InboundProcessor:
             rows = await claim_rows(conn, rows)
             loaded = 0  # rows whose conversations have been read
             for index, row in enumerate(rows):
-                if len(done) >= self._owed and self._slice_over(started):
+                if len(done) >= self._owed and self._slice_over(started, len(deferred.messages)):
                     break  # webhooks are waiting to commit on the same database: let them in
                 if index == loaded:
                     # Conversations are read a step at a time while acks wait: a slice applies only a few events,
@@ -840,16 +843,22 @@ class InboundProcessor:
                     loaded = index + len(step)
                 await apply_event(conn, await self._inbox(row.inbox_id), row, out, self._known, learnt, deferred)
                 done.append(row.id)
+            held, flush_started = len(deferred.messages), time.monotonic()
             await deferred.flush(conn)
+            if held:
+                per_message = (time.monotonic() - flush_started) / held
+                self._flush_cost = per_message if not self._flush_cost else 0.8 * self._flush_cost + 0.2 * per_message
             await InboundEvent.filter(id__in=done).using_db(conn).update(processed=True)
         self._known.learn(learnt)  # only ids that are committed
         applied = set(done)
         self._read_ahead.extendleft(reversed([row for row in rows if row.id not in applied]))  # next time, in order
         return out, len(done)
 
-    def _slice_over(self, started: float) -> bool:
+    def _slice_over(self, started: float, held: int = 0) -> bool:
         waiting = self._acks_waiting()
-        return bool(waiting) and (waiting >= CROWD or time.monotonic() - started > SLICE_SECONDS)
+        return bool(waiting) and (
+            waiting >= CROWD or time.monotonic() - started + self._flush_cost * held > SLICE_SECONDS
+        )
 
     def _known_conversations(self, rows: list[LogRow]) -> set[int]:
         """The conversations a batch's customer messages go to, where committed batches taught us their ids: read
