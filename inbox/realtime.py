@@ -57,7 +57,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         await ws.prepare(request)
     bus = request.app[BUS]
     subscription = bus.subscribe(since, viewer.can_receive)
-    sender = Sender(ws, subscription, bus, request.transport, pii)
+    sender = Sender(ws, subscription, bus, request.transport, pii, request.app[WRITER])
     sockets = request.app[SOCKETS_PER_USER]
     presence = request.app.get(PRESENCE)
     heartbeat = request.app[HEARTBEAT]
@@ -97,10 +97,11 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
 
 
 class Sender:
-    """Writes one socket's events in order. Its task exists only while something is pending, so an idle socket
-    costs no task; a client that falls too far behind is told to resync and closed."""
+    """Writes one socket's events in order. Live events are written by the app's one `FrameWriter`: no task is
+    started per socket per burst of events, and an idle socket holds none. A client that falls too far behind is
+    told to resync and closed (the only step that needs a task)."""
 
-    __slots__ = ("answered", "bus", "pii", "subscription", "task", "transport", "ws")
+    __slots__ = ("answered", "bus", "pii", "subscription", "task", "transport", "writer", "ws")
 
     def __init__(
         self,
@@ -109,10 +110,12 @@ class Sender:
         bus: EventBus,
         transport: asyncio.Transport | None,
         pii: bool = True,
+        writer: FrameWriter | None = None,
     ) -> None:
         self.ws, self.subscription, self.bus, self.transport = ws, subscription, bus, transport
         self.pii = pii
-        self.task: asyncio.Task[None] | None = None
+        self.writer = writer if writer is not None else FrameWriter()
+        self.task: asyncio.Task[None] | None = None  # the resync, when the client fell behind
         self.answered = True  # the client has sent something since the last ping
 
     def beat(self) -> None:
@@ -139,35 +142,42 @@ class Sender:
         self.kick()  # whatever was published while catching up
 
     def kick(self) -> None:
-        if self.task is None or self.task.done():
-            self.task = asyncio.create_task(self._drain())
+        self.writer.add(self)
 
-    async def _drain(self) -> None:
+    def write_pending(self) -> None:
+        """Every pending frame in one write (one syscall), not one per frame. Frames are whole and written
+        synchronously, so they never interleave with aiohttp's own ping/pong/close frames."""
+        if self.ws.closed or self.task is not None:
+            return
+        subscription = self.subscription
+        batch = subscription.take()
+        transport = self.transport
+        if not batch:
+            if subscription.overflowed:
+                self._resync()
+            return
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
+            subscription.overflowed = True  # the client stopped reading: resync beats unbounded memory
+            self._resync()
+            return
+        pii = self.pii
         try:
-            while not self.ws.closed:
-                batch = self.subscription.take()
-                if not batch:
-                    if self.subscription.overflowed:
-                        # The current seq: seqs never go back, and the client resumes from here after refetching.
-                        await self.ws.send_str(_frame("resync", self.bus.last_seq, {"reason": "client fell behind"}))
-                        await self.ws.close()
-                    return
-                transport = self.transport
-                if transport is None or transport.is_closing():
-                    return
-                if transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
-                    self.subscription.overflowed = True  # the client stopped reading: resync beats unbounded memory
-                    continue
-                # Every pending frame in one write (one syscall), not one per frame: fan-out to many agents at
-                # 1,000 messages/s spent most of its time in per-frame writes. Frames are whole and written
-                # synchronously, so they never interleave with aiohttp's own ping/pong/close frames.
-                pii = self.pii
-                transport.write(b"".join(event.ws_frame_for(pii) for event in batch))
-                await asyncio.sleep(0)  # let the batch grow while other sockets are served
+            transport.write(b"".join(event.ws_frame_for(pii) for event in batch))
         except (ConnectionResetError, RuntimeError):
             return
-        finally:
-            self.task = None  # a finished task and its coroutine, kept per idle socket, were ~0.5 KiB each
+
+    def _resync(self) -> None:
+        self.task = asyncio.create_task(self._send_resync())
+
+    async def _send_resync(self) -> None:
+        try:
+            # The current seq: seqs never go back, and the client resumes from here after refetching.
+            await self.ws.send_str(_frame("resync", self.bus.last_seq, {"reason": "client fell behind"}))
+            await self.ws.close()
+        except (ConnectionResetError, RuntimeError):
+            return
 
     async def stop(self) -> None:
         self.subscription.on_pending = None
@@ -175,6 +185,32 @@ class Sender:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+class FrameWriter:
+    """Writes the pending frames of every socket that has some, once per turn of the event loop: the events
+    published in one turn (a batch's messages) leave in one write per socket, and no socket needs a task."""
+
+    __slots__ = ("_scheduled", "_senders")
+
+    def __init__(self) -> None:
+        self._senders: set[Sender] = set()  # each socket once, however many events it got this turn
+        self._scheduled = False
+
+    def add(self, sender: Sender) -> None:
+        self._senders.add(sender)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._write)
+
+    def _write(self) -> None:
+        self._scheduled = False
+        senders, self._senders = self._senders, set()
+        for sender in senders:
+            try:
+                sender.write_pending()
+            except Exception:  # one broken socket must not keep the others' frames back
+                log.exception("writing frames to an agent socket failed")
 
 
 class Heartbeat:
@@ -215,10 +251,13 @@ class Heartbeat:
 
 
 HEARTBEAT = web.AppKey("heartbeat", Heartbeat)
+WRITER = web.AppKey("frame_writer", FrameWriter)
 
 
 async def heartbeats(app: web.Application) -> AsyncIterator[None]:
-    """The agent sockets' shared heartbeat, for the app's lifetime (`ws_heartbeat_seconds` shortens it in tests)."""
+    """The agent sockets' shared heartbeat and frame writer, for the app's lifetime (`ws_heartbeat_seconds`
+    shortens the heartbeat in tests)."""
+    app[WRITER] = FrameWriter()
     heartbeat = app[HEARTBEAT] = Heartbeat(float(app[SETTINGS].extra.get("ws_heartbeat_seconds", HEARTBEAT_SECONDS)))
     heartbeat.start()
     yield
