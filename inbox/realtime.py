@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 from agents.presence import PRESENCE
 from contacts.masking import can_view_pii
 from inbox.api.guard import authenticate
-from inbox.bus import Event, EventBus, Subscription
+from inbox.bus import NOTHING, Event, EventBus, Subscription
 from inbox.http import ContractErrors, fail, long_lived
 from inbox.keys import BUS, SETTINGS
 from inbox.models import Conversation
@@ -136,7 +136,7 @@ class Sender:
             await self.ws.send_str(_frame("resync", last_seq, {"reason": "events since that seq are no longer kept"}))
         for event in self.subscription.replay:
             await self.ws.send_frame(event.frame_bytes_for(self.pii), WSMsgType.TEXT)
-        self.subscription.replay = []
+        self.subscription.replay = NOTHING  # the replayed events are let go
         await self.ws.send_str(_frame("ready", last_seq, {}))
         self.subscription.on_pending = self.kick
         self.kick()  # whatever was published while catching up

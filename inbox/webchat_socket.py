@@ -25,7 +25,7 @@ from tortoise.transactions import in_transaction
 from channels import webchat
 from channels.events import ParseError, Receipt
 from contacts.models import Contact, ContactIdentity
-from inbox.bus import Event, EventBus, Subscription
+from inbox.bus import NOTHING, Event, EventBus, Subscription
 from inbox.ingest import Accepted, StorageUnavailable
 from inbox.keys import BUS, INGEST, SETTINGS
 from inbox.models import Conversation, Inbox, Message
@@ -207,7 +207,7 @@ class VisitorSession:
             await self.send("error", {"code": "identity_rejected", "message": error})
         for event in self.subscription.replay:
             await self.send_event(event)
-        self.subscription.replay = []
+        self.subscription.replay = NOTHING  # the replayed events are let go
         await self.send("ready", {})
         self.writer = asyncio.create_task(self._write_events())
 
