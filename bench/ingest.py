@@ -47,6 +47,7 @@ from bench.common import (
     hopthu_env,
     latency_line,
     percentile,
+    sqlite_connect,
     start_bare,
     start_hopthu,
     text_for,
@@ -278,12 +279,15 @@ async def run(args: argparse.Namespace) -> Summary:
             factory = WebhookFactory(args.contacts)
             full = await closed_loop(hopthu, factory, args.duration, args.concurrency)
             print(full.describe("hopthu serve, full speed"))
+            backlog = _unapplied(db_path)  # acknowledged, not yet applied: what the processor does next, alone
             t0 = time.perf_counter()
             stored_full, pending = await drain(db_path, f"m_{factory.run_id}_")
             drained_in = time.perf_counter() - t0
+            applier_rate = backlog / drained_in if drained_in else 0.0
             print(
                 f"    stored after drain: {stored_full:,} messages for {full.ok + 32:,} acknowledged webhooks "
-                f"(incl. 32 warm-up), {pending} still pending; drained in {drained_in:.1f} s"
+                f"(incl. 32 warm-up), {pending} still pending; drained in {drained_in:.1f} s "
+                f"({backlog:,} left when the load stopped: {applier_rate:,.0f} msg/s applied with no webhooks)"
             )
             factory2 = WebhookFactory(args.contacts)
             rate = await open_loop(hopthu, factory2, args.duration, args.rate)
@@ -335,6 +339,7 @@ async def run(args: argparse.Namespace) -> Summary:
     summary.add(f"hopthu acked/sent at {args.rate:g}/s", rate.ok / rate.sent if rate.sent else 0.0, "", 1.0,
                 higher=True)  # fmt: skip
     summary.add("hopthu server CPU per webhook (full speed)", full.server_cpu / max(full.ok, 1) * 1e6, "µs")
+    summary.add("hopthu applier alone (backlog after full speed)", applier_rate, "msg/s")
     summary.add("bare server CPU per webhook (full speed)", bare_full.server_cpu / max(bare_full.ok, 1) * 1e6, "µs")
     summary.add("messages stored / acked (both phases)",
                 (stored_full + stored_rate) / max(full.ok + rate.ok + 64, 1), "", 1.0, higher=True)  # fmt: skip
@@ -353,6 +358,11 @@ async def run(args: argparse.Namespace) -> Summary:
             "(the ratio is optimistic by that much)"
         )
     return summary
+
+
+def _unapplied(db_path: Path) -> int:
+    with sqlite_connect(db_path) as conn:
+        return conn.execute("SELECT COUNT(*) FROM inbound_events WHERE processed = 0").fetchone()[0]
 
 
 def main() -> int:
