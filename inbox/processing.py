@@ -854,7 +854,7 @@ class InboundProcessor:
         self._read_ahead.extendleft(reversed([row for row in rows if row.id not in applied]))  # next time, in order
         return out, len(done)
 
-    def _slice_over(self, started: float, held: int = 0) -> bool:
+    def _slice_over(self, started: float, held: int) -> bool:
         waiting = self._acks_waiting()
         return bool(waiting) and (
             waiting >= CROWD or time.monotonic() - started + self._flush_cost * held > SLICE_SECONDS

@@ -57,7 +57,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         await ws.prepare(request)
     bus = request.app[BUS]
     subscription = bus.subscribe(since, viewer.can_receive)
-    sender = Sender(ws, subscription, bus, request.transport, pii, request.app[WRITER])
+    sender = Sender(ws, subscription, bus, request.transport, request.app[WRITER], pii)
     sockets = request.app[SOCKETS_PER_USER]
     presence = request.app.get(PRESENCE)
     heartbeat = request.app[HEARTBEAT]
@@ -109,12 +109,12 @@ class Sender:
         subscription: Subscription,
         bus: EventBus,
         transport: asyncio.Transport | None,
+        writer: FrameWriter,
         pii: bool = True,
-        writer: FrameWriter | None = None,
     ) -> None:
         self.ws, self.subscription, self.bus, self.transport = ws, subscription, bus, transport
         self.pii = pii
-        self.writer = writer if writer is not None else FrameWriter()
+        self.writer = writer
         self.task: asyncio.Task[None] | None = None  # the resync, when the client fell behind
         self.answered = True  # the client has sent something since the last ping
 

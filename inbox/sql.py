@@ -134,8 +134,9 @@ def _row_plan(model: type) -> tuple[tuple[str, str, Any], ...]:
         else:
             convert = field.to_python_value
         plan.append((column, attribute, convert))
-    _ROW_PLANS[model] = (list(meta.db_native_fields), list(meta.db_complex_fields), tuple(plan))
-    return tuple(plan)
+    built = tuple(plan)
+    _ROW_PLANS[model] = (list(meta.db_native_fields), list(meta.db_complex_fields), built)
+    return built
 
 
 def _orm_datetime(value: Any) -> datetime:
