@@ -163,6 +163,7 @@ async def record(
 _EVENT_COLUMNS = (
     "conversation_id", "inbox_id", "kind", "actor_type", "actor_id", "message_id", "data", "occurred_at", "recorded_at",
 )  # fmt: skip
+_MESSAGE_ID = _EVENT_COLUMNS.index("message_id")  # a held message's id is filled in there at the flush
 _SUMMARY_COLUMNS = (
     "status", "snoozed_until", "last_message_at", "last_message_preview", "last_incoming_at", "last_activity_at",
     "unread_count",
@@ -228,8 +229,8 @@ class Deferred:
         dialect = conn.capabilities.dialect
         await self._insert_messages(conn)
         for row in self.events:
-            if isinstance(row[5], Message):
-                row[5] = row[5].id
+            if isinstance(message := row[_MESSAGE_ID], Message):
+                row[_MESSAGE_ID] = message.id
         await append_events(conn, self.events)
         if self.changed:
             rows = [
