@@ -114,6 +114,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         committed,
         acks_waiting=writer.waiting,
         acks_caught_up=writer.caught_up,
+        acks_arrived=writer.arrived,
         leader=leader,
         before_apply=pipeline.prepare,
     )

@@ -69,6 +69,10 @@ class IngestWriter:
         """How many webhooks are waiting for a commit, in flight or queued (the processor yields the database)."""
         return self._accepted - self._settled
 
+    def arrived(self) -> int:
+        """How many webhooks have been handed to `store` so far (the processor tells a steady stream by it)."""
+        return self._accepted
+
     async def caught_up(self) -> None:
         """Return once every webhook waiting now has had its commit: the processor's turn comes after theirs."""
         target = self._accepted

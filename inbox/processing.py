@@ -421,6 +421,7 @@ LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 SLICE_SECONDS = 0.01
 CROWD = 8
 MAX_STEP_ASIDE = 0.25  # seconds, at most, that the log waits for the webhooks (a stuck commit must not stall it)
+LULL_SECONDS = 0.005  # fewer than CROWD webhooks in this long (< 1,600/s) is a lull: the log's turn
 LOAD_STEP = 8  # events whose conversations are read together while acks wait
 OWED_EVENTS = LOAD_STEP
 
@@ -700,6 +701,7 @@ class InboundProcessor:
         batch_size: int = 50,
         acks_waiting: Callable[[], int] = lambda: 0,
         acks_caught_up: Callable[[], Awaitable[None]] = lambda: asyncio.sleep(0),
+        acks_arrived: Callable[[], int] = lambda: 0,
         leader: LogLeader | None = None,
         before_apply: Callable[[list[dict]], None] = lambda records: None,
     ) -> None:
@@ -707,6 +709,7 @@ class InboundProcessor:
         self._leader = leader  # several processes on Postgres: only the leader applies the log (in its order)
         self._acks_waiting = acks_waiting
         self._acks_caught_up = acks_caught_up
+        self._acks_arrived = acks_arrived  # webhooks handed to the writer so far: how fast they are coming
         self._after_commit = after_commit
         self._wake = wake
         self._batch_size = batch_size
@@ -756,21 +759,33 @@ class InboundProcessor:
         fixed length throttled the log even with the CPU idle). While a crowd keeps coming, the log waits longer (at
         most `MAX_STEP_ASIDE`), then takes a turn of at least `OWED_EVENTS` events."""
         while True:
+            arrived = self._acks_arrived()
             if not await self.process_pending():
                 return
             self._owed = 1
-            if self._acks_waiting() and not await self._step_aside():
+            # A crowd is webhooks waiting now, or as many arriving during the turn: in a steady stream each one is
+            # committed within a few ms, so at the moment the turn ends none may be waiting, yet more are on the way.
+            crowd = self._acks_waiting() or self._acks_arrived() - arrived >= CROWD
+            if crowd and not await self._step_aside(arrived):
                 self._owed = OWED_EVENTS  # it waited out a whole step aside: make this turn worth its costs
 
-    async def _step_aside(self) -> bool:
+    async def _step_aside(self, since: int) -> bool:
         """Wait for the webhooks waiting now to be committed, and for as long as a crowd keeps coming, at most
-        `MAX_STEP_ASIDE`; True if they let up (the log's turn), False if the time ran out (its turn anyway)."""
+        `MAX_STEP_ASIDE`; True if they let up (the log's turn), False if the time ran out (its turn anyway). A crowd
+        is `CROWD` webhooks waiting, or as many arriving in a round of at least `LULL_SECONDS` (the first round
+        counts from `since`, the writer's arrivals when the turn began): a steady stream is committed as fast as it
+        comes, so at any one moment none of it may be waiting."""
         deadline = time.monotonic() + MAX_STEP_ASIDE
         while (remaining := deadline - time.monotonic()) > 0:
+            started = time.monotonic()
             if not await self._acks_committed(remaining):
                 return False
-            if self._acks_waiting() < CROWD:
+            if (rest := LULL_SECONDS - (time.monotonic() - started)) > 0:
+                await asyncio.sleep(rest)
+            arrived = self._acks_arrived()
+            if self._acks_waiting() < CROWD and arrived - since < CROWD:
                 return True
+            since = arrived
         return False
 
     async def _acks_committed(self, within: float) -> bool:

@@ -160,3 +160,68 @@ async def test_when_the_crowd_lets_up_the_log_takes_its_turn_at_once(stored_burs
     # Each turn: one event (the crowd came back each time), the waiting webhooks' commit, the pipeline, then the
     # step aside, which ends at once with the lull.
     assert order == ["acks", "pipeline of 1", "acks"] * len(PSIDS)
+
+
+class SteadyStream:
+    """Webhooks committed as fast as they come: each commit round answers every one waiting while `per_round`
+    more arrive and are answered, so when a turn of the log ends none may be waiting at that moment."""
+
+    def __init__(self, per_round: int) -> None:
+        self.per_round = per_round
+        self.waiting = 0
+        self.arrived = 0
+        self.rounds = 0
+
+    def turn_begins(self, records: list[dict]) -> None:
+        self.waiting = 1  # one came as the turn began: the slice ends after the events the log is owed
+
+    async def commit_round(self) -> None:
+        self.rounds += 1
+        self.arrived += self.per_round
+        self.waiting = 0
+        await asyncio.sleep(0.001)
+
+
+async def _drain_with(stream: SteadyStream) -> list[int]:
+    applied: list[int] = []
+
+    async def after_commit(out: Outcome) -> None:
+        applied.append(len(out.new_messages))
+
+    processor = InboundProcessor(
+        after_commit,
+        asyncio.Event(),
+        acks_waiting=lambda: stream.waiting,
+        acks_caught_up=stream.commit_round,
+        acks_arrived=lambda: stream.arrived,
+        before_apply=stream.turn_begins,
+    )
+    await asyncio.wait_for(processor._drain(), 5.0)
+    return applied
+
+
+async def test_a_steady_stream_that_never_waits_long_still_comes_first(stored_burst, monkeypatch) -> None:
+    """A crowd keeps arriving, though at the end of each turn none is waiting: the log steps aside all the same
+    (it used to take turn after turn of one event, each holding the database while webhooks came in)."""
+    monkeypatch.setattr(processing, "SLICE_SECONDS", 0.0)
+    monkeypatch.setattr(processing, "MAX_STEP_ASIDE", 0.05)
+    monkeypatch.setattr(processing, "OWED_EVENTS", 3)
+    stream = SteadyStream(per_round=processing.CROWD)
+
+    applied = await _drain_with(stream)
+
+    assert applied == [1, 3, 2]  # one event, then the step aside ran out twice: turns of three
+    assert stream.rounds >= 2 * 5  # it kept stepping aside, round after round of commits
+    stored = await Message.filter(direction="in").order_by("id").values_list("external_id", flat=True)
+    assert stored == stored_burst
+
+
+async def test_a_trickle_of_webhooks_leaves_the_log_its_turns(stored_burst, monkeypatch) -> None:
+    monkeypatch.setattr(processing, "SLICE_SECONDS", 0.0)
+    monkeypatch.setattr(processing, "MAX_STEP_ASIDE", 60.0)
+    stream = SteadyStream(per_round=1)
+
+    applied = await _drain_with(stream)  # never the 60 s step aside
+
+    assert applied == [1] * len(PSIDS)  # a turn after each commit round: the webhooks let up at once
+    assert await Message.filter(direction="in").count() == len(PSIDS)
