@@ -211,7 +211,7 @@ async def test_a_steady_stream_that_never_waits_long_still_comes_first(stored_bu
     applied = await _drain_with(stream)
 
     assert applied == [1, 3, 2]  # one event, then the step aside ran out twice: turns of three
-    assert stream.rounds >= 2 * 5  # it kept stepping aside, round after round of commits
+    assert stream.rounds >= 2 * 2  # each step aside went on round after round of commits, not just one
     stored = await Message.filter(direction="in").order_by("id").values_list("external_id", flat=True)
     assert stored == stored_burst
 
