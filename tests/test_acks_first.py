@@ -5,11 +5,13 @@ reach the inbox during a long burst instead of only after it."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 
+from channels.events import InboundMessage
 from inbox import processing
-from inbox.ingest import IngestWriter
+from inbox.ingest import Accepted, IngestWriter
 from inbox.keys import PROCESSOR
 from inbox.models import InboundEvent, Message
 from inbox.processing import InboundProcessor, Outcome
@@ -78,15 +80,15 @@ async def test_the_processor_waits_for_the_commit_of_every_webhook_already_waiti
         gate = asyncio.Event()
         gates.append(gate)
         await gate.wait()
-        for _, future in batch:
-            future.set_result(None)
+        for waiting in batch:
+            waiting.future.set_result(None)
 
     writer._commit = slow_commit  # type: ignore[method-assign]
     writer.start()
     try:
-        first = asyncio.create_task(writer.store(["event 1"]))  # type: ignore[list-item]
+        first = asyncio.create_task(writer.store([_event(1)]))
         await asyncio.sleep(0.01)  # committing
-        second = asyncio.create_task(writer.store(["event 2"]))  # type: ignore[list-item]
+        second = asyncio.create_task(writer.store([_event(2)]))
         await asyncio.sleep(0.01)  # queued behind the commit in flight
         assert writer.waiting()
         turn = asyncio.create_task(writer.caught_up())
@@ -94,7 +96,7 @@ async def test_the_processor_waits_for_the_commit_of_every_webhook_already_waiti
         await first
         await asyncio.sleep(0.01)
         assert not turn.done()  # the second webhook is still waiting for its commit
-        later = asyncio.create_task(writer.store(["event 3"]))  # type: ignore[list-item]
+        later = asyncio.create_task(writer.store([_event(3)]))
         await asyncio.sleep(0.01)
         gates[1].set()
         await second
@@ -225,3 +227,8 @@ async def test_a_trickle_of_webhooks_leaves_the_log_its_turns(stored_burst, monk
 
     assert applied == [1] * len(PSIDS)  # a turn after each commit round: the webhooks let up at once
     assert await Message.filter(direction="in").count() == len(PSIDS)
+
+
+def _event(n: int) -> Accepted:
+    message = InboundMessage("facebook", "page-1", "psid-1", f"mid.{n}", datetime.now(UTC), text=f"tin {n}")
+    return Accepted(inbox_id=1, channel="facebook", event=message)
