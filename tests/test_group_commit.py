@@ -51,3 +51,74 @@ async def test_an_event_that_cannot_be_serialised_is_kept_and_the_writer_lives_o
     fine = await post_webhook(client, messenger_text(PAGE_ID, "PSID-X", "mid.fine", "còn hàng không ạ", now_ms()))
     assert fine.status == 200
     assert await eventually(lambda: Message.get_or_none(external_id="mid.fine"))
+
+
+async def test_concurrent_webhooks_with_unknown_events_among_them_are_all_kept(client, inbox):
+    """Webhooks with dead letters take the general commit path, plain ones the fast one; under concurrency every
+    event is kept: each message once, each unknown event as one dead letter."""
+    from inbox.models import DeadLetter
+
+    def reaction(n: int) -> dict:
+        event = {"sender": {"id": f"psid-r{n}"}, "recipient": {"id": PAGE_ID}, "timestamp": now_ms(),
+                 "reaction": {"mid": f"m_r{n}", "action": "react", "emoji": "❤"}}  # fmt: skip
+        return {"object": "page", "entry": [{"id": PAGE_ID, "time": now_ms(), "messaging": [event]}]}
+
+    bodies = [
+        reaction(i) if i % 5 == 0 else messenger_text(PAGE_ID, f"psid-{i % 7}", f"mid.mixed.{i}", f"Tin {i}", now_ms())
+        for i in range(40)
+    ]
+    responses = await asyncio.gather(*(post_webhook(client, body) for body in bodies))
+    assert [r.status for r in responses] == [200] * 40
+    assert await DeadLetter.filter(channel="facebook").count() == 8
+    assert await InboundEvent.filter(dedupe_key__startswith="msg:mid.mixed.").count() == 32
+    await eventually(lambda: _mixed_count_is(32))
+
+
+async def _mixed_count_is(expected: int) -> bool:
+    return await Message.filter(external_id__startswith="mid.mixed.").count() == expected
+
+
+async def test_on_postgres_a_commit_starts_while_another_is_in_flight() -> None:
+    """With `concurrent_commits=2` (the Postgres setting) a webhook arriving during a commit gets its own at once;
+    a third waits for one of the two."""
+    from datetime import UTC, datetime
+
+    from channels.events import InboundMessage
+    from inbox.ingest import Accepted, IngestWriter
+
+    writer = IngestWriter(concurrent_commits=2)
+    gates: list[asyncio.Event] = []
+
+    async def gated_commit(batch) -> None:
+        gate = asyncio.Event()
+        gates.append(gate)
+        await gate.wait()
+        for waiting in batch:
+            waiting.future.set_result(None)
+
+    def event(n: int) -> Accepted:
+        message = InboundMessage("facebook", PAGE_ID, "psid-1", f"mid.p{n}", datetime.now(UTC), text="Alo")
+        return Accepted(inbox_id=1, channel="facebook", event=message)
+
+    writer._commit = gated_commit  # type: ignore[method-assign]
+    writer.start()
+    try:
+        first = asyncio.create_task(writer.store([event(1)]))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(writer.store([event(2)]))
+        await asyncio.sleep(0.01)
+        assert len(gates) == 2  # both commits in flight
+        third = asyncio.create_task(writer.store([event(3)]))
+        await asyncio.sleep(0.01)
+        assert len(gates) == 2  # the third waits for a free connection
+        gates[1].set()
+        await asyncio.wait_for(second, 1.0)
+        assert not first.done()  # answered by its own commit, not by the other one
+        await asyncio.sleep(0.01)
+        assert len(gates) == 3
+        gates[0].set()
+        gates[2].set()
+        await asyncio.wait_for(asyncio.gather(first, third), 1.0)
+        assert not writer.waiting()
+    finally:
+        await writer.stop()
