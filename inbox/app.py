@@ -104,8 +104,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     pipeline.enrichers.insert(0, nlp_enricher)
     pipeline.preparers.append(nlp_enricher.prepare)  # analysis starts while the processor writes the batch
     pipeline.enrichers.append(comments)  # auto-hide comments that show a phone or an address
-    on_sqlite = settings.database_url.startswith("sqlite")
-    writer = IngestWriter(on_committed=committed, sqlite_thread=on_sqlite, concurrent_commits=1 if on_sqlite else 2)
+    writer = IngestWriter(on_committed=committed, sqlite_thread=settings.database_url.startswith("sqlite"))
     # Several processes (Redis between them) on one Postgres database: one applies the inbound log at a time, so
     # events reach the shared bus in the log's order. A single process applies what it stores, as always.
     several = bool(settings.redis_url) and settings.database_url.startswith("postgres")

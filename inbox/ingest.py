@@ -72,12 +72,7 @@ BURST_SECONDS = 0.01  # back-to-back commits on the SQLite thread give the conne
 
 class IngestWriter:
     def __init__(
-        self,
-        on_committed: asyncio.Event | None = None,
-        max_batch: int = 1_000,
-        *,
-        sqlite_thread: bool = False,
-        concurrent_commits: int = 1,
+        self, on_committed: asyncio.Event | None = None, max_batch: int = 1_000, *, sqlite_thread: bool = False
     ) -> None:
         # Appended by handlers on the event loop; taken by `_run`, or by `_drain` on the SQLite thread (a deque's
         # append and popleft are atomic).
@@ -85,10 +80,6 @@ class IngestWriter:
         self._sqlite_thread = sqlite_thread
         self._closing = False  # tells `_drain` to stop between commits
         self._burst: asyncio.Future[None] | None = None
-        # Postgres commits on several pooled connections at once: webhooks that arrive during a commit need not
-        # wait for its round trips and fsync (the log's reader orders by id and takes late commits later).
-        self._concurrent_commits = concurrent_commits
-        self._in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._on_committed = on_committed
         self._max_batch = max_batch
@@ -123,8 +114,6 @@ class IngestWriter:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._burst is not None:  # the commit in progress on the SQLite thread ends, and is answered
             await asyncio.wait([self._burst], timeout=10)
-        if self._in_flight:  # so do the commits in flight on other connections
-            await asyncio.wait(self._in_flight, timeout=10)
         for waiting in self._queue:
             if not waiting.future.done():
                 waiting.future.set_exception(StorageUnavailable("server shutting down"))
@@ -154,23 +143,15 @@ class IngestWriter:
                         if self._queue:
                             self._answer([self._queue.popleft()], exc)
                     continue
-                if len(self._in_flight) >= self._concurrent_commits:
-                    await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
-                    continue
                 batch, size = [], 0
                 while self._queue and size < self._max_batch:
                     waiting = self._queue.popleft()
                     batch.append(waiting)
                     size += len(waiting.rows) + len(waiting.dead)
-                commit = asyncio.create_task(self._commit_and_settle(batch))
-                self._in_flight.add(commit)
-                commit.add_done_callback(self._in_flight.discard)
-
-    async def _commit_and_settle(self, batch: list[Waiting]) -> None:
-        try:
-            await self._commit(batch)
-        finally:
-            self._settle_count(len(batch))
+                try:
+                    await self._commit(batch)
+                finally:
+                    self._settle_count(len(batch))
 
     def _settle_count(self, count: int) -> None:
         self._settled += count
