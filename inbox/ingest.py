@@ -201,13 +201,17 @@ class IngestWriter:
 
     def _answer(self, batch: list[Waiting], error: Exception | None) -> None:
         if error is not None:
-            log.error("ingest commit failed: %s", error)
-            for waiting in batch:
-                if not waiting.future.done():
-                    waiting.future.set_exception(StorageUnavailable(str(error)))
+            self._refused(batch, error)
         else:
             self._committed(batch, any(waiting.rows for waiting in batch))
         self._settle_count(len(batch))
+
+    def _refused(self, batch: list[Waiting], error: Exception) -> None:
+        """Whatever the database said, the platform hears 503 and delivers again."""
+        log.error("ingest commit failed: %s", error)
+        for waiting in batch:
+            if not waiting.future.done():
+                waiting.future.set_exception(StorageUnavailable(str(error)))
 
     def _committed(self, batch: list[Waiting], stored: bool) -> None:
         self.commits += 1
@@ -233,10 +237,7 @@ class IngestWriter:
                 conn = db.connection()
                 await conn.execute_query(*_insert(conn, inbound))
         except Exception as exc:  # whatever the database says, the platform must hear 503 and retry
-            log.error("ingest commit failed: %s", exc)
-            for waiting in batch:
-                if not waiting.future.done():
-                    waiting.future.set_exception(StorageUnavailable(str(exc)))
+            self._refused(batch, exc)
             return
         self._committed(batch, bool(inbound))
 
