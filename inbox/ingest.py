@@ -22,7 +22,6 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from channels.events import ChannelEvent, Unrecognized, to_record
@@ -189,7 +188,7 @@ class IngestWriter:
             error: Exception | None = None
             if rows:
                 try:
-                    raw.execute(*_insert_sql(rows))
+                    raw.execute(*_insert("sqlite", rows))
                 except Exception as exc:  # whatever the database says, the platform must hear 503 and retry
                     error = exc
             try:
@@ -203,7 +202,7 @@ class IngestWriter:
         if error is not None:
             self._refused(batch, error)
         else:
-            self._committed(batch, any(waiting.rows for waiting in batch))
+            self._committed(batch)
         self._settle_count(len(batch))
 
     def _refused(self, batch: list[Waiting], error: Exception) -> None:
@@ -213,14 +212,14 @@ class IngestWriter:
             if not waiting.future.done():
                 waiting.future.set_exception(StorageUnavailable(str(error)))
 
-    def _committed(self, batch: list[Waiting], stored: bool) -> None:
+    def _committed(self, batch: list[Waiting]) -> None:
         self.commits += 1
         for channel, count in Counter(channel for waiting in batch for channel in waiting.channels).items():
             INGESTED.labels(channel).inc(count)
         for waiting in batch:
             if not waiting.future.done():
                 waiting.future.set_result(None)
-        if stored and self._on_committed is not None:
+        if self._on_committed is not None and any(waiting.rows for waiting in batch):
             self._on_committed.set()
 
     async def _commit(self, batch: list[Waiting]) -> None:
@@ -230,16 +229,17 @@ class IngestWriter:
             if dead or len(inbound) > ROWS_PER_STATEMENT:  # rare: several statements in one transaction
                 async with in_transaction() as conn:
                     for start in range(0, len(inbound), ROWS_PER_STATEMENT):
-                        await conn.execute_query(*_insert(conn, inbound[start : start + ROWS_PER_STATEMENT]))
+                        rows = inbound[start : start + ROWS_PER_STATEMENT]
+                        await conn.execute_query(*_insert(conn.capabilities.dialect, rows))
                     if dead:
                         await DeadLetter.bulk_create(dead, using_db=conn)
             elif inbound:  # one statement, its own transaction, one round trip, no ORM objects (Postgres' hot path)
                 conn = db.connection()
-                await conn.execute_query(*_insert(conn, inbound))
+                await conn.execute_query(*_insert(conn.capabilities.dialect, inbound))
         except Exception as exc:  # whatever the database says, the platform must hear 503 and retry
             self._refused(batch, exc)
             return
-        self._committed(batch, bool(inbound))
+        self._committed(batch)
 
 
 def _serialise(items: list[Item]) -> tuple[list[list[object]], list[str], list[DeadLetter]]:
@@ -291,13 +291,6 @@ _COLUMNS = ("inbox_id", "channel", "dedupe_key", "record", "processed", "receive
 ROWS_PER_STATEMENT = 1_000  # 6,000 parameters: well within SQLite's and Postgres' limits
 
 
-def _insert(conn: BaseDBAsyncClient, rows: list[list[object]]) -> tuple[str, list[object]]:
+def _insert(dialect: str, rows: list[list[object]]) -> tuple[str, list[object]]:
     """Deduplicated by the unique key (inbox, dedupe key): a redelivered event inserts nothing."""
-    return insert_rows(conn.capabilities.dialect, "inbound_events", _COLUMNS, rows, on_conflict=_ON_CONFLICT)
-
-
-def _insert_sql(rows: list[list[object]]) -> tuple[str, list[object]]:
-    return insert_rows("sqlite", "inbound_events", _COLUMNS, rows, on_conflict=_ON_CONFLICT)
-
-
-_ON_CONFLICT = "(inbox_id, dedupe_key) DO NOTHING"
+    return insert_rows(dialect, "inbound_events", _COLUMNS, rows, on_conflict="(inbox_id, dedupe_key) DO NOTHING")

@@ -22,11 +22,11 @@ async def test_concurrent_webhooks_are_committed_together_and_all_stored(client,
     commits = writer.commits - before
     assert 1 <= commits < 60, f"{commits} commits for 60 concurrent webhooks: no grouping"
     assert await InboundEvent.filter(dedupe_key__startswith="msg:mid.group.").count() == 60
-    await eventually(lambda: _count_is(60))
+    await eventually(lambda: _messages_stored("mid.group.", 60))
 
 
-async def _count_is(expected: int) -> bool:
-    return await Message.filter(external_id__startswith="mid.group.").count() == expected
+async def _messages_stored(prefix: str, expected: int) -> bool:
+    return await Message.filter(external_id__startswith=prefix).count() == expected
 
 
 async def test_an_event_that_cannot_be_serialised_is_kept_and_the_writer_lives_on(
@@ -71,8 +71,4 @@ async def test_concurrent_webhooks_with_unknown_events_among_them_are_all_kept(c
     assert [r.status for r in responses] == [200] * 40
     assert await DeadLetter.filter(channel="facebook").count() == 8
     assert await InboundEvent.filter(dedupe_key__startswith="msg:mid.mixed.").count() == 32
-    await eventually(lambda: _mixed_count_is(32))
-
-
-async def _mixed_count_is(expected: int) -> bool:
-    return await Message.filter(external_id__startswith="mid.mixed.").count() == expected
+    await eventually(lambda: _messages_stored("mid.mixed.", 32))
