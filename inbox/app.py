@@ -117,6 +117,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         acks_arrived=writer.arrived,
         leader=leader,
         before_apply=pipeline.prepare,
+        finished_analyses=nlp_enricher.finished,
     )
     app[OUTBOX], app[PROFILES], app[PROCESSOR], app[INGEST] = outbox, profiles, processor, writer
     for service in (outbox, profiles, processor, writer):

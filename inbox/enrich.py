@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from contacts.models import Contact
@@ -182,6 +183,23 @@ class NlpEnricher:
         for i, text in enumerate(wanted):
             self._ahead[text] = (future, i)
 
+    def finished(self, texts: list[str]) -> dict[str, dict]:
+        """The analyses `prepare` started for these texts that are already in, taken (each is used once). The
+        processor stores them with the messages in the batch's one insert, so `message.created` carries them and
+        no second write or `message.updated` frame follows; a text still being analysed goes the pipeline's way."""
+        found: dict[str, dict] = {}
+        for text in dict.fromkeys(text[:MAX_TEXT] for text in texts):
+            ahead = self._ahead.get(text)
+            if ahead is None or not ahead[0].done():
+                continue
+            future, index = ahead
+            if future.cancelled() or future.exception() is not None:
+                continue  # the pipeline asks again, and sees the failure
+            del self._ahead[text]
+            found[text] = future.result()[index]
+        self.analysed += len(found)
+        return found
+
     def _analysis(self, texts: list[str]) -> asyncio.Future:
         """The results for `texts`, in order: those `prepare` started, and the rest now."""
         found = {text: self._ahead.pop(text) for text in set(texts) if text in self._ahead}
@@ -211,26 +229,17 @@ class NlpEnricher:
     # -- storage -------------------------------------------------------------------------------------------------
     async def _store(self, todo: Sequence[Message], results: Sequence[dict]) -> dict[int, dict]:
         for msg, res in zip(todo, results, strict=True):
-            msg.sentiment = res["sentiment"]
-            msg.sentiment_score = res["sentiment_score"]
-            msg.intent = res["intent"]
-            msg.intent_confidence = res["intent_confidence"]
-            msg.entities = res["entities"]
+            take_analysis(msg, res)
         conv_ids = sorted({m.conversation_id for m in todo})
         async with in_transaction() as conn:
             # Raw statements, one per table: building an ORM update per message cost more than the NLP itself.
             dialect = conn.capabilities.dialect
             await conn.execute_many(
-                update_many(dialect, "messages", _NLP_COLUMNS),
-                [[*(_nlp_value(msg, c) for c in _NLP_COLUMNS), msg.id] for msg in todo],
+                update_many(dialect, "messages", NLP_COLUMNS),
+                [[*(_nlp_value(msg, c) for c in NLP_COLUMNS), msg.id] for msg in todo],
             )
             summaries = await conversation_summaries(conv_ids, todo, conn)
-            by_columns: dict[tuple[str, ...], list[list]] = {}
-            for conv_id, fields in summaries.items():
-                columns = tuple(sorted(fields))
-                by_columns.setdefault(columns, []).append([*(fields[c] for c in columns), conv_id])
-            for columns, rows in by_columns.items():
-                await conn.execute_many(update_many(dialect, "conversations", columns), rows)
+            await store_summaries(conn, summaries)
         self.analysed += len(todo)
         return summaries
 
@@ -259,7 +268,16 @@ def _forget(future: asyncio.Future) -> None:
         future.exception()  # retrieved: an unused analysis that failed is not worth a warning
 
 
-_NLP_COLUMNS = ("sentiment", "sentiment_score", "intent", "intent_confidence", "entities")
+NLP_COLUMNS = ("sentiment", "sentiment_score", "intent", "intent_confidence", "entities")
+
+
+def take_analysis(msg: Message, result: dict) -> None:
+    """One analysis (`nlp.Analysis.to_dict()`) onto its message, as the columns it is stored in."""
+    msg.sentiment = result["sentiment"]
+    msg.sentiment_score = result["sentiment_score"]
+    msg.intent = result["intent"]
+    msg.intent_confidence = result["intent_confidence"]
+    msg.entities = result["entities"]
 
 
 def _nlp_value(msg: Message, column: str) -> object:
@@ -310,6 +328,16 @@ async def conversation_summaries(conv_ids: Sequence[int], latest: Sequence[Messa
     for cid, msg in newest.items():
         out[cid]["sentiment"] = msg.sentiment
     return {cid: fields for cid, fields in out.items() if fields}
+
+
+async def store_summaries(conn: BaseDBAsyncClient, summaries: dict[int, dict]) -> None:
+    """Write `conversation_summaries`' fields: one statement per set of columns, not one per conversation."""
+    by_columns: dict[tuple[str, ...], list[list]] = {}
+    for conv_id, fields in summaries.items():
+        columns = tuple(sorted(fields))
+        by_columns.setdefault(columns, []).append([*(fields[c] for c in columns), conv_id])
+    for columns, rows in by_columns.items():
+        await conn.execute_many(update_many(conn.capabilities.dialect, "conversations", columns), rows)
 
 
 async def refresh_conversations(convs: Sequence[Conversation]) -> None:

@@ -74,12 +74,14 @@ class PostCommitPipeline:
                 Event("message.updated", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
             )
         inbound = [msg for _, _, msg in out.new_messages if msg.direction == "in"]
+        # Messages whose analysis was in when they were stored went out with it; the others are analysed here.
+        unanalysed = [msg for msg in inbound if msg.sentiment is None]
         for enrich in self.enrichers:
             try:
                 await enrich(inbound)
             except Exception:  # enrichment is best effort: the message is already stored
                 log.exception("enricher %r failed", enrich)
-        enriched = [msg for msg in inbound if msg.sentiment is not None]  # NLP results, stored by inbox/enrich.py
+        enriched = [msg for msg in unanalysed if msg.sentiment is not None]  # NLP results, stored by inbox/enrich.py
         if enriched:
             await refresh_conversations([conv for conv, _ in out.changed_conversations.values()])
         rated = await self.csat.absorb(out) if self.csat else set()  # a rating only: resolved again, not routed

@@ -24,6 +24,7 @@ from channels.events import InboundMessage, MessageEdit, MessageRemoval, Receipt
 from contacts.consent import DO_NOT_STORE, withheld
 from contacts.models import Contact, ContactIdentity
 from inbox import db
+from inbox.enrich import MAX_TEXT, NLP_COLUMNS, conversation_summaries, store_summaries, take_analysis
 from inbox.models import Conversation, InboundEvent, Inbox, Message
 from inbox.phones import normalize_phone
 from inbox.search import fold, index_contact, index_messages
@@ -211,6 +212,9 @@ class Deferred:
     # event must stand alone (`_apply_isolated`): a message already stored is then skipped, not an error.
     hold_messages: bool = True
     messages: list[tuple[Message, list]] = field(default_factory=list)
+    # The NLP results already in for held messages' texts (`NlpEnricher.finished`): stored in the messages' insert
+    # and summarised on their conversations in this transaction, so `message.created` carries them.
+    finished_analyses: Callable[[list[str]], dict[str, dict]] | None = None
 
     def record(
         self,
@@ -227,6 +231,7 @@ class Deferred:
 
     async def flush(self, conn: BaseDBAsyncClient) -> None:
         dialect = conn.capabilities.dialect
+        analysed = self._take_analyses()
         await self._insert_messages(conn)
         for row in self.events:
             if isinstance(message := row[_MESSAGE_ID], Message):
@@ -241,8 +246,34 @@ class Deferred:
             rows = [[at, cid] for cid, at in sorted(self.seen.items())]
             await conn.execute_many(update_many(dialect, "contacts", ("last_seen_at",)), rows)
         await index_messages(conn, [(msg.id, text) for msg, text in self.search])
+        if analysed:
+            summaries = await conversation_summaries(sorted({msg.conversation_id for msg in analysed}), analysed, conn)
+            await store_summaries(conn, summaries)
+            for conv_id, fields in summaries.items():
+                if (conv := self.conversations.get(conv_id)) is not None:
+                    for column, value in fields.items():
+                        setattr(conv, column, value)  # published with the conversation after the commit
         self.events, self.search, self.changed, self.seen = [], [], set(), {}
         self.conversations = {}
+
+    def _take_analyses(self) -> list[Message]:
+        """Held customer messages whose analysis is in: filled in on the message and its row to insert."""
+        if self.finished_analyses is None:
+            return []
+        texts = [msg.text for msg, _ in self.messages if msg.text and msg.text.strip()]
+        results = self.finished_analyses(texts) if texts else {}
+        if not results:
+            return []
+        analysed = []
+        for msg, row in self.messages:
+            result = results.get((msg.text or "")[:MAX_TEXT])
+            if result is not None:
+                take_analysis(msg, result)
+                for index, column in _NLP_SLOTS:
+                    value = getattr(msg, column)
+                    row[index] = json_param(value) if column == "entities" else value
+                analysed.append(msg)
+        return analysed
 
     async def _insert_messages(self, conn: BaseDBAsyncClient) -> None:
         """The held messages in one statement per `MESSAGES_PER_STATEMENT`, each given its id. One that is not
@@ -271,7 +302,9 @@ class AlreadyStored(Exception):
 _MESSAGE_COLUMNS = (
     "conversation_id", "inbox_id", "direction", "sender_type", "origin", "text", "attachments", "private",
     "created_at", "recorded_at", "external_id", "extra", "entities", "search_text",
+    "sentiment", "sentiment_score", "intent", "intent_confidence",
 )  # fmt: skip
+_NLP_SLOTS = [(_MESSAGE_COLUMNS.index(column), column) for column in NLP_COLUMNS]  # filled in at the flush
 MESSAGES_PER_STATEMENT = 500  # 7,000 parameters: well within SQLite's and Postgres' limits
 
 
@@ -524,6 +557,10 @@ async def apply_inbound(
         "extra": json_param(_extra(event)),
         "entities": "[]",
         "search_text": fold(event.text),
+        "sentiment": None,  # filled in at the flush when the analysis is in (`Deferred._take_analyses`)
+        "sentiment_score": None,
+        "intent": None,
+        "intent_confidence": None,
     }
     if deferred.hold_messages:
         msg_id = None  # given at the flush, with the batch's other messages (`Deferred._insert_messages`)
@@ -704,8 +741,10 @@ class InboundProcessor:
         acks_arrived: Callable[[], int] = lambda: 0,
         leader: LogLeader | None = None,
         before_apply: Callable[[list[dict]], None] = lambda records: None,
+        finished_analyses: Callable[[list[str]], dict[str, dict]] | None = None,
     ) -> None:
         self._before_apply = before_apply  # told each batch's records first (the pipeline starts NLP early)
+        self._finished_analyses = finished_analyses  # the NLP results already in, stored with their messages
         self._leader = leader  # several processes on Postgres: only the leader applies the log (in its order)
         self._acks_waiting = acks_waiting
         self._acks_caught_up = acks_caught_up
@@ -841,7 +880,7 @@ class InboundProcessor:
         """The whole batch in one transaction without savepoints: the fast, common case."""
         out, learnt = Outcome(), Known()
         done: list[int] = []
-        deferred = Deferred()
+        deferred = Deferred(finished_analyses=self._finished_analyses)
         async with in_transaction() as conn:
             # The slice starts once the connection is ours: waiting for a commit to finish is not time spent here.
             started = time.monotonic()

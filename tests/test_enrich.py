@@ -55,10 +55,11 @@ async def test_messages_get_sentiment_intent_entities_and_updates_are_pushed(cli
 
     await eventually(pushed_positive)
     sub = client.app[BUS].subscribe(since, lambda e: True)
-    updates = [e for e in sub.replay if e.type == "message.updated" and e.data["id"] == second.id]
-    assert updates and updates[-1].data["sentiment"] == "negative" and updates[-1].data["intent"] == "complaint"
-    created = [e for e in sub.replay if e.type == "message.created" and e.data["id"] == second.id]
-    assert created[0].seq < updates[0].seq
+    sub.close()
+    # The analysis goes out with message.created when it was in at the insert, or follows as message.updated.
+    frames = [e for e in sub.replay if e.type in ("message.created", "message.updated") and e.data["id"] == second.id]
+    assert frames[0].type == "message.created"
+    assert (frames[-1].data["sentiment"], frames[-1].data["intent"]) == ("negative", "complaint")
 
 
 async def test_the_message_goes_out_before_nlp_and_its_results_follow(client: TestClient, inbox: Inbox) -> None:
@@ -87,12 +88,18 @@ async def test_the_message_goes_out_before_nlp_and_its_results_follow(client: Te
 
     team = await Team.create(name="CSKH")
     await Conversation.filter(id=conv.id).update(team_id=team.id)  # its readers are settled now
-    gate.clear()
+    release = threading.Event()  # now the analysis itself is slow: it is not in when the message is stored
+
+    def held_analysis(texts: list[str]) -> list[dict]:
+        release.wait(10)
+        return _analyze(texts)
+
+    _nlp(client).analyze = held_analysis
     await send_text(client, "psid-9", "m-early", "giao sai màu rồi, shop làm ăn chán quá 😡")
     created = await eventually(lambda: asyncio.sleep(0, frames("message.created", "giao sai")))
     assert created[0].data["sentiment"] is None and created[0].data["conversation_id"] == conv.id
     assert not [e for e in frames("message.updated") if e.data["id"] == created[0].data["id"]]  # NLP still held
-    gate.set()
+    release.set()
 
     async def analysed() -> list[Event]:
         return [e for e in frames("message.updated", "giao sai") if e.data["sentiment"] == "negative"]
@@ -108,6 +115,47 @@ async def test_the_message_goes_out_before_nlp_and_its_results_follow(client: Te
         ]
 
     assert await eventually(summarised)
+
+
+async def test_an_analysis_ready_when_the_message_is_stored_goes_out_with_it(client: TestClient, inbox: Inbox) -> None:
+    """The worker analyses a batch's texts while the processor writes it; whatever is in by the insert is stored
+    with the message and summarised on its conversation in the same transaction: message.created carries it, and
+    no message.updated (one frame fewer per agent per message) follows."""
+    bus = client.app[BUS]
+    team = await Team.create(name="CSKH")
+    await send_text(client, "psid-r", "m-r1", "shop ơi")
+    conv = await eventually(lambda: Conversation.filter(inbox_id=inbox.id).first())
+    await Conversation.filter(id=conv.id).update(team_id=team.id)  # settled readers: published at the commit
+    await eventually(lambda: Message.filter(external_id="m-r1", sentiment__not_isnull=True).exists(), timeout=20)
+    text = "giao sai màu rồi, shop làm ăn chán quá 😡 sdt em 0912 345 678"
+    nlp = _nlp(client)
+    nlp.prepare([text])  # what the processor does with the batch it is about to apply; here, well ahead
+
+    async def in_() -> bool:
+        return text in nlp._ahead and nlp._ahead[text][0].done()
+
+    await eventually(in_)
+    since = bus.last_seq
+    await send_text(client, "psid-r", "m-r2", text)
+    stored = await eventually(lambda: Message.filter(external_id="m-r2").first())
+    await eventually(lambda: asyncio.sleep(0, client.app[PIPELINE].handled_up_to >= stored.id))
+    assert (stored.sentiment, stored.intent) == ("negative", "complaint")
+    assert [e["normalized"] for e in stored.entities if e["type"] == "phone"] == ["+84912345678"]
+    conv = await Conversation.get(id=conv.id)
+    assert (conv.sentiment, conv.worst_sentiment, conv.intent) == ("negative", "negative", "complaint")
+
+    sub = bus.subscribe(since, lambda e: True)
+    sub.close()
+    created = [e for e in sub.replay if e.type == "message.created" and e.data["id"] == stored.id]
+    assert created and (created[0].data["sentiment"], created[0].data["intent"]) == ("negative", "complaint")
+    assert not [e for e in sub.replay if e.type == "message.updated" and e.data["id"] == stored.id]
+    shown = [e for e in sub.replay if e.type.startswith("conversation.") and e.data["id"] == conv.id]
+    assert shown and shown[0].seq < created[0].seq and shown[-1].data["sentiment"] == "negative"
+    assert text not in nlp._ahead  # each analysis is used once
+
+
+def _nlp(client: TestClient) -> NlpEnricher:
+    return next(e for e in client.app[PIPELINE].enrichers if isinstance(e, NlpEnricher))
 
 
 async def test_texts_prepared_ahead_are_analysed_once_and_used_by_the_pipeline(
