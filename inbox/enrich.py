@@ -34,7 +34,7 @@ from inbox.bus import Event, EventBus
 from inbox.config import NLP_WORKERS
 from inbox.models import Conversation, Message
 from inbox.serialize import conversation_json, message_json
-from inbox.sql import Sql, json_param, update_many
+from inbox.sql import Sql, Statement, json_param, run_statements, update_many
 
 log = logging.getLogger(__name__)
 SENTIMENT_RANK = {"negative": 0, "neutral": 1, "positive": 2}
@@ -290,19 +290,31 @@ async def conversation_summaries(conv_ids: Sequence[int], latest: Sequence[Messa
     (its customers' most frequent intent other than "other"; ties go to the most recent)."""
     if not conv_ids:
         return {}
-    newest: dict[int, Message] = {}
-    for msg in latest:
-        if msg.sentiment and (msg.conversation_id not in newest or msg.id > newest[msg.conversation_id].id):
-            newest[msg.conversation_id] = msg
     conn = conn if conn is not None else db.connection()
-    sql = Sql(conn.capabilities.dialect)
-    # One raw statement per batch (the ORM's two grouped queries cost more to build than to run).
-    rows = await conn.execute_query_dict(
+    statement = summary_statement(conn.capabilities.dialect, conv_ids)
+    rows = await conn.execute_query_dict(statement.sql, statement.params)
+    return summaries_from(rows, conv_ids, latest)
+
+
+def summary_statement(dialect: str, conv_ids: Sequence[int]) -> Statement:
+    """The rows `summaries_from` reads: one raw statement per batch (the ORM's two grouped queries cost more to
+    build than to run)."""
+    sql = Sql(dialect)
+    return Statement(
         "SELECT conversation_id, sentiment, intent, COUNT(*) AS n, MAX(id) AS last FROM messages"
         f" WHERE conversation_id IN ({sql.marks(conv_ids)}) AND direction = {sql.p('in')}"
         " AND (sentiment IS NOT NULL OR intent IS NOT NULL) GROUP BY conversation_id, sentiment, intent",
         sql.params,
+        fetch=True,
     )
+
+
+def summaries_from(rows: list[dict], conv_ids: Sequence[int], latest: Sequence[Message]) -> dict[int, dict]:
+    """`conversation_summaries` from `summary_statement`'s rows and the batch's analysed messages."""
+    newest: dict[int, Message] = {}
+    for msg in latest:
+        if msg.sentiment and (msg.conversation_id not in newest or msg.id > newest[msg.conversation_id].id):
+            newest[msg.conversation_id] = msg
     sentiments = [r for r in rows if r["sentiment"] is not None]
     counts: dict[tuple[int, str], list[int]] = {}  # (conversation, intent) → [messages, newest id]
     for r in rows:
@@ -331,13 +343,20 @@ async def conversation_summaries(conv_ids: Sequence[int], latest: Sequence[Messa
 
 
 async def store_summaries(conn: BaseDBAsyncClient, summaries: dict[int, dict]) -> None:
-    """Write `conversation_summaries`' fields: one statement per set of columns, not one per conversation."""
+    """Write `conversation_summaries`' fields."""
+    await run_statements(conn, summary_updates(conn.capabilities.dialect, summaries))
+
+
+def summary_updates(dialect: str, summaries: dict[int, dict]) -> list[Statement]:
+    """One statement per set of columns, not one per conversation."""
     by_columns: dict[tuple[str, ...], list[list]] = {}
     for conv_id, fields in summaries.items():
         columns = tuple(sorted(fields))
         by_columns.setdefault(columns, []).append([*(fields[c] for c in columns), conv_id])
-    for columns, rows in by_columns.items():
-        await conn.execute_many(update_many(conn.capabilities.dialect, "conversations", columns), rows)
+    return [
+        Statement(update_many(dialect, "conversations", columns), rows, many=True)
+        for columns, rows in by_columns.items()
+    ]
 
 
 async def refresh_conversations(convs: Sequence[Conversation]) -> None:

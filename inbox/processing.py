@@ -24,12 +24,13 @@ from channels.events import InboundMessage, MessageEdit, MessageRemoval, Receipt
 from contacts.consent import DO_NOT_STORE, withheld
 from contacts.models import Contact, ContactIdentity
 from inbox import db
-from inbox.enrich import MAX_TEXT, NLP_COLUMNS, conversation_summaries, store_summaries, take_analysis
+from inbox.enrich import MAX_TEXT, NLP_COLUMNS, summaries_from, summary_statement, summary_updates, take_analysis
 from inbox.models import Conversation, InboundEvent, Inbox, Message
 from inbox.phones import normalize_phone
-from inbox.search import fold, index_contact, index_messages
+from inbox.search import fold, index_contact, index_messages, message_index_statement
 from inbox.sql import (
     Sql,
+    Statement,
     as_json,
     insert_many,
     insert_rows,
@@ -37,6 +38,7 @@ from inbox.sql import (
     model_columns,
     model_from_row,
     model_select,
+    run_statements,
     update_many,
 )
 
@@ -230,25 +232,34 @@ class Deferred:
         self.events.append(_event_row(conv, kind, actor_type, actor_id, at, message, data))  # type: ignore[arg-type]
 
     async def flush(self, conn: BaseDBAsyncClient) -> None:
+        """The held writes: the messages first (their ids), then the rest in one hand-off (`run_statements`)."""
         dialect = conn.capabilities.dialect
         analysed = self._take_analyses()
         await self._insert_messages(conn)
         for row in self.events:
             if isinstance(message := row[_MESSAGE_ID], Message):
                 row[_MESSAGE_ID] = message.id
-        await append_events(conn, self.events)
+        statements = []
+        if self.events:
+            events = insert_many(dialect, "conversation_events", _EVENT_COLUMNS)
+            statements.append(Statement(events, self.events, many=True))
         if self.changed:
             rows = [
                 [*(getattr(self.conversations[cid], c) for c in _SUMMARY_COLUMNS), cid] for cid in sorted(self.changed)
             ]
-            await conn.execute_many(update_many(dialect, "conversations", _SUMMARY_COLUMNS), rows)
+            statements.append(Statement(update_many(dialect, "conversations", _SUMMARY_COLUMNS), rows, many=True))
         if self.seen:
             rows = [[at, cid] for cid, at in sorted(self.seen.items())]
-            await conn.execute_many(update_many(dialect, "contacts", ("last_seen_at",)), rows)
-        await index_messages(conn, [(msg.id, text) for msg, text in self.search])
-        if analysed:
-            summaries = await conversation_summaries(sorted({msg.conversation_id for msg in analysed}), analysed, conn)
-            await store_summaries(conn, summaries)
+            statements.append(Statement(update_many(dialect, "contacts", ("last_seen_at",)), rows, many=True))
+        if indexed := message_index_statement(dialect, [(msg.id, text) for msg, text in self.search]):
+            statements.append(indexed)
+        analysed_in = sorted({msg.conversation_id for msg in analysed})
+        if analysed_in:  # the NLP summary of the conversations, read after their messages are in
+            statements.append(summary_statement(dialect, analysed_in))
+        results = await run_statements(conn, statements)
+        if analysed_in:
+            summaries = summaries_from(results[-1] or [], analysed_in, analysed)
+            await run_statements(conn, summary_updates(dialect, summaries))
             for conv_id, fields in summaries.items():
                 if (conv := self.conversations.get(conv_id)) is not None:
                     for column, value in fields.items():

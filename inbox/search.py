@@ -17,6 +17,8 @@ import unicodedata
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from inbox.sql import Statement
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -46,9 +48,17 @@ def tsquery(terms: list[str]) -> str:
 
 async def index_messages(conn: BaseDBAsyncClient, rows: list[tuple[int, str]]) -> None:
     """Add messages to the SQLite FTS table (Postgres indexes the column itself)."""
-    rows = [(i, t) for i, t in rows if t]
-    if rows and conn.capabilities.dialect == "sqlite":
-        await conn.execute_many("INSERT INTO message_fts(rowid, search_text) VALUES (?, ?)", rows)
+    statement = message_index_statement(conn.capabilities.dialect, rows)
+    if statement is not None:
+        await conn.execute_many(statement.sql, statement.params)
+
+
+def message_index_statement(dialect: str, rows: list[tuple[int, str]]) -> Statement | None:
+    """`index_messages` as a statement for `run_statements`; None when there is nothing to index."""
+    params = [[i, t] for i, t in rows if t]
+    if not params or dialect != "sqlite":
+        return None
+    return Statement("INSERT INTO message_fts(rowid, search_text) VALUES (?, ?)", params, many=True)
 
 
 async def index_contact(conn: BaseDBAsyncClient, contact_id: int, old_text: str, new_text: str) -> None:

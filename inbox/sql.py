@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.sqlite.client import SqliteTransactionWrapper
 from tortoise.fields import DatetimeField
 from tortoise.timezone import get_default_timezone, get_use_tz
 
@@ -143,3 +146,46 @@ def _orm_datetime(value: Any) -> datetime:
     """`DatetimeField.to_python_value` with `use_tz` (hopthu's setting): aware, in the ORM's time zone."""
     parsed = as_datetime(value)
     return parsed.astimezone(get_default_timezone())
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One statement of `run_statements`: rows (`many`: one parameter list per row, as `execute_many`), or a query
+    whose rows come back as dicts (`fetch`)."""
+
+    sql: str
+    params: list[Any]
+    many: bool = False
+    fetch: bool = False
+
+
+async def run_statements(conn: BaseDBAsyncClient, statements: Sequence[Statement]) -> list[list[dict] | None]:
+    """Run `statements` in order inside the caller's transaction; each fetching one's rows, in place. On SQLite
+    they go to aiosqlite's thread in one hand-off: every `await` on aiosqlite waits for the event loop to come
+    round, which under load costs more than the statements themselves. Elsewhere, one by one."""
+    if isinstance(conn, SqliteTransactionWrapper):  # the transaction holds the connection: nothing interleaves
+        # aiosqlite's `_execute` runs a function on its thread, where the sqlite3 connection lives.
+        return await conn._connection._execute(_run_on_sqlite_thread, conn._connection._conn, statements)
+    results: list[list[dict] | None] = []
+    for statement in statements:
+        if statement.many:
+            await conn.execute_many(statement.sql, statement.params)
+            results.append(None)
+        elif statement.fetch:
+            results.append(await conn.execute_query_dict(statement.sql, statement.params))
+        else:
+            await conn.execute_query(statement.sql, statement.params)
+            results.append(None)
+    return results
+
+
+def _run_on_sqlite_thread(raw: Any, statements: Sequence[Statement]) -> list[list[dict] | None]:
+    results: list[list[dict] | None] = []
+    for statement in statements:
+        if statement.many:
+            raw.executemany(statement.sql, statement.params)
+            results.append(None)
+        else:
+            cursor = raw.execute(statement.sql, statement.params)
+            results.append([dict(row) for row in cursor.fetchall()] if statement.fetch else None)
+    return results

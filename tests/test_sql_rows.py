@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from contacts.models import Contact, ContactIdentity
 from inbox import db
 from inbox.models import Conversation, Inbox
-from inbox.sql import model_from_row, model_select
+from inbox.sql import Statement, model_from_row, model_select, run_statements, update_many
 from tests.conftest import make_inbox
 
 
@@ -91,3 +93,32 @@ async def test_a_built_model_saves_and_compares_like_a_read_one(client) -> None:
     reread = await Conversation.get(id=conversation.id)
     assert (reread.status, reread.labels) == ("open", ["đơn mới", "cần gọi lại", "đã chốt"])
     assert reread.snoozed_until == conversation.snoozed_until
+
+
+async def test_statements_run_in_order_inside_the_transaction_and_fetch_in_place(client) -> None:
+    """`run_statements` (the processor's flush: one hand-off to SQLite's thread, one by one on Postgres): rows,
+    plain statements and queries in order, each query's rows where it stood, and all of it undone with the
+    transaction."""
+    inbox = await make_inbox()
+    contact, _ = await _contact_and_conversation(inbox)
+    dialect = db.connection().capabilities.dialect
+    mark = "?" if dialect == "sqlite" else "$1"
+    rename = Statement(update_many(dialect, "contacts", ("name",)), [["Hoa", contact.id], ["x", -1]], many=True)
+    read = Statement(f"SELECT name FROM contacts WHERE id = {mark}", [contact.id], fetch=True)
+    tag = Statement(update_many(dialect, "contacts", ("notes",)), ["khách quen", contact.id])
+    async with in_transaction() as conn:
+        results = await run_statements(conn, [rename, read, tag, read])
+    assert results == [None, [{"name": "Hoa"}], None, [{"name": "Hoa"}]]
+    stored = await Contact.get(id=contact.id)
+    assert (stored.name, stored.notes) == ("Hoa", "khách quen")
+
+    class Undone(Exception):
+        pass
+
+    try:
+        async with in_transaction() as conn:
+            await run_statements(conn, [Statement(rename.sql, [["Lan", contact.id]], many=True)])
+            raise Undone
+    except Undone:
+        pass
+    assert (await Contact.get(id=contact.id)).name == "Hoa"
