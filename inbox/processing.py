@@ -217,6 +217,8 @@ class Deferred:
     # The NLP results already in for held messages' texts (`NlpEnricher.finished`): stored in the messages' insert
     # and summarised on their conversations in this transaction, so `message.created` carries them.
     finished_analyses: Callable[[list[str]], dict[str, dict]] | None = None
+    # Statements the batch adds to its last flush (its log rows marked processed).
+    extra: list[Statement] = field(default_factory=list)
 
     def record(
         self,
@@ -253,10 +255,12 @@ class Deferred:
             statements.append(Statement(update_many(dialect, "contacts", ("last_seen_at",)), rows, many=True))
         if indexed := message_index_statement(dialect, [(msg.id, text) for msg, text in self.search]):
             statements.append(indexed)
+        statements += self.extra
+        self.extra = []
         analysed_in = sorted({msg.conversation_id for msg in analysed})
         if analysed_in:  # the NLP summary of the conversations, read after their messages are in
             statements.append(summary_statement(dialect, analysed_in))
-        results = await run_statements(conn, statements)
+        results = await run_statements(conn, statements) if statements else []
         if analysed_in:
             summaries = summaries_from(results[-1] or [], analysed_in, analysed)
             await run_statements(conn, summary_updates(dialect, summaries))
@@ -910,11 +914,14 @@ class InboundProcessor:
                 await apply_event(conn, await self._inbox(row.inbox_id), row, out, self._known, learnt, deferred)
                 done.append(row.id)
             held, flush_started = len(deferred.messages), time.monotonic()
+            if done:  # with the batch's last writes, in the same hand-off
+                sql = Sql(conn.capabilities.dialect)
+                marked = f"UPDATE inbound_events SET processed = {sql.p(True)} WHERE id IN ({sql.marks(done)})"
+                deferred.extra.append(Statement(marked, sql.params))
             await deferred.flush(conn)
             if held:
                 per_message = (time.monotonic() - flush_started) / held
                 self._flush_cost = per_message if not self._flush_cost else 0.8 * self._flush_cost + 0.2 * per_message
-            await InboundEvent.filter(id__in=done).using_db(conn).update(processed=True)
         self._known.learn(learnt)  # only ids that are committed
         applied = set(done)
         self._read_ahead.extendleft(reversed([row for row in rows if row.id not in applied]))  # next time, in order
