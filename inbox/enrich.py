@@ -29,7 +29,6 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from contacts.models import Contact
-from inbox import db
 from inbox.bus import Event, EventBus
 from inbox.config import NLP_WORKERS
 from inbox.models import Conversation, Message
@@ -94,7 +93,6 @@ class NlpEnricher:
         # Texts `prepare` sent ahead → their analysis (a future for the list they went in, and their place in it).
         self._ahead: dict[str, tuple[asyncio.Future, int]] = {}
         self.disabled_reason: str | None = None
-        self.analysed = 0
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -197,7 +195,6 @@ class NlpEnricher:
                 continue  # the pipeline asks again, and sees the failure
             del self._ahead[text]
             found[text] = future.result()[index]
-        self.analysed += len(found)
         return found
 
     def _analysis(self, texts: list[str]) -> asyncio.Future:
@@ -230,18 +227,14 @@ class NlpEnricher:
     async def _store(self, todo: Sequence[Message], results: Sequence[dict]) -> dict[int, dict]:
         for msg, res in zip(todo, results, strict=True):
             take_analysis(msg, res)
-        conv_ids = sorted({m.conversation_id for m in todo})
         async with in_transaction() as conn:
             # Raw statements, one per table: building an ORM update per message cost more than the NLP itself.
-            dialect = conn.capabilities.dialect
-            await conn.execute_many(
-                update_many(dialect, "messages", NLP_COLUMNS),
-                [[*(_nlp_value(msg, c) for c in NLP_COLUMNS), msg.id] for msg in todo],
+            stored = Statement(
+                update_many(conn.capabilities.dialect, "messages", NLP_COLUMNS),
+                [[*(nlp_value(msg, c) for c in NLP_COLUMNS), msg.id] for msg in todo],
+                many=True,
             )
-            summaries = await conversation_summaries(conv_ids, todo, conn)
-            await store_summaries(conn, summaries)
-        self.analysed += len(todo)
-        return summaries
+            return await write_and_summarise(conn, [stored], todo)
 
     async def _publish(self, todo: Sequence[Message], summaries: dict[int, dict]) -> None:
         convs = {c.id: c for c in await Conversation.filter(id__in=list(summaries))}
@@ -280,24 +273,34 @@ def take_analysis(msg: Message, result: dict) -> None:
     msg.entities = result["entities"]
 
 
-def _nlp_value(msg: Message, column: str) -> object:
+def nlp_value(msg: Message, column: str) -> object:
+    """The value stored in an NLP column (`NLP_COLUMNS`) of the message's row."""
     value = getattr(msg, column)
     return json_param(value) if column == "entities" else value
 
 
-async def conversation_summaries(conv_ids: Sequence[int], latest: Sequence[Message], conn=None) -> dict[int, dict]:
-    """Per conversation: `sentiment` (of its newest analysed customer message), `worst_sentiment`, `intent`
-    (its customers' most frequent intent other than "other"; ties go to the most recent)."""
+async def write_and_summarise(
+    conn: BaseDBAsyncClient, statements: list[Statement], analysed: Sequence[Message]
+) -> dict[int, dict]:
+    """Run `statements` (which store the analyses of `analysed`), then summarise the conversations of those
+    messages: `sentiment` (of its newest analysed customer message), `worst_sentiment`, `intent` (its customers'
+    most frequent intent other than "other"; ties go to the most recent). The summary is read in the same hand-off
+    as the statements (`run_statements`) and written in a second; returns it per conversation."""
+    dialect = conn.capabilities.dialect
+    conv_ids = sorted({msg.conversation_id for msg in analysed})
+    summary_at = len(statements)
+    if conv_ids:
+        statements = [*statements, _summary_statement(dialect, conv_ids)]
+    results = await run_statements(conn, statements) if statements else []
     if not conv_ids:
         return {}
-    conn = conn if conn is not None else db.connection()
-    statement = summary_statement(conn.capabilities.dialect, conv_ids)
-    rows = await conn.execute_query_dict(statement.sql, statement.params)
-    return summaries_from(rows, conv_ids, latest)
+    summaries = _summaries_from(results[summary_at] or [], conv_ids, analysed)
+    await run_statements(conn, _summary_updates(dialect, summaries))
+    return summaries
 
 
-def summary_statement(dialect: str, conv_ids: Sequence[int]) -> Statement:
-    """The rows `summaries_from` reads: one raw statement per batch (the ORM's two grouped queries cost more to
+def _summary_statement(dialect: str, conv_ids: Sequence[int]) -> Statement:
+    """The rows `_summaries_from` reads: one raw statement per batch (the ORM's two grouped queries cost more to
     build than to run)."""
     sql = Sql(dialect)
     return Statement(
@@ -309,8 +312,8 @@ def summary_statement(dialect: str, conv_ids: Sequence[int]) -> Statement:
     )
 
 
-def summaries_from(rows: list[dict], conv_ids: Sequence[int], latest: Sequence[Message]) -> dict[int, dict]:
-    """`conversation_summaries` from `summary_statement`'s rows and the batch's analysed messages."""
+def _summaries_from(rows: list[dict], conv_ids: Sequence[int], latest: Sequence[Message]) -> dict[int, dict]:
+    """`write_and_summarise`'s summary from `_summary_statement`'s rows and the analysed messages."""
     newest: dict[int, Message] = {}
     for msg in latest:
         if msg.sentiment and (msg.conversation_id not in newest or msg.id > newest[msg.conversation_id].id):
@@ -342,12 +345,7 @@ def summaries_from(rows: list[dict], conv_ids: Sequence[int], latest: Sequence[M
     return {cid: fields for cid, fields in out.items() if fields}
 
 
-async def store_summaries(conn: BaseDBAsyncClient, summaries: dict[int, dict]) -> None:
-    """Write `conversation_summaries`' fields."""
-    await run_statements(conn, summary_updates(conn.capabilities.dialect, summaries))
-
-
-def summary_updates(dialect: str, summaries: dict[int, dict]) -> list[Statement]:
+def _summary_updates(dialect: str, summaries: dict[int, dict]) -> list[Statement]:
     """One statement per set of columns, not one per conversation."""
     by_columns: dict[tuple[str, ...], list[list]] = {}
     for conv_id, fields in summaries.items():

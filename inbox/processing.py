@@ -24,7 +24,7 @@ from channels.events import InboundMessage, MessageEdit, MessageRemoval, Receipt
 from contacts.consent import DO_NOT_STORE, withheld
 from contacts.models import Contact, ContactIdentity
 from inbox import db
-from inbox.enrich import MAX_TEXT, NLP_COLUMNS, summaries_from, summary_statement, summary_updates, take_analysis
+from inbox.enrich import MAX_TEXT, NLP_COLUMNS, nlp_value, take_analysis, write_and_summarise
 from inbox.models import Conversation, InboundEvent, Inbox, Message
 from inbox.phones import normalize_phone
 from inbox.search import fold, index_contact, index_messages, message_index_statement
@@ -38,7 +38,6 @@ from inbox.sql import (
     model_columns,
     model_from_row,
     model_select,
-    run_statements,
     update_many,
 )
 
@@ -257,17 +256,11 @@ class Deferred:
             statements.append(indexed)
         statements += self.extra
         self.extra = []
-        analysed_in = sorted({msg.conversation_id for msg in analysed})
-        if analysed_in:  # the NLP summary of the conversations, read after their messages are in
-            statements.append(summary_statement(dialect, analysed_in))
-        results = await run_statements(conn, statements) if statements else []
-        if analysed_in:
-            summaries = summaries_from(results[-1] or [], analysed_in, analysed)
-            await run_statements(conn, summary_updates(dialect, summaries))
-            for conv_id, fields in summaries.items():
-                if (conv := self.conversations.get(conv_id)) is not None:
-                    for column, value in fields.items():
-                        setattr(conv, column, value)  # published with the conversation after the commit
+        # With the NLP summary of the conversations whose messages came with their analysis.
+        for conv_id, fields in (await write_and_summarise(conn, statements, analysed)).items():
+            if (conv := self.conversations.get(conv_id)) is not None:
+                for column, value in fields.items():
+                    setattr(conv, column, value)  # published with the conversation after the commit
         self.events, self.search, self.changed, self.seen = [], [], set(), {}
         self.conversations = {}
 
@@ -285,8 +278,7 @@ class Deferred:
             if result is not None:
                 take_analysis(msg, result)
                 for index, column in _NLP_SLOTS:
-                    value = getattr(msg, column)
-                    row[index] = json_param(value) if column == "entities" else value
+                    row[index] = nlp_value(msg, column)
                 analysed.append(msg)
         return analysed
 
