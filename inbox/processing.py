@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -216,8 +216,6 @@ class Deferred:
     # The NLP results already in for held messages' texts (`NlpEnricher.finished`): stored in the messages' insert
     # and summarised on their conversations in this transaction, so `message.created` carries them.
     finished_analyses: Callable[[list[str]], dict[str, dict]] | None = None
-    # Statements the batch adds to its last flush (its log rows marked processed).
-    extra: list[Statement] = field(default_factory=list)
 
     def record(
         self,
@@ -232,8 +230,9 @@ class Deferred:
         """The message's id is read at the flush: a held message gets its id there."""
         self.events.append(_event_row(conv, kind, actor_type, actor_id, at, message, data))  # type: ignore[arg-type]
 
-    async def flush(self, conn: BaseDBAsyncClient) -> None:
-        """The held writes: the messages first (their ids), then the rest in one hand-off (`run_statements`)."""
+    async def flush(self, conn: BaseDBAsyncClient, also: Sequence[Statement] = ()) -> None:
+        """The held writes: the messages first (their ids), then the rest, with `also`, in one hand-off
+        (`run_statements`)."""
         dialect = conn.capabilities.dialect
         analysed = self._take_analyses()
         await self._insert_messages(conn)
@@ -254,8 +253,7 @@ class Deferred:
             statements.append(Statement(update_many(dialect, "contacts", ("last_seen_at",)), rows, many=True))
         if indexed := message_index_statement(dialect, [(msg.id, text) for msg, text in self.search]):
             statements.append(indexed)
-        statements += self.extra
-        self.extra = []
+        statements += also
         # With the NLP summary of the conversations whose messages came with their analysis.
         for conv_id, fields in (await write_and_summarise(conn, statements, analysed)).items():
             if (conv := self.conversations.get(conv_id)) is not None:
@@ -906,11 +904,12 @@ class InboundProcessor:
                 await apply_event(conn, await self._inbox(row.inbox_id), row, out, self._known, learnt, deferred)
                 done.append(row.id)
             held, flush_started = len(deferred.messages), time.monotonic()
-            if done:  # with the batch's last writes, in the same hand-off
+            marked: list[Statement] = []  # the log rows marked processed, with the batch's last writes
+            if done:
                 sql = Sql(conn.capabilities.dialect)
-                marked = f"UPDATE inbound_events SET processed = {sql.p(True)} WHERE id IN ({sql.marks(done)})"
-                deferred.extra.append(Statement(marked, sql.params))
-            await deferred.flush(conn)
+                update = f"UPDATE inbound_events SET processed = {sql.p(True)} WHERE id IN ({sql.marks(done)})"
+                marked.append(Statement(update, sql.params))
+            await deferred.flush(conn, also=marked)
             if held:
                 per_message = (time.monotonic() - flush_started) / held
                 self._flush_cost = per_message if not self._flush_cost else 0.8 * self._flush_cost + 0.2 * per_message
