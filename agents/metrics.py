@@ -118,8 +118,11 @@ class State:
 
 
 def derive(events: Iterable[EventRow], hours: BusinessHours | None = None) -> State:
-    hours = hours or BusinessHours()
-    state = State()
+    return derive_from(State(), events, hours or BusinessHours())
+
+
+def derive_from(state: State, events: Iterable[EventRow], hours: BusinessHours) -> State:
+    """Go on from `state` with `events`, which must all sort after those that made it (agents/replay.py)."""
     for event in sorted(events, key=lambda e: (e.occurred_at, e.id)):
         _apply(state, event, hours)
     return state

@@ -22,6 +22,7 @@ from tortoise.transactions import in_transaction
 
 from agents import business_hours, digests
 from agents.metrics import DURATION_KINDS, Fact, derive, rows_to_events
+from agents.replay import Replayed, Stops, go_on
 from inbox import db
 from inbox.sql import Sql, as_datetime, as_json, insert_rows
 
@@ -48,6 +49,7 @@ METRICS = {  # public metric names → fact kinds
 # ---------------------------------------------------------------------------------------------- projection
 
 
+STOPS = Stops()  # where each conversation's replay stopped, in this process (agents/replay.py)
 CONVERSATIONS_PER_STEP = 50  # conversations replayed per transaction, at most …
 EVENTS_PER_STEP = 1_000  # … and about this many of their events (a long conversation gets a step of its own)
 
@@ -83,7 +85,8 @@ async def project(max_events: int = 5000) -> int:
     for step_ids in await _steps(conn, conv_ids):
         async with in_transaction() as step:
             await _lock(step)  # one projector at a time, across processes
-            await replace_facts(step, step_ids)
+            replayed = await replace_facts(step, step_ids)
+        STOPS.keep(replayed)
     async with in_transaction() as step:
         await _lock(step)
         done, last = Sql(dialect), rows[-1]["id"]
@@ -134,6 +137,7 @@ async def project_all() -> int:
 
 async def rebuild() -> int:
     """Forget every fact and replay every event."""
+    STOPS.forget()
     async with in_transaction() as conn:
         await conn.execute_query("DELETE FROM metric_facts")
         await conn.execute_query("DELETE FROM metric_digests")
@@ -141,7 +145,9 @@ async def rebuild() -> int:
     return await project_all()
 
 
-async def replace_facts(conn: Any, conv_ids: list[int]) -> None:
+async def replace_facts(conn: Any, conv_ids: list[int]) -> list[Replayed]:
+    """Replace the facts of `conv_ids`: from where the last replay stopped when it can vouch for the new events
+    (agents/replay.py), else from each conversation's first event. Returns what to keep once committed."""
     sql = Sql(conn.capabilities.dialect)
     ids = sql.marks(conv_ids)
     convs = await conn.execute_query_dict(
@@ -149,41 +155,101 @@ async def replace_facts(conn: Any, conv_ids: list[int]) -> None:
         f" WHERE c.id IN ({ids})",
         sql.params,
     )
-    events_sql = Sql(sql.dialect)
-    ids = events_sql.marks(conv_ids)
-    events = await conn.execute_query_dict(
-        "SELECT id, conversation_id, kind, actor_type, actor_id, occurred_at, data FROM conversation_events"
-        f" WHERE conversation_id IN ({ids}) ORDER BY conversation_id, id",
-        events_sql.params,
-    )
-    by_conv: dict[int, list[dict[str, Any]]] = {}
-    for row in events:
-        row["occurred_at"] = as_datetime(row["occurred_at"])
-        row["data"] = as_json(row["data"])
-        by_conv.setdefault(row["conversation_id"], []).append(row)
     hours_cache: dict[int, business_hours.BusinessHours] = {}
-    values: list[tuple] = []
+    hours_of: dict[int, business_hours.BusinessHours] = {}
     for conv in convs:
         hours = hours_cache.get(conv["inbox_id"])
         if hours is None:
             hours = hours_cache[conv["inbox_id"]] = business_hours.from_settings(as_json(conv["settings"]))
-        state = derive(rows_to_events(by_conv.get(conv["id"], [])), hours)
-        values += [_fact_row(conv, fact, hours) for fact in state.facts]
-    delete = Sql(sql.dialect)
-    ids = delete.marks(conv_ids)
-    old = await conn.execute_query_dict(
-        f"SELECT DISTINCT at FROM metric_facts WHERE conversation_id IN ({ids})", delete.params
-    )
+        hours_of[conv["id"]] = hours
+    stops = {cid: stop for cid, hours in hours_of.items() if (stop := STOPS.get(cid, hours)) is not None}
+    replayed: list[Replayed] = []
+    facts: dict[int, list[Fact]] = {}
+    going_on: dict[int, int] = {}  # conversation → the last event id replayed before (its later facts go)
+    up_to_date: set[int] = set()  # nothing new since the last replay
+    new_events, totals = await _events_after(conn, stops) if stops else ({}, {})
+    for cid, stop in stops.items():
+        new = new_events.get(cid, [])
+        state = go_on(stop, new, totals.get(cid, 0))
+        if state is None:
+            continue  # the kept state cannot vouch for the new events: replayed in full below
+        if not new:
+            up_to_date.add(cid)
+            continue
+        going_on[cid] = stop.last_id
+        facts[cid] = state.facts
+        replayed.append(Replayed(cid, state, stop.hours, new, stop))
+    whole = [cid for cid in conv_ids if cid not in going_on and cid not in up_to_date]
+    if whole:
+        events_sql = Sql(sql.dialect)
+        ids = events_sql.marks(whole)
+        rows = await conn.execute_query_dict(
+            "SELECT id, conversation_id, kind, actor_type, actor_id, occurred_at, data FROM conversation_events"
+            f" WHERE conversation_id IN ({ids}) ORDER BY conversation_id, id",
+            events_sql.params,
+        )
+        by_conv = _events_by_conversation(rows)
+        for cid in whole:
+            events = rows_to_events(by_conv.get(cid, []))
+            hours = hours_of.get(cid)
+            if hours is None:  # the conversation is gone: its facts go with it
+                replayed.append(Replayed(cid, derive([]), business_hours.BusinessHours(), [], None))
+                continue
+            state = derive(events, hours)
+            facts[cid] = state.facts
+            replayed.append(Replayed(cid, state, hours, events, None))
+    if not whole and not going_on:
+        return replayed
+    by_id = {conv["id"]: conv for conv in convs}
+    values = [_fact_row(by_id[cid], fact, hours_of[cid]) for cid, conv_facts in facts.items() for fact in conv_facts]
+    where = Sql(sql.dialect)
+    replaced = _replaced(where, whole, going_on)
+    old = await conn.execute_query_dict(f"SELECT DISTINCT at FROM metric_facts WHERE {replaced}", where.params)
     touched = {digests.bucket_of(as_datetime(r["at"])) for r in old} | {digests.bucket_of(v[10]) for v in values}
     await digests.mark_stale(conn, touched)
     delete = Sql(sql.dialect)
-    ids = delete.marks(conv_ids)
-    await conn.execute_query(f"DELETE FROM metric_facts WHERE conversation_id IN ({ids})", delete.params)
+    await conn.execute_query(f"DELETE FROM metric_facts WHERE {_replaced(delete, whole, going_on)}", delete.params)
     per_statement = 30_000 // len(FACT_COLUMNS)
     for start in range(0, len(values), per_statement):
         await conn.execute_query(
             *insert_rows(sql.dialect, "metric_facts", FACT_COLUMNS, values[start : start + per_statement])
         )
+    return replayed
+
+
+def _replaced(sql: Sql, whole: list[int], going_on: dict[int, int]) -> str:
+    """The facts a step replaces: all of the conversations replayed whole, and those made by the new events of
+    the others (`end_event_id` is the event each fact came from)."""
+    parts = [f"conversation_id IN ({sql.marks(whole)})"] if whole else []
+    parts += [f"(conversation_id = {sql.p(cid)} AND end_event_id > {sql.p(last)})" for cid, last in going_on.items()]
+    return " OR ".join(parts)
+
+
+def _events_by_conversation(rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    by_conv: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        row["occurred_at"] = as_datetime(row["occurred_at"])
+        row["data"] = as_json(row["data"])
+        by_conv.setdefault(row["conversation_id"], []).append(row)
+    return by_conv
+
+
+async def _events_after(conn: Any, stops: dict) -> tuple[dict[int, list], dict[int, int]]:
+    """The events of `stops`' conversations after where each replay stopped, and each conversation's event count,
+    in one statement (one snapshot on Postgres: a count read apart could miss an event that the rows include)."""
+    sql = Sql(conn.capabilities.dialect)
+    first = min(stop.last_id for stop in stops.values())
+    rows = await conn.execute_query_dict(
+        "SELECT id, conversation_id, kind, actor_type, actor_id, occurred_at, data, CAST(NULL AS BIGINT) AS n"
+        f" FROM conversation_events WHERE conversation_id IN ({sql.marks(list(stops))}) AND id > {sql.p(first)}"
+        " UNION ALL SELECT NULL, conversation_id, NULL, NULL, NULL, NULL, NULL, COUNT(*) FROM conversation_events"
+        f" WHERE conversation_id IN ({sql.marks(list(stops))}) GROUP BY conversation_id",
+        sql.params,
+    )
+    totals = {r["conversation_id"]: int(r["n"]) for r in rows if r["id"] is None}
+    events = [r for r in rows if r["id"] is not None and r["id"] > stops[r["conversation_id"]].last_id]
+    by_conv = _events_by_conversation(sorted(events, key=lambda r: r["id"]))
+    return {cid: rows_to_events(conv_rows) for cid, conv_rows in by_conv.items()}, totals
 
 
 def _fact_row(conv: dict[str, Any], fact: Fact, hours: business_hours.BusinessHours) -> tuple:

@@ -269,7 +269,43 @@ async def measure_reports(url: str, summary: Summary, repeat: int) -> None:
     summary.add("agent report, business hours", business, "s", 1.0)
     summary.add("report per day", per_day, "s", 1.0)
     summary.note(f"agent report / baseline scan = {plain / base:.2f}×")
+    await measure_tick(conn, summary, 100 if repeat < 5 else 1000)
     await db.disconnect()
+
+
+async def measure_tick(conn: Any, summary: Summary, touched: int) -> None:
+    """A projection tick after a customer message and a reply in each of `touched` conversations: going on from
+    where each replay stopped (agents/replay.py), against replaying them whole (the kept states forgotten: what
+    a restarted process does, and what every tick did before) on the same kind of events."""
+    from agents import reports
+    from inbox.sql import Sql, json_param
+
+    rows = await conn.execute_query_dict(f"SELECT id, inbox_id FROM conversations ORDER BY id DESC LIMIT {touched}")
+    at = START + timedelta(days=40)
+
+    async def tick(forget: bool) -> float:
+        nonlocal at
+        at += timedelta(hours=1)
+        for row in rows:
+            for kind, actor, delay in (("message_in", "contact", 0), ("message_out", "agent", 30)):
+                sql = Sql(conn.capabilities.dialect)
+                values = {"conversation_id": row["id"], "inbox_id": row["inbox_id"], "kind": kind,
+                          "actor_type": actor, "data": json_param({}), "occurred_at": at + timedelta(seconds=delay),
+                          "recorded_at": at}  # fmt: skip
+                await conn.execute_query(sql.insert("conversation_events", values), sql.params)
+        if forget:
+            reports.STOPS.forget()
+        started = time.perf_counter()
+        done = await reports.project_all()
+        assert done == len(rows), done
+        return time.perf_counter() - started
+
+    going_on = [await tick(False) for _ in range(3)]
+    whole = [await tick(True) for _ in range(3)]
+    on, full = statistics.median(going_on), statistics.median(whole)
+    summary.add(f"projection tick, 1 exchange in each of {len(rows):,} conversations", on * 1000, "ms")
+    summary.add("  same, replayed whole (baseline)", full * 1000, "ms")
+    summary.note(f"tick going on from the kept states / replaying whole = {on / full:.2f}×")
 
 
 async def measure_routing(url: str, summary: Summary, conversations: int) -> None:

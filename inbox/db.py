@@ -52,6 +52,7 @@ async def migrate(url: str) -> None:
 
 
 _context: TortoiseContext | None = None
+_generation = 0  # counts `connect` calls: a cache of rows keyed by id is only good for the database it came from
 
 
 async def connect(url: str, *, apply_migrations: bool = True) -> None:
@@ -60,10 +61,11 @@ async def connect(url: str, *, apply_migrations: bool = True) -> None:
     The context is also the global fallback: aiohttp runs start-up, requests and clean-up in different tasks,
     and all of them must reach the same connections (tortoise binds contexts to tasks by default).
     """
-    global _context
+    global _context, _generation
     if apply_migrations:
         await migrate(url)
     _context = await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
+    _generation += 1
 
 
 async def disconnect() -> None:
@@ -72,6 +74,11 @@ async def disconnect() -> None:
     if _context is not None:
         await _context.close_connections()
         _context = None
+
+
+def generation() -> int:
+    """Which `connect` of this process the connections come from (tests open a new database for each test)."""
+    return _generation
 
 
 def connection() -> BaseDBAsyncClient:
