@@ -67,6 +67,11 @@ class Stops:
         self._stops.move_to_end(conv_id)
         return stop
 
+    def replayed_events(self, conv_id: int) -> int:
+        """How many of the conversation's events a kept state has replayed already (0 if none is kept)."""
+        stop = self._stops.get(conv_id) if self._generation == db.generation() else None
+        return stop.events if stop is not None else 0
+
     def keep(self, replayed: Iterable[Replayed]) -> None:
         """Remember where each replay left its conversation (only after its facts are committed: a kept state
         whose facts were rolled back would skip them for good)."""

@@ -100,7 +100,8 @@ async def project(max_events: int = 5000) -> int:
 
 async def _steps(conn: Any, conv_ids: list[int]) -> list[list[int]]:
     """`conv_ids` cut into steps of at most `CONVERSATIONS_PER_STEP` conversations and about `EVENTS_PER_STEP`
-    events, by each conversation's count of events (one indexed read, outside any transaction)."""
+    events to replay, by each conversation's count of events (one indexed read, outside any transaction) less
+    those its kept state replayed already."""
     sizes: dict[int, int] = {}
     for start in range(0, len(conv_ids), 500):
         sql = Sql(conn.capabilities.dialect)
@@ -115,7 +116,7 @@ async def _steps(conn: Any, conv_ids: list[int]) -> list[list[int]]:
     current: list[int] = []
     events = 0
     for conv_id in conv_ids:
-        size = sizes.get(conv_id, 0)
+        size = max(0, sizes.get(conv_id, 0) - STOPS.replayed_events(conv_id))  # a kept state: only the new ones
         if current and (len(current) >= CONVERSATIONS_PER_STEP or events + size > EVENTS_PER_STEP):
             steps.append(current)
             current, events = [], 0

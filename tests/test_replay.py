@@ -154,6 +154,26 @@ async def test_another_process_projecting_meanwhile_changes_nothing(quiet: TestC
     assert [f[2] for f in projected].count("reply") == 2
 
 
+async def test_steps_count_only_the_events_left_to_replay(quiet: TestClient, inbox: Inbox, monkeypatch) -> None:
+    """A long conversation with a kept state costs its step only its new events: one step replays it with others
+    instead of a transaction of its own each tick."""
+    agent = await quick_user("agent", inboxes=[inbox])
+    convs = [await conversation(inbox, at=DAY) for _ in range(3)]
+    for conv in convs:
+        for minute in range(10):
+            await exchange(conv, agent.user.id, DAY + timedelta(minutes=minute), 5)
+    ids = [conv.id for conv in convs]
+    monkeypatch.setattr(reports, "EVENTS_PER_STEP", 30)
+    conn = db.connection()
+    assert await reports._steps(conn, ids) == [[i] for i in ids]  # 22 events each: nothing kept yet
+    await reports.project_all()
+    for conv in convs:
+        await exchange(conv, agent.user.id, DAY + timedelta(hours=1), 5)
+    assert await reports._steps(conn, ids) == [ids]  # 2 new events each
+    await reports.project_all()
+    await matches_a_rebuild()
+
+
 def test_the_kept_states_are_bounded() -> None:
     from agents.metrics import EventRow, State
     from agents.replay import Replayed, Stops
