@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext
 
 APP = "hopthu"
@@ -30,7 +31,7 @@ def database_url(url: str) -> str:
 
 def tortoise_config(url: str) -> dict[str, Any]:
     return {
-        "connections": {"default": database_url(url)},
+        "connections": {"default": _connection(database_url(url))},
         "apps": {
             APP: {
                 "models": MODEL_MODULES,
@@ -41,6 +42,22 @@ def tortoise_config(url: str) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+def _connection(url: str) -> str | dict[str, Any]:
+    """The URL, or for asyncpg its expanded config with a pool that does not reset connections on release: asyncpg
+    sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;` each time by default, a second round
+    trip for every statement outside a transaction. hopthu leaves no session state on a pooled connection (the log
+    leader's session lock and LISTEN live on a connection of their own, inbox/coordination.py)."""
+    config = expand_db_url(url)
+    if config["engine"] != "tortoise.backends.asyncpg":
+        return url
+    config["credentials"]["reset"] = _nothing_to_reset
+    return config
+
+
+async def _nothing_to_reset(connection: Any) -> None:
+    """asyncpg still drops the connection's client-side listeners and checks for an open transaction itself."""
 
 
 async def migrate(url: str) -> None:

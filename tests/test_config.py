@@ -70,3 +70,25 @@ async def test_sqlite_connection_runs_wal_with_busy_timeout(tmp_path):
         assert (await conn.execute_query_dict("PRAGMA synchronous"))[0]["synchronous"] == 2  # FULL
     finally:
         await db.disconnect()
+
+
+async def test_postgres_statements_cost_one_round_trip_each(database_url):
+    """asyncpg's pool would follow every statement outside a transaction with a reset query (`RESET ALL` …): hopthu
+    keeps no session state on pooled connections, so none is sent. Pool options in the URL still apply."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("PostgreSQL only (HOPTHU_TEST_DATABASE_URL)")
+    from inbox import db
+
+    await db.connect(database_url + "?maxsize=3", apply_migrations=False)
+    try:
+        await db.connection().execute_query_dict("SELECT 1 AS one")  # the pool opens on first use
+        pool = db.connection()._pool
+        assert pool.get_max_size() == 3
+        sent: list[str] = []
+        async with pool.acquire() as conn:
+            conn.add_query_logger(lambda record: sent.append(record.query))
+        for _ in range(3):
+            await db.connection().execute_query_dict("SELECT 1 AS one")
+        assert sent and all("RESET" not in query and "UNLISTEN" not in query for query in sent), sent
+    finally:
+        await db.disconnect()
