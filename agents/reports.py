@@ -1,8 +1,9 @@
 """Reports: the projection of `conversation_events` into `metric_facts`, and pure aggregations over the facts.
 
-Projection: new events (by id, past a cursor) name the conversations that changed; each of those is replayed in
-full by `agents.metrics.derive` and its facts replaced, so late or out-of-order events land correctly and the
-table can be rebuilt from nothing (`rebuild`). A short overlap behind the cursor catches events whose ids were
+Projection: new events (by id, past a cursor) name the conversations that changed; each of those is replayed by
+`agents.metrics.derive` and its facts replaced: from where its last replay stopped when the kept state can vouch for
+the new events (agents/replay.py), else in full, so late or out-of-order events land correctly and the table can be
+rebuilt from nothing (`rebuild`). A short overlap behind the cursor catches events whose ids were
 taken by a transaction that committed after a later one (Postgres).
 
 Aggregation: counts and means in one GROUP BY; medians and p90 are *nearest-rank* (the value at rank ⌈p·n⌉), so
