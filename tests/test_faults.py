@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from tortoise.backends.base.config_generator import expand_db_url
 
 from agents.models import InboxMember
 from channels.fakes import messenger_postback, messenger_text, vietnamese_profile
@@ -278,7 +277,7 @@ async def impatient_client(
 
         def with_lock_timeout(url: str) -> dict:
             config = original(url)
-            connection = expand_db_url(config["connections"]["default"])
+            connection = config["connections"]["default"]  # expanded for asyncpg already (inbox.db._connection)
             connection["credentials"]["server_settings"] = {"lock_timeout": "100ms"}
             config["connections"]["default"] = connection
             return config

@@ -327,13 +327,11 @@ async def _count(model, expected: int) -> bool:
 
 async def _postgres_lock_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """Give the app's Postgres connections a short lock_timeout, so a locked table fails fast."""
-    from tortoise.backends.base.config_generator import expand_db_url
-
     original = db.tortoise_config
 
     def with_lock_timeout(url: str) -> dict:
         config = original(url)
-        connection = expand_db_url(config["connections"]["default"])
+        connection = config["connections"]["default"]  # expanded for asyncpg already (inbox.db._connection)
         connection["credentials"]["server_settings"] = {"lock_timeout": "100ms"}
         config["connections"]["default"] = connection
         return config
