@@ -60,10 +60,7 @@ class Stops:
         self._generation = db.generation()
 
     def get(self, conv_id: int, hours: BusinessHours) -> Stop | None:
-        if self._generation != db.generation():  # another database: its conversations share the ids only
-            self.forget()
-            self._generation = db.generation()
-        stop = self._stops.get(conv_id)
+        stop = self._current().get(conv_id)
         if stop is None or stop.hours != hours:
             return None
         self._stops.move_to_end(conv_id)
@@ -71,8 +68,14 @@ class Stops:
 
     def replayed_events(self, conv_id: int) -> int:
         """How many of the conversation's events a kept state has replayed already (0 if none is kept)."""
-        stop = self._stops.get(conv_id) if self._generation == db.generation() else None
+        stop = self._current().get(conv_id)
         return stop.events if stop is not None else 0
+
+    def _current(self) -> OrderedDict[int, Stop]:
+        if self._generation != db.generation():  # another database: its conversations share the ids only
+            self.forget()
+            self._generation = db.generation()
+        return self._stops
 
     def keep(self, replayed: Iterable[Replayed]) -> None:
         """Remember where each replay left its conversation (only after its facts are committed: a kept state

@@ -22,7 +22,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from agents import business_hours, digests
-from agents.metrics import DURATION_KINDS, Fact, derive, rows_to_events
+from agents.metrics import DURATION_KINDS, Fact, State, derive, rows_to_events
 from agents.replay import Replayed, Stops, go_on
 from inbox import db
 from inbox.sql import Sql, as_datetime, as_json, insert_rows
@@ -195,7 +195,7 @@ async def replace_facts(conn: Any, conv_ids: list[int]) -> list[Replayed]:
             events = rows_to_events(by_conv.get(cid, []))
             hours = hours_of.get(cid)
             if hours is None:  # the conversation is gone: its facts go with it
-                replayed.append(Replayed(cid, derive([]), business_hours.BusinessHours(), [], None))
+                replayed.append(Replayed(cid, State(), business_hours.BusinessHours(), [], None))
                 continue
             state = derive(events, hours)
             facts[cid] = state.facts
@@ -250,7 +250,7 @@ async def _events_after(conn: Any, stops: dict) -> tuple[dict[int, list], dict[i
     )
     totals = {r["conversation_id"]: int(r["n"]) for r in rows if r["id"] is None}
     events = [r for r in rows if r["id"] is not None and r["id"] > stops[r["conversation_id"]].last_id]
-    by_conv = _events_by_conversation(sorted(events, key=lambda r: r["id"]))
+    by_conv = _events_by_conversation(events)  # in any order: `go_on` sorts them
     return {cid: rows_to_events(conv_rows) for cid, conv_rows in by_conv.items()}, totals
 
 
