@@ -33,6 +33,11 @@ class Viewer:
     def can_receive(self, event: Event) -> bool:
         if event.user_ids is not None and self.user_id not in event.user_ids:
             return False
+        return self.reads_audience(event)
+
+    def reads_audience(self, event: Event) -> bool:
+        """The event's audience (role, inbox, team) includes this viewer's; `user_ids` is left to `can_receive`.
+        Viewers with the same role and memberships decide alike: agent sockets share this decision."""
         if not self.has_role(event.min_role):
             return False
         if event.inbox_id is None and event.team_id is None:

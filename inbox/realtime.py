@@ -1,8 +1,10 @@
 """`GET /ws` for agents: frames `{type, seq, data}`, filtered per reader, resumable with `?since=<seq>`.
 
-Register → replay → live: the subscription is registered before the replay is taken, so nothing published in
-between is lost. A client too far behind gets a `resync` frame and should refetch. Each socket has its own
-writer, so one slow client never stalls the others; one that falls too far behind is told to resync.
+Register → replay → live: the socket's own subscription is registered before the replay is taken, so nothing
+published in between is lost. Live, sockets that read the same events (an `Audience`) share one subscription, and
+each turn's frames are joined once and written to each of them. A client too far behind gets a `resync` frame and
+should refetch. Writes never wait on a client, so one slow client never stalls the others; one that falls too far
+behind is told to resync.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
+from agents.access import Viewer
 from agents.presence import PRESENCE
 from contacts.masking import can_view_pii
 from inbox.api.guard import authenticate
@@ -56,8 +60,9 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(autoping=False, max_msg_size=64 * 1024, compress=False)
         await ws.prepare(request)
     bus = request.app[BUS]
-    subscription = bus.subscribe(since, viewer.can_receive)
-    sender = Sender(ws, subscription, bus, request.transport, request.app[WRITER], pii)
+    # Not kept here: once the socket is live its own subscription is let go (`Sender._go_live`).
+    sender = Sender(ws, bus.subscribe(since, viewer.can_receive), bus, request.transport, request.app[AUDIENCES],
+                    viewer, pii)  # fmt: skip
     sockets = request.app[SOCKETS_PER_USER]
     presence = request.app.get(PRESENCE)
     heartbeat = request.app[HEARTBEAT]
@@ -81,7 +86,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
                 break
     finally:
         heartbeat.discard(sender)
-        subscription.close()
+        sender.leave()
         # Before any other await: once the peer is gone the server may cancel this handler (aiohttp's
         # handler_cancellation), and the offline presence must still go out.
         sockets[viewer.user_id] -= 1
@@ -97,11 +102,14 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
 
 
 class Sender:
-    """Writes one socket's events in order. Live events are written by the app's one `FrameWriter`: no task is
-    started per socket per burst of events, and an idle socket holds none. A client that falls too far behind is
-    told to resync and closed (the only step that needs a task)."""
+    """One agent socket. It catches up on a subscription of its own (resync or replay, then `ready`), then joins
+    its `Audience`, whose writer sends it the live events; an idle socket holds no task and no subscription. A
+    client that falls too far behind is told to resync and closed (the only step that needs a task)."""
 
-    __slots__ = ("answered", "bus", "pii", "subscription", "task", "transport", "writer", "ws")
+    __slots__ = (
+        "answered", "audience", "audiences", "bus", "joined_after", "pii", "subscription", "task", "transport",
+        "viewer", "ws",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -109,12 +117,15 @@ class Sender:
         subscription: Subscription,
         bus: EventBus,
         transport: asyncio.Transport | None,
-        writer: FrameWriter,
+        audiences: Audiences,
+        viewer: Viewer,
         pii: bool = True,
     ) -> None:
-        self.ws, self.subscription, self.bus, self.transport = ws, subscription, bus, transport
-        self.pii = pii
-        self.writer = writer
+        self.ws, self.bus, self.transport = ws, bus, transport
+        self.subscription: Subscription | None = subscription  # until the socket is live
+        self.audiences, self.viewer, self.pii = audiences, viewer, pii
+        self.audience: Audience | None = None
+        self.joined_after = 0  # events up to this seq came through the socket's own subscription
         self.task: asyncio.Task[None] | None = None  # the resync, when the client fell behind
         self.answered = True  # the client has sent something since the last ping
 
@@ -131,45 +142,62 @@ class Sender:
         transport.write(PING_FRAME)  # whole and synchronous: never inside another frame
 
     async def start(self, last_seq: int) -> None:
-        """The catch-up (resync or replay, then `ready`), then live events as they come."""
-        if self.subscription.resync:
+        """The catch-up (resync or replay, then `ready`), then live events through the socket's audience."""
+        subscription = self.subscription
+        assert subscription is not None
+        if subscription.resync:
             await self.ws.send_str(_frame("resync", last_seq, {"reason": "events since that seq are no longer kept"}))
-        for event in self.subscription.replay:
+        for event in subscription.replay:
             await self.ws.send_frame(event.frame_bytes_for(self.pii), WSMsgType.TEXT)
-        self.subscription.replay = NOTHING  # the replayed events are let go
+        subscription.replay = NOTHING  # the replayed events are let go
         await self.ws.send_str(_frame("ready", last_seq, {}))
-        self.subscription.on_pending = self.kick
-        self.kick()  # whatever was published while catching up
+        self._go_live()
 
-    def kick(self) -> None:
-        self.writer.add(self)
+    def _go_live(self) -> None:
+        """From the socket's own subscription to its audience's, with no await in between: what the own one holds
+        (published during the catch-up) is written now, and the audience sends only what comes after it."""
+        subscription = self.subscription
+        assert subscription is not None
+        batch = subscription.take()
+        if subscription.overflowed:
+            self.resync()
+            return
+        self.joined_after = max(self.bus.last_seq, subscription.after)
+        subscription.close()
+        self.subscription = None
+        if batch:
+            self.write(b"".join(event.ws_frame_for(self.pii) for event in batch))
+        self.audiences.join(self)
 
-    def write_pending(self) -> None:
-        """Every pending frame in one write (one syscall), not one per frame. Frames are whole and written
-        synchronously, so they never interleave with aiohttp's own ping/pong/close frames."""
+    def own_frames(self, batch: list[Event]) -> bytes:
+        """The frames of an audience's batch that are this socket's: after what it had before joining, and of the
+        events addressed to some users only, those for its user."""
+        pii, after, user_id = self.pii, self.joined_after, self.viewer.user_id
+        return b"".join(
+            event.ws_frame_for(pii)
+            for event in batch
+            if event.seq > after and (event.user_ids is None or user_id in event.user_ids)
+        )
+
+    def write(self, frames: bytes) -> None:
+        """Whole frames in one synchronous write (one syscall), so they never interleave with aiohttp's own
+        ping/pong/close frames."""
         if self.ws.closed or self.task is not None:
             return
-        subscription = self.subscription
-        batch = subscription.take()
         transport = self.transport
-        if not batch:
-            if subscription.overflowed:
-                self._resync()
-            return
         if transport is None or transport.is_closing():
             return
         if transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
-            subscription.overflowed = True  # the client stopped reading: resync beats unbounded memory
-            self._resync()
+            self.resync()  # the client stopped reading: resync beats unbounded memory
             return
-        pii = self.pii
         try:
-            transport.write(b"".join(event.ws_frame_for(pii) for event in batch))
+            transport.write(frames)
         except (ConnectionResetError, RuntimeError):
             return
 
-    def _resync(self) -> None:
-        self.task = asyncio.create_task(self._send_resync())
+    def resync(self) -> None:
+        if self.task is None:
+            self.task = asyncio.create_task(self._send_resync())
 
     async def _send_resync(self) -> None:
         try:
@@ -179,38 +207,118 @@ class Sender:
         except (ConnectionResetError, RuntimeError):
             return
 
+    def leave(self) -> None:
+        """No more events for this socket (synchronous: a cancelled handler still gets this far)."""
+        if self.subscription is not None:
+            self.subscription.close()
+            self.subscription = None
+        self.audiences.leave(self)
+
     async def stop(self) -> None:
-        self.subscription.on_pending = None
         task = self.task
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
 
+AudienceKey = tuple[str, frozenset[int], frozenset[int], bool]
+
+
+class Audience:
+    """The agent sockets that read the same events: the same role, inboxes and teams, and the same view of
+    contacts' PII. They share one bus subscription, so each event is filtered once, and each turn's frames are
+    joined once and written to every socket. Per socket, that left one write: with 50 agents on one inbox,
+    offering every event to every socket and joining its frames had been the largest cost of a message."""
+
+    __slots__ = ("key", "members", "pii", "subscription")
+
+    def __init__(self, key: AudienceKey, subscription: Subscription) -> None:
+        self.key, self.pii, self.subscription = key, key[3], subscription
+        self.members: set[Sender] = set()
+
+    def write_pending(self) -> None:
+        subscription = self.subscription
+        batch = subscription.take()
+        if not batch:
+            if subscription.overflowed or subscription.closed:
+                # More events in one turn than a subscription keeps, or the bus lost some: every member refetches.
+                for member in tuple(self.members):
+                    member.resync()
+            return
+        first = batch[0].seq
+        personal = any(event.user_ids is not None for event in batch)
+        shared = None
+        for member in tuple(self.members):
+            if personal or member.joined_after >= first:
+                frames = member.own_frames(batch)
+            else:
+                if shared is None:
+                    pii = self.pii
+                    shared = b"".join(event.ws_frame_for(pii) for event in batch)
+                frames = shared
+            if frames:
+                member.write(frames)
+
+
+class Audiences:
+    """The app's audiences, by key; one is made when its first socket goes live and dropped with its last."""
+
+    __slots__ = ("_by_key", "writer")
+
+    def __init__(self, writer: FrameWriter) -> None:
+        self._by_key: dict[AudienceKey, Audience] = {}
+        self.writer = writer
+
+    def join(self, sender: Sender) -> None:
+        viewer = sender.viewer
+        key = (viewer.role, viewer.inbox_ids, viewer.team_ids, sender.pii)
+        audience = self._by_key.get(key)
+        if audience is None or audience.subscription.overflowed:
+            if audience is not None:  # its members are being told to resync; newcomers get a fresh one
+                audience.subscription.close()
+            audience = self._by_key[key] = Audience(key, sender.bus.subscribe(None, viewer.reads_audience))
+            audience.subscription.on_pending = partial(self.writer.add, audience)
+        audience.members.add(sender)
+        sender.audience = audience
+
+    def leave(self, sender: Sender) -> None:
+        audience, sender.audience = sender.audience, None
+        if audience is None:
+            return
+        audience.members.discard(sender)
+        if not audience.members:
+            audience.subscription.close()
+            if self._by_key.get(audience.key) is audience:
+                del self._by_key[audience.key]
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+
 class FrameWriter:
-    """Writes the pending frames of every socket that has some, once per turn of the event loop: the events
+    """Writes the pending frames of every audience that has some, once per turn of the event loop: the events
     published in one turn (a batch's messages) leave in one write per socket, and no socket needs a task."""
 
-    __slots__ = ("_scheduled", "_senders")
+    __slots__ = ("_pending", "_scheduled")
 
     def __init__(self) -> None:
-        self._senders: set[Sender] = set()  # each socket once, however many events it got this turn
+        self._pending: set[Audience] = set()  # each audience once, however many events it got this turn
         self._scheduled = False
 
-    def add(self, sender: Sender) -> None:
-        self._senders.add(sender)
+    def add(self, audience: Audience) -> None:
+        self._pending.add(audience)
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._write)
 
     def _write(self) -> None:
         self._scheduled = False
-        senders, self._senders = self._senders, set()
-        for sender in senders:
+        pending, self._pending = self._pending, set()
+        for audience in pending:
             try:
-                sender.write_pending()
+                audience.write_pending()
             except Exception:  # one broken socket must not keep the others' frames back
-                log.exception("writing frames to an agent socket failed")
+                log.exception("writing frames to agent sockets failed")
 
 
 class Heartbeat:
@@ -251,13 +359,13 @@ class Heartbeat:
 
 
 HEARTBEAT = web.AppKey("heartbeat", Heartbeat)
-WRITER = web.AppKey("frame_writer", FrameWriter)
+AUDIENCES = web.AppKey("audiences", Audiences)
 
 
 async def heartbeats(app: web.Application) -> AsyncIterator[None]:
-    """The agent sockets' shared heartbeat and frame writer, for the app's lifetime (`ws_heartbeat_seconds`
+    """The agent sockets' shared heartbeat, audiences and frame writer, for the app's lifetime (`ws_heartbeat_seconds`
     shortens the heartbeat in tests)."""
-    app[WRITER] = FrameWriter()
+    app[AUDIENCES] = Audiences(FrameWriter())
     heartbeat = app[HEARTBEAT] = Heartbeat(float(app[SETTINGS].extra.get("ws_heartbeat_seconds", HEARTBEAT_SECONDS)))
     heartbeat.start()
     yield
