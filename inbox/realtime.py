@@ -257,7 +257,10 @@ class Audience:
                     shared = b"".join(event.ws_frame_for(pii) for event in batch)
                 frames = shared
             if frames:
-                member.write(frames)
+                try:
+                    member.write(frames)
+                except Exception:  # one broken socket must not keep the others' frames back
+                    log.exception("writing frames to an agent socket failed")
 
 
 class Audiences:
@@ -317,8 +320,8 @@ class FrameWriter:
         for audience in pending:
             try:
                 audience.write_pending()
-            except Exception:  # one broken socket must not keep the others' frames back
-                log.exception("writing frames to agent sockets failed")
+            except Exception:  # one audience's failure must not keep the others' frames back
+                log.exception("writing frames to an audience failed")
 
 
 class Heartbeat:

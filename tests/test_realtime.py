@@ -491,6 +491,30 @@ async def test_going_live_while_the_audience_holds_unwritten_events_sends_each_o
     assert bus.subscriber_count == 0 and len(audiences) == 0
 
 
+class _BrokenWire(_Wire):
+    def write(self, data: bytes) -> None:
+        raise ValueError("a transport in a state nobody expected")
+
+
+async def test_a_broken_socket_does_not_keep_its_audience_from_the_frames() -> None:
+    bus = InProcessBus(start_seq=0)
+    audiences = Audiences(FrameWriter())
+    ws = types.SimpleNamespace(closed=False)
+    senders = []
+    for user_id in range(1, 5):
+        viewer = Viewer(user_id, "agent", frozenset({5}), frozenset())
+        senders.append(Sender(ws, bus.subscribe(None, viewer.can_receive), bus, _Wire(), audiences, viewer))  # type: ignore[arg-type]
+        senders[-1]._go_live()
+    (audience,) = audiences._by_key.values()
+    broken = next(iter(audience.members))  # the first one written to
+    broken.transport = _BrokenWire()  # type: ignore[assignment]
+    await bus.publish(Event("conversation.updated", {"id": 1}, inbox_id=5))
+    await asyncio.sleep(0)
+    assert [sender.transport.seqs() for sender in senders if sender is not broken] == [[1], [1], [1]]
+    for sender in senders:
+        sender.leave()
+
+
 async def test_an_event_for_some_users_reaches_only_them_within_a_shared_audience(
     client: TestClient, inbox: Inbox
 ) -> None:
