@@ -42,6 +42,7 @@ from bench.common import (
     Workdir,
     add_facebook_inbox,
     cli,
+    collector_paused,
     drain,
     fmt,
     hopthu_env,
@@ -188,16 +189,17 @@ async def closed_loop(
     async with _session(concurrency) as session:
         # Warm the connections up (keep-alive) before the clock starts.
         await asyncio.gather(*(_post(session, url, factory, LoadResult(), time.perf_counter()) for _ in range(32)))
-        cpu0, server_cpu0 = time.process_time(), server.cpu_seconds()
-        t0 = time.perf_counter()
-        deadline = t0 + duration
+        with collector_paused():
+            cpu0, server_cpu0 = time.process_time(), server.cpu_seconds()
+            t0 = time.perf_counter()
+            deadline = t0 + duration
 
-        async def worker() -> None:
-            while time.perf_counter() < deadline:
-                await _post(session, url, factory, result, time.perf_counter())
+            async def worker() -> None:
+                while time.perf_counter() < deadline:
+                    await _post(session, url, factory, result, time.perf_counter())
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        result.elapsed = time.perf_counter() - t0
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            result.elapsed = time.perf_counter() - t0
         result.client_cpu, result.server_cpu = time.process_time() - cpu0, server.cpu_seconds() - server_cpu0
     return result
 
@@ -211,26 +213,27 @@ async def open_loop(
     tasks: set[asyncio.Task[None]] = set()
     async with _session(max_in_flight) as session:
         await asyncio.gather(*(_post(session, url, factory, LoadResult(), time.perf_counter()) for _ in range(32)))
-        cpu0, server_cpu0 = time.process_time(), server.cpu_seconds()
-        t0 = time.perf_counter()
-        total = int(duration * rate)
-        interval = 1.0 / rate
-        for i in range(total):
-            scheduled = t0 + i * interval
-            delay = scheduled - time.perf_counter()
-            if delay > 0.0005:
-                await asyncio.sleep(delay)
-            result.late_ms.append(max(0.0, time.perf_counter() - scheduled) * 1000)
-            if len(tasks) >= max_in_flight:
-                result.sent += 1
-                result.errors += 1  # the server is this far behind: count it as a failure, don't queue more
-                continue
-            task = asyncio.create_task(_post(session, url, factory, result, scheduled))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        send_done = time.perf_counter()
-        if tasks:
-            await asyncio.gather(*tasks)
+        with collector_paused():
+            cpu0, server_cpu0 = time.process_time(), server.cpu_seconds()
+            t0 = time.perf_counter()
+            total = int(duration * rate)
+            interval = 1.0 / rate
+            for i in range(total):
+                scheduled = t0 + i * interval
+                delay = scheduled - time.perf_counter()
+                if delay > 0.0005:
+                    await asyncio.sleep(delay)
+                result.late_ms.append(max(0.0, time.perf_counter() - scheduled) * 1000)
+                if len(tasks) >= max_in_flight:
+                    result.sent += 1
+                    result.errors += 1  # the server is this far behind: count it as a failure, don't queue more
+                    continue
+                task = asyncio.create_task(_post(session, url, factory, result, scheduled))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            send_done = time.perf_counter()
+            if tasks:
+                await asyncio.gather(*tasks)
         result.elapsed = send_done - t0
         result.client_cpu, result.server_cpu = time.process_time() - cpu0, server.cpu_seconds() - server_cpu0
     return result

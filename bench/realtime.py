@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -40,6 +41,7 @@ from bench.common import (
     Workdir,
     add_facebook_inbox,
     cli,
+    collector_paused,
     drain,
     fmt,
     hopthu_env,
@@ -162,13 +164,16 @@ async def receiver_main(args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        while True:
-            line = (await reader.readline()).decode().strip()
-            if line == "frames":
-                open_sockets = sum(1 for t in tasks if not t.done())
-                print(json.dumps({"frames": frames[0], "open": open_sockets, "cpu": time.process_time()}), flush=True)
-            elif line in ("stop", ""):
-                break
+        with collector_paused() if record else contextlib.nullcontext():  # recording frames: no pauses of ours
+            while True:
+                line = (await reader.readline()).decode().strip()
+                if line == "frames":
+                    open_sockets = sum(1 for t in tasks if not t.done())
+                    print(
+                        json.dumps({"frames": frames[0], "open": open_sockets, "cpu": time.process_time()}), flush=True
+                    )
+                elif line in ("stop", ""):
+                    break
         Path(args.out).write_bytes(orjson.dumps(records))
         open_sockets = sum(1 for t in tasks if not t.done())
         status = {"frames": frames[0], "records": len(records), "open": open_sockets, "cpu": time.process_time()}
@@ -241,18 +246,19 @@ async def send_at_rate(
             except (aiohttp.ClientError, TimeoutError):
                 errors[0] += 1
 
-        t0 = time.monotonic()
-        total = int(duration * rate)
-        for i in range(total):
-            scheduled = t0 + i / rate
-            delay = scheduled - time.monotonic()
-            if delay > 0.0005:
-                await asyncio.sleep(delay)
-            task = asyncio.create_task(post(scheduled))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        if tasks:
-            await asyncio.gather(*tasks)
+        with collector_paused():
+            t0 = time.monotonic()
+            total = int(duration * rate)
+            for i in range(total):
+                scheduled = t0 + i / rate
+                delay = scheduled - time.monotonic()
+                if delay > 0.0005:
+                    await asyncio.sleep(delay)
+                task = asyncio.create_task(post(scheduled))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks:
+                await asyncio.gather(*tasks)
     return sent_at, total, errors[0], acks
 
 

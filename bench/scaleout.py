@@ -50,6 +50,7 @@ from bench.common import (
     Workdir,
     add_facebook_inbox,
     cli,
+    collector_paused,
     fmt,
     free_port,
     hopthu_env,
@@ -186,7 +187,8 @@ async def load_main(args: argparse.Namespace) -> None:
                 except (aiohttp.ClientError, TimeoutError):
                     errors += 1
 
-        await asyncio.gather(*(worker(i) for i in range(args.concurrency)))
+        with collector_paused():
+            await asyncio.gather(*(worker(i) for i in range(args.concurrency)))
     print(json.dumps({"ok": ok, "sent": sent, "errors": errors, "elapsed": args.duration,
                       "p99": percentile(latencies, 99), "cpu": time.process_time()}))  # fmt: skip
 
@@ -208,7 +210,8 @@ async def receive_main(args: argparse.Namespace) -> None:
                     out.write(f"{frame['data']['external_id']} {arrived}\n")
 
         readers = [asyncio.create_task(read(ws)) for ws in sockets]
-        await asyncio.sleep(max(0.0, args.until - time.monotonic()))
+        with collector_paused():
+            await asyncio.sleep(max(0.0, args.until - time.monotonic()))
         for task in readers:
             task.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
@@ -307,17 +310,18 @@ async def latency(senders: Server, receivers: Server, tokens: list[str], args: a
 
         total = int(args.duration * args.rate)
         t0 = time.monotonic() + 0.2
-        for i in range(total):
-            scheduled = t0 + i / args.rate
-            delay = scheduled - time.monotonic()
-            if delay > 0.0005:
-                await asyncio.sleep(delay)
-            mid, body, headers = factory.next()
-            sent_at[mid] = scheduled  # from the scheduled time: a stalled sender never hides latency
-            task = asyncio.create_task(post(body, headers))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        await asyncio.gather(*tasks)
+        with collector_paused():
+            for i in range(total):
+                scheduled = t0 + i / args.rate
+                delay = scheduled - time.monotonic()
+                if delay > 0.0005:
+                    await asyncio.sleep(delay)
+                mid, body, headers = factory.next()
+                sent_at[mid] = scheduled  # from the scheduled time: a stalled sender never hides latency
+                task = asyncio.create_task(post(body, headers))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            await asyncio.gather(*tasks)
     # Wait until every agent has every frame, or the receiver's deadline.
     expected = len(sent_at) * len(tokens)
     while receiver.poll() is None:
