@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -40,6 +40,11 @@ BEAT_STEP = 500  # sockets pinged per turn of the event loop
 
 def _frame(kind: str, seq: int, data: dict[str, Any]) -> str:
     return orjson.dumps({"type": kind, "seq": seq, "data": data}).decode()
+
+
+def _ws_frames(events: list[Event], pii: bool) -> bytes:
+    """The events' whole WebSocket frames, back to back, for one write."""
+    return b"".join(event.ws_frame_for(pii) for event in events)
 
 
 @routes.get("/ws")
@@ -166,7 +171,7 @@ class Sender:
         subscription.close()
         self.subscription = None
         if batch:
-            self.write(b"".join(event.ws_frame_for(self.pii) for event in batch))
+            self.write(_ws_frames(batch, self.pii))
         self.audiences.join(self)
 
     def own_frames(self, batch: list[Event]) -> bytes:
@@ -221,7 +226,11 @@ class Sender:
             await asyncio.gather(task, return_exceptions=True)
 
 
-AudienceKey = tuple[str, frozenset[int], frozenset[int], bool]
+class AudienceKey(NamedTuple):
+    role: str
+    inbox_ids: frozenset[int]
+    team_ids: frozenset[int]
+    pii: bool
 
 
 class Audience:
@@ -230,17 +239,17 @@ class Audience:
     joined once and written to every socket. Per socket, that left one write: with 50 agents on one inbox,
     offering every event to every socket and joining its frames had been the largest cost of a message."""
 
-    __slots__ = ("key", "members", "pii", "subscription")
+    __slots__ = ("key", "members", "subscription")
 
     def __init__(self, key: AudienceKey, subscription: Subscription) -> None:
-        self.key, self.pii, self.subscription = key, key[3], subscription
+        self.key, self.subscription = key, subscription
         self.members: set[Sender] = set()
 
     def write_pending(self) -> None:
         subscription = self.subscription
         batch = subscription.take()
         if not batch:
-            if subscription.overflowed or subscription.closed:
+            if subscription.overflowed:
                 # More events in one turn than a subscription keeps, or the bus lost some: every member refetches.
                 for member in tuple(self.members):
                     member.resync()
@@ -253,8 +262,7 @@ class Audience:
                 frames = member.own_frames(batch)
             else:
                 if shared is None:
-                    pii = self.pii
-                    shared = b"".join(event.ws_frame_for(pii) for event in batch)
+                    shared = _ws_frames(batch, self.key.pii)
                 frames = shared
             if frames:
                 try:
@@ -274,7 +282,7 @@ class Audiences:
 
     def join(self, sender: Sender) -> None:
         viewer = sender.viewer
-        key = (viewer.role, viewer.inbox_ids, viewer.team_ids, sender.pii)
+        key = AudienceKey(viewer.role, viewer.inbox_ids, viewer.team_ids, sender.pii)
         audience = self._by_key.get(key)
         if audience is None or audience.subscription.overflowed:
             if audience is not None:  # its members are being told to resync; newcomers get a fresh one
