@@ -193,6 +193,19 @@ async def send_text(client: TestClient, psid: str, mid: str, text: str, ts_ms: i
     return response
 
 
+def postgres_lock_timeout(monkeypatch: pytest.MonkeyPatch, timeout: str = "100ms") -> None:
+    """The app's Postgres connections give up on a lock after `timeout`, so a locked table fails fast."""
+    original = db.tortoise_config
+
+    def with_lock_timeout(url: str) -> dict:
+        config = original(url)
+        # Already expanded for asyncpg (inbox.db._connection): the dict is the config's own.
+        config["connections"]["default"]["credentials"]["server_settings"] = {"lock_timeout": timeout}
+        return config
+
+    monkeypatch.setattr(db, "tortoise_config", with_lock_timeout)
+
+
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0, interval: float = 0.02) -> Any:
     """Wait until `check` returns something truthy (the processor works off the ack path)."""
     deadline = time.monotonic() + timeout

@@ -16,12 +16,20 @@ from aiohttp.test_utils import TestClient
 
 from agents.models import InboxMember
 from channels.fakes import messenger_postback, messenger_text, vietnamese_profile
-from inbox import db
 from inbox.app import create_app
 from inbox.config import load_settings
 from inbox.models import Conversation, InboundEvent, Inbox, Message, OutboxItem
 from inbox.outbox import Outbox
-from tests.conftest import APP_SECRET, PAGE_ID, TEST_DATABASE_URL, eventually, now_ms, post_webhook, quick_user
+from tests.conftest import (
+    APP_SECRET,
+    PAGE_ID,
+    TEST_DATABASE_URL,
+    eventually,
+    now_ms,
+    post_webhook,
+    postgres_lock_timeout,
+    quick_user,
+)
 from tests.test_realtime import connected, marker
 
 PAGE_B, SECRET_B = "2222", "app_secret_of_page_b"
@@ -273,16 +281,7 @@ async def impatient_client(
 ) -> TestClient:
     """The app with a database that gives up on a lock after 50-100 ms instead of waiting 10 s."""
     if TEST_DATABASE_URL:
-        original = db.tortoise_config
-
-        def with_lock_timeout(url: str) -> dict:
-            config = original(url)
-            connection = config["connections"]["default"]  # expanded for asyncpg already (inbox.db._connection)
-            connection["credentials"]["server_settings"] = {"lock_timeout": "100ms"}
-            config["connections"]["default"] = connection
-            return config
-
-        monkeypatch.setattr(db, "tortoise_config", with_lock_timeout)
+        postgres_lock_timeout(monkeypatch)
         url = database_url
     else:
         url = f"{database_url}?busy_timeout=50"

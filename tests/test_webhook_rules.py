@@ -14,7 +14,6 @@ import pytest
 
 from channels.facebook import SIGNATURE_HEADER, sign
 from channels.fakes import messenger_batch, messenger_text, signed
-from inbox import db
 from inbox.app import create_app
 from inbox.config import load_settings
 from inbox.models import Conversation, DeadLetter, InboundEvent, Message
@@ -28,6 +27,7 @@ from tests.conftest import (
     make_user,
     now_ms,
     post_webhook,
+    postgres_lock_timeout,
     send_text,
 )
 
@@ -325,25 +325,11 @@ async def _count(model, expected: int) -> bool:
 # ---------------------------------------------------------------------------------------------- storage down
 
 
-async def _postgres_lock_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Give the app's Postgres connections a short lock_timeout, so a locked table fails fast."""
-    original = db.tortoise_config
-
-    def with_lock_timeout(url: str) -> dict:
-        config = original(url)
-        connection = config["connections"]["default"]  # expanded for asyncpg already (inbox.db._connection)
-        connection["credentials"]["server_settings"] = {"lock_timeout": "100ms"}
-        config["connections"]["default"] = connection
-        return config
-
-    monkeypatch.setattr(db, "tortoise_config", with_lock_timeout)
-
-
 async def test_database_that_cannot_commit_answers_503_then_stores_on_redelivery(
     aiohttp_client, database_url: str, fake_graph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     if TEST_DATABASE_URL:
-        await _postgres_lock_timeout(monkeypatch)
+        postgres_lock_timeout(monkeypatch)
         url = database_url
     else:
         url = f"{database_url}?busy_timeout=50"
