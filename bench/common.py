@@ -299,6 +299,48 @@ def proc_cpu_seconds(pid: int) -> float:
     return sum(proc_cpu_split(pid))
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (the NLP worker, a multiprocessing helper), from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                todo += [int(child) for child in (task / "children").read_text().split()]
+            except OSError:  # the thread or the process ended meanwhile
+                continue
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its living descendants."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            total += proc_cpu_seconds(member)
+        except OSError:
+            continue
+    return total
+
+
+async def settle(
+    server: Server, *, below: float = 0.05, window: float = 0.5, timeout: float = 60.0
+) -> tuple[float, float]:
+    """Wait until the server and its child processes use less than `below` of a core over `window` seconds: what
+    the previous phase left behind (NLP, profile and post lookups, the reports' projection) must not be counted
+    against the next one. Returns (seconds waited, share of a core busy in the first window)."""
+    started = time.monotonic()
+    first = -1.0
+    while True:
+        before = tree_cpu_seconds(server.pid)
+        await asyncio.sleep(window)
+        busy = (tree_cpu_seconds(server.pid) - before) / window
+        first = busy if first < 0 else first
+        if busy < below or time.monotonic() - started > timeout:
+            return time.monotonic() - started, first
+
+
 def _serve_code(argv: list[str], nofile: int | None) -> str:
     limit = ""
     if nofile:

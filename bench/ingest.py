@@ -48,6 +48,7 @@ from bench.common import (
     hopthu_env,
     latency_line,
     percentile,
+    settle,
     sqlite_connect,
     start_bare,
     start_hopthu,
@@ -71,6 +72,7 @@ class LoadResult:
     client_cpu: float = 0.0
     server_cpu: float = 0.0
     late_ms: list[float] = field(default_factory=list)  # open loop: how late the client sent
+    settled: tuple[float, float] = (0.0, 0.0)  # seconds waited for the server to go quiet, its load when asked
 
     @property
     def rps(self) -> float:
@@ -82,6 +84,12 @@ class LoadResult:
             f"{label}: {self.ok:,} ok / {self.sent:,} sent in {self.elapsed:.1f} s = {fmt(self.rps)} req/s "
             f"(status {codes or '-'}; errors {self.errors}); CPU s: server {self.server_cpu:.1f}, "
             f"load generator {self.client_cpu:.1f}\n    {latency_line('ack latency', self.latencies_ms)}"
+            + (
+                f"\n    before the clock: waited {self.settled[0]:.1f} s for the server to go quiet "
+                f"(it was using {self.settled[1]:.0%} of a core)"
+                if self.settled[0] > 1.0
+                else ""
+            )
         )
 
 
@@ -185,7 +193,7 @@ async def closed_loop(
 
     The bare baseline answers any body on /webhooks/facebook: the same framework work for every channel."""
     url = server.url + path
-    result = LoadResult()
+    result = LoadResult(settled=await settle(server))
     async with _session(concurrency) as session:
         # Warm the connections up (keep-alive) before the clock starts.
         await asyncio.gather(*(_post(session, url, factory, LoadResult(), time.perf_counter()) for _ in range(32)))
@@ -209,7 +217,7 @@ async def open_loop(
 ) -> LoadResult:
     """Send at `rate`/s on a fixed schedule; latency is measured from each request's scheduled time."""
     url = server.url + "/webhooks/facebook"
-    result = LoadResult()
+    result = LoadResult(settled=await settle(server))
     tasks: set[asyncio.Task[None]] = set()
     async with _session(max_in_flight) as session:
         await asyncio.gather(*(_post(session, url, factory, LoadResult(), time.perf_counter()) for _ in range(32)))

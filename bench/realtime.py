@@ -49,6 +49,7 @@ from bench.common import (
     name_for,
     percentile,
     raise_nofile,
+    settle,
     start_hopthu,
     warm_contacts,
 )
@@ -273,7 +274,7 @@ async def latency_phase(args: argparse.Namespace, work: Path, env: dict[str, str
         print(f"{status['ready']} agents connected ({status['failed']} failed)")
         # Warm-up outside the timed window: every customer's conversation exists and their profile is fetched.
         await warm_contacts(server.url, db_path, args.contacts)
-        await asyncio.sleep(0.5)
+        await settle(server)  # the warm-up's NLP and profile lookups are over before the clock starts
         factory = WebhookFactory(args.contacts)
         receiver_cpu0 = (await receiver.ask("frames"))["cpu"]
         split0, client_cpu0, t0 = server.cpu_split(), time.process_time(), time.monotonic()
