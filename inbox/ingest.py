@@ -24,11 +24,11 @@ from datetime import UTC, datetime
 
 from tortoise.transactions import in_transaction
 
-from channels.events import ChannelEvent, Unrecognized, to_record
+from channels.events import ChannelEvent, Unrecognized, record_json
 from inbox import db
 from inbox.metrics import INGESTED
 from inbox.models import DeadLetter
-from inbox.sql import insert_rows, json_param
+from inbox.sql import insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ def _serialise(items: list[Item]) -> tuple[list[list[object]], list[str], list[D
     for item in items:
         if isinstance(item, Accepted):
             try:
-                row = [item.inbox_id, item.channel, item.event.dedupe_key(), json_param(to_record(item.event))]
+                row = [item.inbox_id, item.channel, item.event.dedupe_key(), record_json(item.event)]
             except Exception as exc:  # an adapter bug must not lose the event: keep it for admins
                 log.exception("could not serialise a %s event; kept as a dead letter", item.channel)
                 dead.append(

@@ -32,18 +32,18 @@ async def _messages_stored(prefix: str, expected: int) -> bool:
 async def test_an_event_that_cannot_be_serialised_is_kept_and_the_writer_lives_on(
     client: TestClient, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An adapter bug (an event `to_record` cannot encode) becomes a dead letter; later webhooks still commit."""
+    """An adapter bug (an event `record_json` cannot encode) becomes a dead letter; later webhooks still commit."""
     import inbox.ingest as ingest_module
     from inbox.models import DeadLetter
 
-    real = ingest_module.to_record
+    real = ingest_module.record_json
 
     def flaky(event):
         if getattr(event, "text", None) == "boom":
             raise TypeError("Object of type bytes is not JSON serializable")
         return real(event)
 
-    monkeypatch.setattr(ingest_module, "to_record", flaky)
+    monkeypatch.setattr(ingest_module, "record_json", flaky)
     broken = await post_webhook(client, messenger_text(PAGE_ID, "PSID-X", "mid.boom", "boom", now_ms()))
     assert broken.status == 200
     letter = await DeadLetter.get(channel="facebook")
