@@ -325,11 +325,12 @@ def tree_cpu_seconds(pid: int) -> float:
 
 
 async def settle(
-    server: Server, *, below: float = 0.05, window: float = 0.5, timeout: float = 60.0
+    server: Server, *, below: float = 0.05, window: float = 6.0, timeout: float = 90.0
 ) -> tuple[float, float]:
     """Wait until the server and its child processes use less than `below` of a core over `window` seconds: what
     the previous phase left behind (NLP, profile and post lookups, the reports' projection) must not be counted
-    against the next one. Returns (seconds waited, share of a core busy in the first window)."""
+    against the next one. The window spans a supervision tick (5 s), which catches the projection up a step at a
+    time. Returns (seconds waited, share of a core busy in the first window)."""
     started = time.monotonic()
     first = -1.0
     while True:

@@ -87,7 +87,7 @@ class LoadResult:
             + (
                 f"\n    before the clock: waited {self.settled[0]:.1f} s for the server to go quiet "
                 f"(it was using {self.settled[1]:.0%} of a core)"
-                if self.settled[0] > 1.0
+                if self.settled[0] > 7.0
                 else ""
             )
         )
