@@ -431,11 +431,11 @@ async def phase(
             servers.append(await start_hopthu(env, work, nofile=65536))
         tokens = await make_staff(env, work, servers[-1], args.agents)
         await warm(servers, database_url, args.contacts)
-        for server in servers:  # what the warm-up left (NLP, profile lookups) is over before the clock starts
-            await settle(server)
+        # What the warm-up left (NLP, profile lookups) is over before the clock starts: every server quiet in the
+        # same window, not one after the other.
+        await asyncio.gather(*(settle(server) for server in servers))
         await full_speed(servers, args, f"full{n}_", database_url, result)
-        for server in servers:
-            await settle(server)
+        await asyncio.gather(*(settle(server) for server in servers))
         await latency(servers[0], servers[-1], tokens, args, work, result)
         await drain(database_url, "m_")
     finally:
