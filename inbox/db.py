@@ -44,12 +44,19 @@ def tortoise_config(url: str) -> dict[str, Any]:
     }
 
 
+SQLITE_ENGINE = "inbox.sqlite_client"  # tortoise's SQLite client, a transaction's start in one trip
+
+
 def _connection(url: str) -> str | dict[str, Any]:
-    """The URL, or for asyncpg its expanded config with a pool that does not reset connections on release: asyncpg
-    sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;` each time by default, a second round
-    trip for every statement outside a transaction. hopthu leaves no session state on a pooled connection (the log
-    leader's session lock and LISTEN live on a connection of their own, inbox/coordination.py)."""
+    """The URL's expanded config. SQLite gets hopthu's client (`inbox.sqlite_client`). asyncpg gets a pool that
+    does not reset connections on release: asyncpg sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL;` each time by default, a second round trip for every statement outside a transaction. hopthu
+    leaves no session state on a pooled connection (the log leader's session lock and LISTEN live on a connection
+    of their own, inbox/coordination.py)."""
     config = expand_db_url(url)
+    if config["engine"] == "tortoise.backends.sqlite":
+        config["engine"] = SQLITE_ENGINE
+        return config
     if config["engine"] != "tortoise.backends.asyncpg":
         return url
     config["credentials"]["reset"] = _nothing_to_reset

@@ -234,7 +234,7 @@ class NlpEnricher:
                 [[*(nlp_value(msg, c) for c in NLP_COLUMNS), msg.id] for msg in todo],
                 many=True,
             )
-            return await write_and_summarise(conn, [stored], todo)
+            return await write_and_summarise(conn, [stored], todo, commit=True)
 
     async def _publish(self, todo: Sequence[Message], summaries: dict[int, dict]) -> None:
         convs = {c.id: c for c in await Conversation.filter(id__in=list(summaries))}
@@ -280,22 +280,25 @@ def nlp_value(msg: Message, column: str) -> object:
 
 
 async def write_and_summarise(
-    conn: BaseDBAsyncClient, statements: list[Statement], analysed: Sequence[Message]
+    conn: BaseDBAsyncClient, statements: list[Statement], analysed: Sequence[Message], *, commit: bool = False
 ) -> dict[int, dict]:
     """Run `statements` (which store the analyses of `analysed`), then summarise the conversations of those
     messages: `sentiment` (of its newest analysed customer message), `worst_sentiment`, `intent` (its customers'
     most frequent intent other than "other"; ties go to the most recent). The summary is read in the same hand-off
-    as the statements (`run_statements`) and written in a second; returns it per conversation."""
+    as the statements (`run_statements`) and written in a second; returns it per conversation. `commit`: these
+    are the transaction's last writes, and its COMMIT goes with the last hand-off (`run_statements`)."""
     dialect = conn.capabilities.dialect
     conv_ids = sorted({msg.conversation_id for msg in analysed})
     summary_at = len(statements)
     if conv_ids:
         statements = [*statements, _summary_statement(dialect, conv_ids)]
-    results = await run_statements(conn, statements) if statements else []
+    if not statements:
+        return {}
+    results = await run_statements(conn, statements, commit=commit and not conv_ids)
     if not conv_ids:
         return {}
     summaries = _summaries_from(results[summary_at] or [], conv_ids, analysed)
-    await run_statements(conn, _summary_updates(dialect, summaries))
+    await run_statements(conn, _summary_updates(dialect, summaries), commit=commit)
     return summaries
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections import deque
@@ -230,16 +231,18 @@ class Deferred:
         """The message's id is read at the flush: a held message gets its id there."""
         self.events.append(_event_row(conv, kind, actor_type, actor_id, at, message, data))  # type: ignore[arg-type]
 
-    async def flush(self, conn: BaseDBAsyncClient, also: Sequence[Statement] = ()) -> None:
-        """The held writes: the messages first (their ids), then the rest, with `also`, in one hand-off
-        (`run_statements`)."""
+    async def flush(self, conn: BaseDBAsyncClient, also: Sequence[Statement] = (), *, commit: bool = False) -> None:
+        """The held writes, with `also`, in one hand-off (`run_statements`): the held messages first, whose ids
+        their insert returns and fills in where the rest refer to them (`_message_inserts`), then the rest.
+        `commit`: the transaction's last writes, committed in that hand-off on SQLite."""
         dialect = conn.capabilities.dialect
         analysed = self._take_analyses()
-        await self._insert_messages(conn)
-        for row in self.events:
-            if isinstance(message := row[_MESSAGE_ID], Message):
-                row[_MESSAGE_ID] = message.id
-        statements = []
+        indexed = message_index_statement(dialect, [(msg, text) for msg, text in self.search])
+        # Rows that name a message by its object, and where: its id replaces it once known.
+        naming = [(self.events, _MESSAGE_ID), (indexed.params if indexed else [], 0)]
+        statements = self._message_inserts(dialect, naming)
+        if not statements:
+            _name_by_id(naming)  # no message held: every one named has its id already
         if self.events:
             events = insert_many(dialect, "conversation_events", _EVENT_COLUMNS)
             statements.append(Statement(events, self.events, many=True))
@@ -251,11 +254,11 @@ class Deferred:
         if self.seen:
             rows = [[at, cid] for cid, at in sorted(self.seen.items())]
             statements.append(Statement(update_many(dialect, "contacts", ("last_seen_at",)), rows, many=True))
-        if indexed := message_index_statement(dialect, [(msg.id, text) for msg, text in self.search]):
+        if indexed:
             statements.append(indexed)
         statements += also
         # With the NLP summary of the conversations whose messages came with their analysis.
-        for conv_id, fields in (await write_and_summarise(conn, statements, analysed)).items():
+        for conv_id, fields in (await write_and_summarise(conn, statements, analysed, commit=commit)).items():
             if (conv := self.conversations.get(conv_id)) is not None:
                 for column, value in fields.items():
                     setattr(conv, column, value)  # published with the conversation after the commit
@@ -280,24 +283,45 @@ class Deferred:
                 analysed.append(msg)
         return analysed
 
-    async def _insert_messages(self, conn: BaseDBAsyncClient) -> None:
-        """The held messages in one statement per `MESSAGES_PER_STATEMENT`, each given its id. One that is not
-        inserted was already stored (the same platform message under another log key, or twice in this batch):
-        `AlreadyStored` fails the batch, which is then applied event by event, where it is skipped."""
+    def _message_inserts(self, dialect: str, naming: list[tuple[list[list], int]]) -> list[Statement]:
+        """The held messages' inserts, one per `MESSAGES_PER_STATEMENT`, each giving its messages their ids as soon
+        as it has run (`_give_ids`); after the last, the rows in `naming` get those ids. They run in the flush's
+        hand-off: a round trip of their own had held the connection longer while webhooks waited for it."""
         held, self.messages = self.messages, []
+        statements = []
         for start in range(0, len(held), MESSAGES_PER_STATEMENT):
             chunk = held[start : start + MESSAGES_PER_STATEMENT]
             statement, params = insert_rows(
-                conn.capabilities.dialect, "messages", _MESSAGE_COLUMNS, [row for _, row in chunk],
+                dialect, "messages", _MESSAGE_COLUMNS, [row for _, row in chunk],
                 on_conflict="(inbox_id, external_id) DO NOTHING",
             )  # fmt: skip
-            inserted = await conn.execute_query_dict(f"{statement} RETURNING id, inbox_id, external_id", params)
-            ids = {(r["inbox_id"], r["external_id"]): r["id"] for r in inserted}
-            for msg, _ in chunk:
-                msg_id = ids.pop((msg.inbox_id, msg.external_id), None)
-                if msg_id is None:
-                    raise AlreadyStored(f"message {msg.external_id!r} of inbox {msg.inbox_id} is already stored")
-                msg.id = msg_id
+            last = start + MESSAGES_PER_STATEMENT >= len(held)
+            then = functools.partial(_give_ids, [msg for msg, _ in chunk], naming if last else [])
+            statements.append(
+                Statement(f"{statement} RETURNING id, inbox_id, external_id", params, fetch=True, then=then)
+            )
+        return statements
+
+
+def _give_ids(chunk: list[Message], naming: list[tuple[list[list], int]], inserted: list[dict]) -> None:
+    """Each message of `chunk` its id from the insert's returned rows, then (after the last insert) the rows in
+    `naming` their messages' ids. One that is not inserted was already stored (the same platform message under
+    another log key, or twice in this batch): `AlreadyStored` fails the batch, which is then applied event by
+    event, where it is skipped."""
+    ids = {(r["inbox_id"], r["external_id"]): r["id"] for r in inserted}
+    for msg in chunk:
+        msg_id = ids.pop((msg.inbox_id, msg.external_id), None)
+        if msg_id is None:
+            raise AlreadyStored(f"message {msg.external_id!r} of inbox {msg.inbox_id} is already stored")
+        msg.id = msg_id
+    _name_by_id(naming)
+
+
+def _name_by_id(naming: list[tuple[list[list], int]]) -> None:
+    for rows, index in naming:
+        for row in rows:
+            if isinstance(message := row[index], Message):
+                row[index] = message.id
 
 
 class AlreadyStored(Exception):
@@ -568,7 +592,7 @@ async def apply_inbound(
         "intent_confidence": None,
     }
     if deferred.hold_messages:
-        msg_id = None  # given at the flush, with the batch's other messages (`Deferred._insert_messages`)
+        msg_id = None  # given at the flush, with the batch's other messages (`Deferred._message_inserts`)
     else:
         sql = Sql(conn.capabilities.dialect)
         inserted = await conn.execute_query_dict(
@@ -909,7 +933,7 @@ class InboundProcessor:
                 sql = Sql(conn.capabilities.dialect)
                 update = f"UPDATE inbound_events SET processed = {sql.p(True)} WHERE id IN ({sql.marks(done)})"
                 marked.append(Statement(update, sql.params))
-            await deferred.flush(conn, also=marked)
+            await deferred.flush(conn, also=marked, commit=True)  # the batch's COMMIT in the same hand-off
             if held:
                 per_message = (time.monotonic() - flush_started) / held
                 self._flush_cost = per_message if not self._flush_cost else 0.8 * self._flush_cost + 0.2 * per_message

@@ -5,7 +5,7 @@ dialect's placeholders, JSON parameters, and models built from raw rows.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -151,35 +151,50 @@ def _orm_datetime(value: Any) -> datetime:
 @dataclass(frozen=True, slots=True)
 class Statement:
     """One statement of `run_statements`: rows (`many`: one parameter list per row, as `execute_many`), or a query
-    whose rows come back as dicts (`fetch`)."""
+    whose rows come back as dicts (`fetch`). `then` is called with those rows as soon as the statement has run,
+    before the next one (on SQLite, on aiosqlite's thread): it may fill in the parameters of the statements after
+    it, such as the ids an insert returned."""
 
     sql: str
     params: list[Any]
     many: bool = False
     fetch: bool = False
+    then: Callable[[list[dict]], None] | None = None
 
 
-async def run_statements(conn: BaseDBAsyncClient, statements: Sequence[Statement]) -> list[list[dict] | None]:
+async def run_statements(
+    conn: BaseDBAsyncClient, statements: Sequence[Statement], *, commit: bool = False
+) -> list[list[dict] | None]:
     """Run `statements` in order inside the caller's transaction; each fetching one's rows, in place. On SQLite
     they go to aiosqlite's thread in one hand-off: every `await` on aiosqlite waits for the event loop to come
-    round, which under load costs more than the statements themselves. Elsewhere, one by one."""
+    round, which under load costs more than the statements themselves. Elsewhere, one by one.
+
+    `commit`: these are the transaction's last statements. On SQLite its COMMIT goes in the same hand-off (the
+    transaction is then finished: leaving `in_transaction()` commits nothing more, and the caller must run nothing
+    else in it); elsewhere leaving `in_transaction()` commits, as usual."""
     if isinstance(conn, SqliteTransactionWrapper):  # the transaction holds the connection: nothing interleaves
         # aiosqlite's `_execute` runs a function on its thread, where the sqlite3 connection lives.
-        return await conn._connection._execute(_run_on_sqlite_thread, conn._connection._conn, statements)
+        results = await conn._connection._execute(_run_on_sqlite_thread, conn._connection._conn, statements, commit)
+        if commit:
+            conn._finalized = True  # committed on the thread: tortoise's exit skips a finished transaction
+        return results
     results: list[list[dict] | None] = []
     for statement in statements:
         if statement.many:
             await conn.execute_many(statement.sql, statement.params)
             results.append(None)
         elif statement.fetch:
-            results.append(await conn.execute_query_dict(statement.sql, statement.params))
+            rows = await conn.execute_query_dict(statement.sql, statement.params)
+            if statement.then is not None:
+                statement.then(rows)
+            results.append(rows)
         else:
             await conn.execute_query(statement.sql, statement.params)
             results.append(None)
     return results
 
 
-def _run_on_sqlite_thread(raw: Any, statements: Sequence[Statement]) -> list[list[dict] | None]:
+def _run_on_sqlite_thread(raw: Any, statements: Sequence[Statement], commit: bool = False) -> list[list[dict] | None]:
     results: list[list[dict] | None] = []
     for statement in statements:
         if statement.many:
@@ -187,5 +202,10 @@ def _run_on_sqlite_thread(raw: Any, statements: Sequence[Statement]) -> list[lis
             results.append(None)
         else:
             cursor = raw.execute(statement.sql, statement.params)
-            results.append([dict(row) for row in cursor.fetchall()] if statement.fetch else None)
+            rows = [dict(row) for row in cursor.fetchall()] if statement.fetch else None
+            if statement.then is not None and rows is not None:
+                statement.then(rows)
+            results.append(rows)
+    if commit:
+        raw.commit()
     return results

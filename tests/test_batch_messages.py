@@ -1,4 +1,4 @@
-"""A batch's customer messages are inserted together at its end (`Deferred._insert_messages`). The same platform
+"""A batch's customer messages are inserted together at its end (`Deferred._message_inserts`). The same platform
 message may still reach the log twice under different log keys; it must then be stored once, and every other
 event of that batch must still land, with its events and search entries pointing at the right message."""
 

@@ -122,3 +122,71 @@ async def test_statements_run_in_order_inside_the_transaction_and_fetch_in_place
     except Undone:
         pass
     assert (await Contact.get(id=contact.id)).name == "Hoa"
+
+
+async def test_a_statement_fills_in_the_next_ones_and_the_last_hand_off_commits(client) -> None:
+    """`then` sees a query's rows before the next statement runs (the flush gives held messages their ids that
+    way); `commit=True` commits with the last statements, and leaving the transaction then changes nothing. A
+    `then` that raises undoes everything before it, as the flush's `AlreadyStored` must."""
+    inbox = await make_inbox()
+    contact, _ = await _contact_and_conversation(inbox)
+    dialect = db.connection().capabilities.dialect
+    mark = "?" if dialect == "sqlite" else "$1"
+    note = Statement(update_many(dialect, "contacts", ("notes",)), [None, contact.id])
+
+    def give_id(rows: list[dict]) -> None:
+        note.params[0] = f"id {rows[0]['id']}"
+
+    read = Statement(f"SELECT id FROM contacts WHERE id = {mark}", [contact.id], fetch=True, then=give_id)
+    async with in_transaction() as conn:
+        await run_statements(conn, [read, note], commit=True)
+    assert (await Contact.get(id=contact.id)).notes == f"id {contact.id}"
+
+    class Refused(Exception):
+        pass
+
+    def refuse(rows: list[dict]) -> None:
+        raise Refused
+
+    rename = Statement(update_many(dialect, "contacts", ("name",)), [["Lan", contact.id]], many=True)
+    refusing = Statement(f"SELECT id FROM contacts WHERE id = {mark}", [contact.id], fetch=True, then=refuse)
+    try:
+        async with in_transaction() as conn:
+            await run_statements(conn, [rename, refusing, note], commit=True)
+    except Refused:
+        pass
+    assert (await Contact.get(id=contact.id)).name == "Nguyễn Thị Hoa"
+
+
+async def test_a_sqlite_transaction_costs_two_trips_to_the_database_thread(client) -> None:
+    """hopthu's SQLite client (`inbox.sqlite_client`) begins a transaction in one trip to aiosqlite's thread, and
+    `run_statements(commit=True)` commits in the statements' trip: while a transaction is open, webhooks wait for
+    the connection, and each trip waits for the event loop to come round. tortoise's own client takes three trips
+    for an empty transaction."""
+    connection = db.connection()
+    if connection.capabilities.dialect != "sqlite":
+        return  # Postgres has a pool: a transaction holds one connection of several
+    inbox = await make_inbox()
+    contact, _ = await _contact_and_conversation(inbox)
+    raw = connection._connection
+    trips = 0
+    original = raw._execute
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal trips
+        trips += 1
+        return await original(fn, *args, **kwargs)
+
+    raw._execute = counted
+    try:
+        async with in_transaction():
+            pass
+        assert trips == 2  # BEGIN, COMMIT
+        trips = 0
+        rename = Statement(update_many("sqlite", "contacts", ("name",)), [["Lan", contact.id]], many=True)
+        async with in_transaction() as conn:
+            await run_statements(conn, [rename], commit=True)
+        assert trips == 2  # BEGIN, then the statements with the COMMIT
+    finally:
+        del raw._execute
+    assert (await Contact.get(id=contact.id)).name == "Lan"
