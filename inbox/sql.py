@@ -173,6 +173,8 @@ async def run_statements(
     transaction is then finished: leaving `in_transaction()` commits nothing more, and the caller must run nothing
     else in it); elsewhere leaving `in_transaction()` commits, as usual."""
     if isinstance(conn, SqliteTransactionWrapper):  # the transaction holds the connection: nothing interleaves
+        if isinstance(conn._parent, SqliteTransactionWrapper):
+            commit = False  # a savepoint inside another transaction: that one commits, when it ends
         # aiosqlite's `_execute` runs a function on its thread, where the sqlite3 connection lives.
         results = await conn._connection._execute(_run_on_sqlite_thread, conn._connection._conn, statements, commit)
         if commit:

@@ -190,3 +190,23 @@ async def test_a_sqlite_transaction_costs_two_trips_to_the_database_thread(clien
     finally:
         del raw._execute
     assert (await Contact.get(id=contact.id)).name == "Lan"
+
+
+async def test_statements_in_a_savepoint_leave_the_commit_to_the_outer_transaction(client) -> None:
+    """`commit=True` inside a nested `in_transaction()` (a savepoint) must not commit the outer transaction: its
+    writes are still undone when the outer one fails."""
+    inbox = await make_inbox()
+    contact, _ = await _contact_and_conversation(inbox)
+    rename = Statement(update_many(db.dialect(), "contacts", ("name",)), [["Lan", contact.id]], many=True)
+
+    class Undone(Exception):
+        pass
+
+    try:
+        async with in_transaction():
+            async with in_transaction() as savepoint:
+                await run_statements(savepoint, [rename], commit=True)
+            raise Undone
+    except Undone:
+        pass
+    assert (await Contact.get(id=contact.id)).name == "Nguyễn Thị Hoa"
