@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -53,8 +54,10 @@ async def index_messages(conn: BaseDBAsyncClient, rows: list[tuple[int, str]]) -
         await conn.execute_many(statement.sql, statement.params)
 
 
-def message_index_statement(dialect: str, rows: list[tuple[int, str]]) -> Statement | None:
-    """`index_messages` as a statement for `run_statements`; None when there is nothing to index."""
+def message_index_statement(dialect: str, rows: list[tuple[Any, str]]) -> Statement | None:
+    """`index_messages` as a statement for `run_statements`; None when there is nothing to index. A row's first
+    value is the message's id, or (in the processor's flush) the message itself, replaced by its id in the
+    statement's rows once its insert has run."""
     params = [[i, t] for i, t in rows if t]
     if not params or dialect != "sqlite":
         return None

@@ -16,6 +16,8 @@ from tortoise.backends.sqlite.client import SqliteTransactionWrapper
 from tortoise.fields import DatetimeField
 from tortoise.timezone import get_default_timezone, get_use_tz
 
+from inbox.sqlite_client import OneTripTransaction
+
 
 class Sql:
     """Collects parameters and writes `?` (SQLite) or `$n` (Postgres) placeholders."""
@@ -173,12 +175,12 @@ async def run_statements(
     transaction is then finished: leaving `in_transaction()` commits nothing more, and the caller must run nothing
     else in it); elsewhere leaving `in_transaction()` commits, as usual."""
     if isinstance(conn, SqliteTransactionWrapper):  # the transaction holds the connection: nothing interleaves
-        if isinstance(conn._parent, SqliteTransactionWrapper):
-            commit = False  # a savepoint inside another transaction: that one commits, when it ends
+        # Only a top-level transaction commits here; a savepoint leaves it to the transaction around it.
+        commit = commit and isinstance(conn, OneTripTransaction)
         # aiosqlite's `_execute` runs a function on its thread, where the sqlite3 connection lives.
         results = await conn._connection._execute(_run_on_sqlite_thread, conn._connection._conn, statements, commit)
         if commit:
-            conn._finalized = True  # committed on the thread: tortoise's exit skips a finished transaction
+            conn.committed_on_thread()
         return results
     results: list[list[dict] | None] = []
     for statement in statements:

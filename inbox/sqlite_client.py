@@ -18,11 +18,18 @@ from tortoise.exceptions import TransactionManagementError
 
 
 class OneTripTransaction(SqliteTransactionWrapper):
+    """A top-level transaction (tortoise's savepoints inside it are plain `SqliteTransactionWrapper`s)."""
+
     async def begin(self) -> None:
         try:
             await self._connection._execute(_begin, self._connection._conn)
         except sqlite3.OperationalError as exc:
             raise TransactionManagementError(exc) from exc
+
+    def committed_on_thread(self) -> None:
+        """Its COMMIT ran on aiosqlite's thread with its last statements (`inbox.sql.run_statements`): leaving
+        `in_transaction()` has nothing left to commit (tortoise skips a finalised transaction)."""
+        self._finalized = True
 
 
 def _begin(raw: sqlite3.Connection) -> None:

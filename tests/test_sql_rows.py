@@ -130,7 +130,7 @@ async def test_a_statement_fills_in_the_next_ones_and_the_last_hand_off_commits(
     `then` that raises undoes everything before it, as the flush's `AlreadyStored` must."""
     inbox = await make_inbox()
     contact, _ = await _contact_and_conversation(inbox)
-    dialect = db.connection().capabilities.dialect
+    dialect = db.dialect()
     mark = "?" if dialect == "sqlite" else "$1"
     note = Statement(update_many(dialect, "contacts", ("notes",)), [None, contact.id])
 
