@@ -324,8 +324,11 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+SETTLE_WINDOW = 6.0  # seconds: spans a supervision tick (5 s)
+
+
 async def settle(
-    server: Server, *, below: float = 0.05, window: float = 6.0, timeout: float = 90.0
+    server: Server, *, below: float = 0.05, window: float = SETTLE_WINDOW, timeout: float = 90.0
 ) -> tuple[float, float]:
     """Wait until the server and its child processes use less than `below` of a core over `window` seconds: what
     the previous phase left behind (NLP, profile and post lookups, the reports' projection) must not be counted
