@@ -297,7 +297,7 @@ async def write_and_summarise(
     results = await run_statements(conn, statements, commit=commit and not conv_ids)
     if not conv_ids:
         return {}
-    summaries = _summaries_from(results[summary_at] or [], conv_ids, analysed)
+    summaries = _summaries_from(results[summary_at] or [], conv_ids)
     await run_statements(conn, _summary_updates(dialect, summaries), commit=commit)
     return summaries
 
@@ -315,13 +315,14 @@ def _summary_statement(dialect: str, conv_ids: Sequence[int]) -> Statement:
     )
 
 
-def _summaries_from(rows: list[dict], conv_ids: Sequence[int], latest: Sequence[Message]) -> dict[int, dict]:
-    """`write_and_summarise`'s summary from `_summary_statement`'s rows and the analysed messages."""
-    newest: dict[int, Message] = {}
-    for msg in latest:
-        if msg.sentiment and (msg.conversation_id not in newest or msg.id > newest[msg.conversation_id].id):
-            newest[msg.conversation_id] = msg
+def _summaries_from(rows: list[dict], conv_ids: Sequence[int]) -> dict[int, dict]:
+    """`write_and_summarise`'s summary from `_summary_statement`'s rows. The latest sentiment is that of the
+    conversation's newest analysed message, which is not always one analysed now (an edited older message)."""
+    newest: dict[int, tuple[int, str]] = {}  # conversation → (newest analysed message, its sentiment)
     sentiments = [r for r in rows if r["sentiment"] is not None]
+    for r in sentiments:
+        if r["conversation_id"] not in newest or r["last"] > newest[r["conversation_id"]][0]:
+            newest[r["conversation_id"]] = (r["last"], r["sentiment"])
     counts: dict[tuple[int, str], list[int]] = {}  # (conversation, intent) → [messages, newest id]
     for r in rows:
         if r["intent"] is not None:
@@ -343,8 +344,8 @@ def _summaries_from(rows: list[dict], conv_ids: Sequence[int], latest: Sequence[
             best[row["conversation_id"]] = (key, row["intent"])
     for cid, (_, intent) in best.items():
         out[cid]["intent"] = intent
-    for cid, msg in newest.items():
-        out[cid]["sentiment"] = msg.sentiment
+    for cid, (_, sentiment) in newest.items():
+        out[cid]["sentiment"] = sentiment
     return {cid: fields for cid, fields in out.items() if fields}
 
 

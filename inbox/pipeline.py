@@ -74,11 +74,12 @@ class PostCommitPipeline:
                 Event("message.updated", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
             )
         inbound = [msg for _, _, msg in out.new_messages if msg.direction == "in"]
+        edited = [msg for _, msg in out.edited_messages]  # read again: new text, maybe a phone number now
         # Messages whose analysis was in when they were stored went out with it; the others are analysed here.
-        unanalysed = [msg for msg in inbound if msg.sentiment is None]
+        unanalysed = [msg for msg in inbound + edited if msg.sentiment is None]
         for enrich in self.enrichers:
             try:
-                await enrich(inbound)
+                await enrich(inbound + edited)
             except Exception:  # enrichment is best effort: the message is already stored
                 log.exception("enricher %r failed", enrich)
         enriched = [msg for msg in unanalysed if msg.sentiment is not None]  # NLP results, stored by inbox/enrich.py
@@ -97,7 +98,8 @@ class PostCommitPipeline:
         await self._publish_stored(out, set(out.changed_conversations) - settled)
 
         enriched_ids = {msg.id for msg in enriched}
-        for conv, _, msg in out.new_messages:  # the NLP results, as the contract's message.updated
+        news = [(conv, msg) for conv, _, msg in out.new_messages]
+        for conv, msg in news + out.edited_messages:  # the NLP results, as the contract's message.updated
             if msg.id in enriched_ids:
                 await self.bus.publish(
                     Event("message.updated", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)

@@ -56,6 +56,8 @@ class Outcome:
 
     new_messages: list[tuple[Conversation, Contact, Message]] = field(default_factory=list)
     updated_messages: list[tuple[Conversation, Message]] = field(default_factory=list)
+    # Customers' messages whose text changed (edits): the enrichers read them again (NLP, comment auto-hide).
+    edited_messages: list[tuple[Conversation, Message]] = field(default_factory=list)
     new_conversations: list[Conversation] = field(default_factory=list)
     changed_conversations: dict[int, tuple[Conversation, Contact]] = field(default_factory=dict)
     identities_to_enrich: list[ContactIdentity] = field(default_factory=list)
@@ -66,6 +68,7 @@ class Outcome:
     def merge(self, other: Outcome) -> None:
         self.new_messages += other.new_messages
         self.updated_messages += other.updated_messages
+        self.edited_messages += other.edited_messages
         self.new_conversations += other.new_conversations
         self.changed_conversations.update(other.changed_conversations)
         self.identities_to_enrich += other.identities_to_enrich
@@ -678,11 +681,18 @@ async def apply_edit(conn: BaseDBAsyncClient, inbox: Inbox, event: MessageEdit, 
     history.append({"text": msg.text, "until": event.occurred_at.isoformat()})
     msg.text, msg.edit_history, msg.edited_at = event.text, history, event.occurred_at
     msg.search_text = fold(event.text)
-    await msg.save(using_db=conn, update_fields=["text", "edit_history", "edited_at", "search_text"])
+    changed = ["text", "edit_history", "edited_at", "search_text"]
+    if msg.direction == "in":  # the analysis read the old text: none until the pipeline has read the new one
+        msg.sentiment = msg.sentiment_score = msg.intent = msg.intent_confidence = None
+        msg.entities = []
+        changed += NLP_COLUMNS
+    await msg.save(using_db=conn, update_fields=changed)
     await index_messages(conn, [(msg.id, msg.search_text)])
     actor = "contact" if msg.direction == "in" else "agent"
     await record(conn, conv, "message_edited", actor, None, event.occurred_at, msg.id)
     out.updated_messages.append((conv, msg))
+    if msg.direction == "in":
+        out.edited_messages.append((conv, msg))
 
 
 async def apply_removal(conn: BaseDBAsyncClient, inbox: Inbox, event: MessageRemoval, out: Outcome) -> None:

@@ -12,6 +12,8 @@ from aiohttp.test_utils import TestClient
 from channels.fakes import FakeGraphAPI, messenger_text, page_comment, page_reaction
 from contacts.models import ContactIdentity
 from inbox.autohide import COMMENTS
+from inbox.bus import Event
+from inbox.keys import BUS
 from inbox.models import Conversation, ConversationEvent, DeadLetter, InboundEvent, Inbox, Message
 from tests.conftest import PAGE_ID, PAGE_TOKEN, Staff, eventually, now_ms, post_webhook, quick_user
 
@@ -127,6 +129,68 @@ async def test_edit_keeps_the_original_text_in_history_and_redelivery_changes_no
     assert msg.text == "Giá bao nhiêu vậy shop?"
     assert [h["text"] for h in msg.edit_history] == ["Giá bao nhiu", "Giá bao nhiêu ạ?"]
     assert await ConversationEvent.filter(kind="message_edited").count() == 2
+
+
+async def _edit(client: TestClient, n: int, text: str, created: int, edited: int) -> None:
+    body = page_comment(PAGE_ID, POST, comment_id(n), BIG_USER, text, created, verb="edited", entry_time_s=edited)
+    assert (await post_webhook(client, body)).status == 200
+
+
+async def _analysed(msg: Message, text: str) -> Message | None:
+    """The message once the analysis of `text` (its current text) is stored."""
+    return await Message.get_or_none(id=msg.id, text=text, sentiment__not_isnull=True)
+
+
+async def test_an_edit_is_analysed_again_and_agents_get_the_new_analysis(client: TestClient, inbox: Inbox) -> None:
+    """The analysis of the old text would be wrong for the new one: it is read again and pushed. The conversation's
+    latest sentiment stays that of its newest message, even when an older one is edited."""
+    bus = client.app[BUS]
+    created = now_s() - 120
+    happy = "Áo đẹp quá, cảm ơn shop nhiều nha 😍"
+    first = await comment(client, 1, happy, created=created)
+    await eventually(lambda: _analysed(first, happy), timeout=20)
+    angry = "giao sai màu rồi, shop làm ăn chán quá 😡"
+    second = await comment(client, 2, angry, created=created + 10, parent_id=comment_id(1))
+    await eventually(lambda: _analysed(second, angry), timeout=20)
+    conv = await Conversation.get(id=first.conversation_id)
+    assert second.conversation_id == conv.id and conv.sentiment == "negative"
+    since = bus.last_seq
+
+    edited = "Áo đẹp quá, cảm ơn shop nhiều nha 😍 sđt em 0912 345 678"
+    await _edit(client, 1, edited, created, created + 60)
+    again = await eventually(lambda: _analysed(first, edited), timeout=20)
+    assert [e["normalized"] for e in again.entities if e["type"] == "phone"] == ["+84912345678"]
+    assert again.sentiment == "positive"
+    conv = await Conversation.get(id=conv.id)
+    assert (conv.sentiment, conv.worst_sentiment) == ("negative", "negative")  # the newest message's, not the edit's
+
+    async def pushed() -> list[Event]:
+        sub = bus.subscribe(since, lambda e: True)
+        sub.close()
+        frames = [e for e in sub.replay if e.type == "message.updated" and e.data["id"] == first.id]
+        return frames if frames and frames[-1].data["sentiment"] else []
+
+    frames = await eventually(pushed)
+    assert frames[0].data["text"] == edited and frames[0].data["sentiment"] is None  # the edit, before NLP read it
+    assert any(e["type"] == "phone" for e in frames[-1].data["entities"])
+
+
+async def test_a_comment_edited_to_show_a_phone_number_is_hidden(
+    client: TestClient, inbox: Inbox, fake_graph: FakeGraphAPI
+) -> None:
+    """Competitors read edits too: a customer who adds their number to a comment afterwards is hidden then."""
+    created = now_s() - 60
+    msg = await comment(client, 1, "Áo này còn size M không shop?", created=created)
+    await eventually(lambda: _analysed(msg, "Áo này còn size M không shop?"), timeout=20)
+    await processed(client)
+    await client.app[COMMENTS].idle()
+    assert fake_graph.hidden == {}
+
+    await _edit(client, 1, "Áo này còn size M không shop? Gọi em 0912.345.678 nha", created, created + 30)
+    hidden = await eventually(lambda: _auto_hidden(msg))
+    assert fake_graph.hidden[comment_id(1)] is True
+    assert hidden.extra["comment"]["auto_hide"]["found"] == ["phone"]
+    assert hidden.extra["comment"]["hidden"] is True and hidden.extra["comment"]["auto_hidden"] is True
 
 
 async def test_removed_comment_is_kept_and_marked(client: TestClient, inbox: Inbox) -> None:
