@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from agents.bots import BotResponder
 from agents.csat import Csat
 from agents.routing import Router
+from contacts.models import Contact
 from inbox.bus import Event, EventBus
 from inbox.enrich import refresh_conversations
 from inbox.models import Conversation, Message
@@ -104,6 +105,7 @@ class PostCommitPipeline:
                 await self.bus.publish(
                     Event("message.updated", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
                 )
+        await self._publish_edited_summaries(out, enriched_ids)
         assigned = {event.data.get("id") for event in routed if event.type == "conversation.assigned"}
         for conv_id, (conv, contact) in out.changed_conversations.items():
             if conv_id not in shown or conv_id in assigned:
@@ -122,6 +124,28 @@ class PostCommitPipeline:
                 self.profiles.enqueue(identity.id)
         if inbound:
             self.handled_up_to = max(self.handled_up_to, max(msg.id for msg in inbound))
+
+    async def _publish_edited_summaries(self, out: Outcome, analysed: set[int]) -> None:
+        """conversation.updated where an edit's new analysis changed the conversation's NLP summary (an edit leaves
+        the conversation out of `changed_conversations`: nothing else about it changed)."""
+        convs = {
+            conv.id: conv
+            for conv, msg in out.edited_messages
+            if msg.id in analysed and conv.id not in out.changed_conversations
+        }
+        if not convs:
+            return
+        before = {conv.id: (conv.sentiment, conv.worst_sentiment, conv.intent) for conv in convs.values()}
+        await refresh_conversations(list(convs.values()))
+        changed = [
+            conv for conv in convs.values() if (conv.sentiment, conv.worst_sentiment, conv.intent) != before[conv.id]
+        ]
+        contacts = (
+            {c.id: c for c in await Contact.filter(id__in=[conv.contact_id for conv in changed])} if changed else {}
+        )
+        for conv in changed:
+            data = conversation_json(conv, contacts.get(conv.contact_id))
+            await self.bus.publish(Event("conversation.updated", data, inbox_id=conv.inbox_id, team_id=conv.team_id))
 
     async def _publish_stored(self, out: Outcome, conv_ids: set[int]) -> dict[int, dict]:
         """conversation.created / .updated and message.created for these conversations; returns them as published."""

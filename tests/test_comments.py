@@ -174,6 +174,21 @@ async def test_an_edit_is_analysed_again_and_agents_get_the_new_analysis(client:
     assert frames[0].data["text"] == edited and frames[0].data["sentiment"] is None  # the edit, before NLP read it
     assert any(e["type"] == "phone" for e in frames[-1].data["entities"])
 
+    # The newest message edited into a happy one: the conversation's summary changes, and agents are told.
+    calmer = "Dạ em nhận được hàng rồi, đẹp lắm, cảm ơn shop nha 😍"
+    since = bus.last_seq
+    await _edit(client, 2, calmer, created + 10, created + 90)
+    await eventually(lambda: _analysed(second, calmer), timeout=20)
+
+    async def summary_pushed() -> list[Event]:
+        sub = bus.subscribe(since, lambda e: True)
+        sub.close()
+        return [e for e in sub.replay if e.type == "conversation.updated" and e.data["id"] == conv.id]
+
+    update = (await eventually(summary_pushed))[-1]
+    assert update.data["sentiment"] == "positive"
+    assert (await Conversation.get(id=conv.id)).sentiment == "positive"
+
 
 async def test_a_comment_edited_to_show_a_phone_number_is_hidden(
     client: TestClient, inbox: Inbox, fake_graph: FakeGraphAPI
