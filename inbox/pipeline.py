@@ -75,7 +75,9 @@ class PostCommitPipeline:
                 Event("message.updated", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
             )
         inbound = [msg for _, _, msg in out.new_messages if msg.direction == "in"]
-        edited = [msg for _, msg in out.edited_messages]  # read again: new text, maybe a phone number now
+        # Read again: new text, maybe a phone number now (a message edited twice in a batch: its latest text).
+        edits = list({msg.id: (conv, msg) for conv, msg in out.edited_messages}.values())
+        edited = [msg for _, msg in edits]
         # Messages whose analysis was in when they were stored went out with it; the others are analysed here.
         unanalysed = [msg for msg in inbound + edited if msg.sentiment is None]
         for enrich in self.enrichers:
@@ -100,12 +102,12 @@ class PostCommitPipeline:
 
         enriched_ids = {msg.id for msg in enriched}
         news = [(conv, msg) for conv, _, msg in out.new_messages]
-        for conv, msg in news + out.edited_messages:  # the NLP results, as the contract's message.updated
+        for conv, msg in news + edits:  # the NLP results, as the contract's message.updated
             if msg.id in enriched_ids:
                 await self.bus.publish(
                     Event("message.updated", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
                 )
-        await self._publish_edited_summaries(out, enriched_ids)
+        await self._publish_edited_summaries(out, [(conv, msg) for conv, msg in edits if msg.id in enriched_ids])
         assigned = {event.data.get("id") for event in routed if event.type == "conversation.assigned"}
         for conv_id, (conv, contact) in out.changed_conversations.items():
             if conv_id not in shown or conv_id in assigned:
@@ -125,14 +127,10 @@ class PostCommitPipeline:
         if inbound:
             self.handled_up_to = max(self.handled_up_to, max(msg.id for msg in inbound))
 
-    async def _publish_edited_summaries(self, out: Outcome, analysed: set[int]) -> None:
-        """conversation.updated where an edit's new analysis changed the conversation's NLP summary (an edit leaves
-        the conversation out of `changed_conversations`: nothing else about it changed)."""
-        convs = {
-            conv.id: conv
-            for conv, msg in out.edited_messages
-            if msg.id in analysed and conv.id not in out.changed_conversations
-        }
+    async def _publish_edited_summaries(self, out: Outcome, analysed: list[tuple[Conversation, Message]]) -> None:
+        """conversation.updated where the new analysis of edited messages changed their conversation's NLP summary
+        (an edit leaves the conversation out of `changed_conversations`: nothing else about it changed)."""
+        convs = {conv.id: conv for conv, _ in analysed if conv.id not in out.changed_conversations}
         if not convs:
             return
         before = {conv.id: (conv.sentiment, conv.worst_sentiment, conv.intent) for conv in convs.values()}
