@@ -28,6 +28,8 @@ COMMENTS = (
     ("Bùi Ngọc Yến", "Mình lấy 1 cái, sđt 0912 345 678 gọi mình nhé"),  # auto-hidden: a phone number
     ("Phan Thị Ngọc", "Đẹp quá, có màu vàng không shop?"),
 )
+# Edited a moment later to add a phone number: the comment is hidden then, and its analysis read again.
+EDITED_COMMENT = "Đẹp quá, có màu vàng không shop? Gọi mình 0934 567 890 nha"
 LIVE_COMMENTS = (
     "Còn hàng không shop?", "Ib giá giúp mình", "Size L còn không ạ", "Ship về Hà Nội bao lâu shop?",
     "Chất vải có nhăn không ạ", "Em lấy 2 cái nhé, 0987.654.321", "Có freeship không shop",
@@ -61,11 +63,22 @@ class ChannelsDemo:
         self.counter += 1
         return self.counter
 
-    async def comment(self, user: str, name: str, text: str) -> None:
+    async def comment(self, user: str, name: str, text: str) -> tuple[str, int]:
+        """Posts a new comment; returns its id and creation time (what an edit of it repeats)."""
         from inbox.demo import PAGE_ID
 
         comment_id = f"{POST_NUMBER}_{int(time.time() * 1000)}{self.next_id():04d}"
-        body = fakes.page_comment(PAGE_ID, self.post_id, comment_id, user, text, int(time.time()), name=name)
+        created = int(time.time())
+        body = fakes.page_comment(PAGE_ID, self.post_id, comment_id, user, text, created, name=name)
+        await self.demo.post_event(body)
+        return comment_id, created
+
+    async def edit_comment(self, user: str, name: str, comment: tuple[str, int], text: str) -> None:
+        from inbox.demo import PAGE_ID
+
+        comment_id, created = comment
+        body = fakes.page_comment(PAGE_ID, self.post_id, comment_id, user, text, created, name=name, verb="edited",
+                                  entry_time_s=int(time.time()))  # fmt: skip
         await self.demo.post_event(body)
 
     async def zalo_says(self, user: str, text: str) -> None:
@@ -102,7 +115,8 @@ async def seed(demo: Demo, zalo: FakeZaloAPI) -> ChannelsDemo:
     for name, text in COMMENTS:
         user = _user_id()
         state.commenters[user] = name
-        await state.comment(user, name, text)
+        last = await state.comment(user, name, text)
+    await state.edit_comment(user, name, last, EDITED_COMMENT)
     for name, texts in ZALO_CUSTOMERS:
         user = _user_id()
         zalo.profiles[user] = {"display_name": name}

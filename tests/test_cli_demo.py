@@ -272,6 +272,18 @@ def test_demo_without_simulator_starts_fresh_and_stays_quiet(demo_factory, tmp_p
     seeded = len(SCRIPTS) + len(demo_channels.COMMENTS) + len(demo_channels.ZALO_CUSTOMERS)
     assert len(demo.conversations()) == seeded
 
+    def edited_and_hidden() -> dict | None:  # the comment that showed a phone number only once edited
+        for conv in demo.conversations():
+            _, body = demo.request("GET", f"/api/conversations/{conv['id']}/messages?limit=200")
+            for msg in body["items"]:
+                comment = (msg.get("extra") or {}).get("comment") or {}
+                if msg["text"] == demo_channels.EDITED_COMMENT and comment.get("hidden"):
+                    return msg
+        return None
+
+    edited = demo.wait_for("the edited comment hidden", edited_and_hidden, timeout=20)
+    assert [h["text"] for h in edited["edit_history"]] == [demo_channels.COMMENTS[-1][1]]
+
     before = demo.message_count()
     time.sleep(6)  # the simulator would have written at least once by now
     assert demo.message_count() == before
