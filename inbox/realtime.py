@@ -65,6 +65,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(autoping=False, max_msg_size=64 * 1024, compress=False)
         await ws.prepare(request)
     bus = request.app[BUS]
+    replayed_up_to = bus.last_seq  # `ready`'s seq: what comes later reaches the socket after `ready`
     # Not kept here: once the socket is live its own subscription is let go (`Sender._go_live`).
     sender = Sender(ws, bus.subscribe(since, viewer.can_receive), bus, request.transport, request.app[AUDIENCES],
                     viewer, pii)  # fmt: skip
@@ -74,11 +75,14 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
     sockets[viewer.user_id] += 1
     heartbeat.add(sender)
     try:
-        await sender.start(bus.last_seq)
+        # Counted before `ready`: a client that has its `ready` frame is online, so closing another tab of the
+        # same agent afterwards never reads as the last one. The presence frame this publishes reaches the socket
+        # through its own subscription, after `ready`.
         if presence is not None:  # counted across processes; published when the agent's presence changes
             await presence.connected(viewer.user_id)
         elif sockets[viewer.user_id] == 1:  # an agent with several tabs is online once
             await bus.publish(Event("presence", {"user_id": viewer.user_id, "status": "online"}))
+        await sender.start(replayed_up_to)
         async for message in ws:
             sender.answered = True  # anything from the client shows it is there, a pong above all
             if message.type == WSMsgType.TEXT:

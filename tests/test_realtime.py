@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestClient
 
 from agents.access import Viewer
 from agents.models import User
+from agents.presence import PRESENCE
 from agents.sessions import create_session, revoke
 from channels.fakes import messenger_text
 from inbox.app import create_app
@@ -628,13 +629,23 @@ async def test_presence_on_connect_and_disconnect(client: TestClient, inbox: Inb
 
 
 async def test_an_agent_with_two_tabs_goes_offline_only_when_the_last_one_closes(
-    client: TestClient, inbox: Inbox
+    client: TestClient, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     supervisor = await quick_user("supervisor")
     agent = await quick_user("agent", inboxes=[inbox])
     watcher = await connected(client, supervisor)
     first = await connect(client, agent)
     await watcher.presence(agent.user.id, "online")
+    # A database slow to count the new tab (a busy Postgres): its `ready` still means it is counted, so the other
+    # tab closing right after it is not the last one.
+    presence = client.app[PRESENCE]
+    count_tab = presence.connected
+
+    async def slowly_counted(user_id: int) -> str:
+        await asyncio.sleep(0.3)
+        return await count_tab(user_id)
+
+    monkeypatch.setattr(presence, "connected", slowly_counted)
     second = await connect(client, agent)
     await second.ready()
     await first.close()
