@@ -19,9 +19,11 @@ from aiohttp import web
 from channels.base import SendError
 from channels.facebook import GraphClient
 from inbox.bus import Event, EventBus
+from inbox.db import connection
 from inbox.models import Conversation, Inbox, Message
 from inbox.phones import find_phones
 from inbox.serialize import conversation_json, message_json
+from inbox.sql import merge_into_json
 
 log = logging.getLogger(__name__)
 COMMENTS = web.AppKey("comments", "CommentWorker")
@@ -154,15 +156,15 @@ class CommentWorker:
         msg = await Message.get_or_none(id=job.message_id)
         if msg is None:
             return
-        extra = dict(msg.extra or {})
-        comment = dict(extra.get("comment") or {})
-        comment["auto_hide"] = {"state": state, "found": list(job.found), **({"reason": reason} if reason else {})}
+        auto_hide = {"state": state, "found": list(job.found), **({"reason": reason} if reason else {})}
+        changes: dict = {"auto_hide": auto_hide}
         if state == "hidden":
-            comment["hidden"], comment["auto_hidden"] = True, True
-            comment["hidden_at"] = datetime.now(UTC).isoformat()
-        extra["comment"] = comment
+            changes.update(hidden=True, auto_hidden=True, hidden_at=datetime.now(UTC).isoformat())
+        # In place, field by field: an agent's hide, delete or private reply meanwhile stays.
+        extra = await merge_into_json(connection(), "messages", "extra", msg.id, "comment", changes)
+        if extra is None:
+            return
         msg.extra = extra
-        await Message.filter(id=msg.id).update(extra=extra)
         conv = await Conversation.get(id=msg.conversation_id)
         await self._bus.publish(
             Event("message.updated", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from channels.fakes import FakeGraphAPI, messenger_text, page_comment, page_reaction
 from contacts.models import ContactIdentity
+from inbox.api import comments as comments_api
 from inbox.autohide import COMMENTS
 from inbox.bus import Event
 from inbox.keys import BUS
@@ -319,6 +320,30 @@ async def test_private_reply_reaches_messenger_by_comment_id_and_the_thread_cont
     body = await again.json()
     assert again.status == 201 and body["delivery_status"] == "failed" and "một lần" in body["failure_reason"]
     assert len(fake_graph.sent_messages()) == calls
+
+
+async def test_a_hide_by_another_agent_during_a_private_reply_is_kept(
+    client: TestClient, inbox: Inbox, agent: Staff, fake_graph: FakeGraphAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two agents act on one comment at once: the private reply's mark must not undo the other agent's hide
+    (hopthu would show a comment as visible that Facebook hides, and the next hide would look like a no-op)."""
+    fake_graph.comment_authors[comment_id(1)] = "7000000000000000123"
+    msg = await comment(client, 1, "Inbox giá giúp mình")
+    other = await quick_user("agent", inboxes=[inbox])
+    send_outgoing = comments_api.actions.send_outgoing
+
+    async def sent_while_the_other_agent_hides(*args: object, **kwargs: object) -> Message:
+        hidden = await client.post(f"/api/messages/{msg.id}/comment/hide", json={}, headers=other.headers)
+        assert hidden.status == 200
+        return await send_outgoing(*args, **kwargs)
+
+    monkeypatch.setattr(comments_api.actions, "send_outgoing", sent_while_the_other_agent_hides)
+    response = await client.post(f"/api/messages/{msg.id}/comment/private-reply", json={"text": "Dạ giá 250k ạ"},
+                                 headers=agent.headers)  # fmt: skip
+    assert response.status == 201 and (await response.json())["delivery_status"] == "sent"
+    await msg.refresh_from_db()
+    assert msg.extra["comment"]["hidden"] is True and fake_graph.hidden[comment_id(1)] is True
+    assert msg.extra["comment"]["private_reply_message_id"] == (await response.json())["id"]
 
 
 async def test_private_reply_after_seven_days_is_refused_before_sending(

@@ -19,11 +19,13 @@ from inbox.api import openapi
 from inbox.api.guard import auth_of, requires
 from inbox.autohide import SETTING
 from inbox.bus import Event
+from inbox.db import connection
 from inbox.http import fail, int_param, json_body, json_response
 from inbox.keys import BUS, HTTP, OUTBOX, SETTINGS
 from inbox.models import Conversation, Inbox, Message
 from inbox.processing import Outcome, conversation_for, record
 from inbox.serialize import conversation_json, message_json
+from inbox.sql import merge_into_json
 
 routes = web.RouteTableDef()
 
@@ -168,10 +170,10 @@ async def comment_settings(request: web.Request) -> web.Response:
 
 
 async def _update_comment(comment: Message, **changes: object) -> None:
-    extra = dict(comment.extra or {})
-    extra["comment"] = {**extra.get("comment", {}), **changes}
-    comment.extra = extra
-    await Message.filter(id=comment.id).update(extra=extra)
+    """Sets fields of `extra.comment` in place, keeping what the auto-hide worker wrote meanwhile."""
+    extra = await merge_into_json(connection(), "messages", "extra", comment.id, "comment", changes)
+    if extra is not None:
+        comment.extra = extra
 
 
 async def _publish(request: web.Request, conv: Conversation, msg: Message) -> None:
