@@ -330,9 +330,11 @@ def _summaries_from(rows: list[dict], conv_ids: Sequence[int]) -> dict[int, dict
             seen[0] += r["n"]
             seen[1] = max(seen[1], r["last"])
     intents = [{"conversation_id": c, "intent": i, "n": n, "last": last} for (c, i), (n, last) in counts.items()]
-    out: dict[int, dict] = {cid: {} for cid in conv_ids}
+    # Every column for every conversation: one left without analysed messages (its only one edited to no text)
+    # has its summary cleared, not kept.
+    out: dict[int, dict] = {cid: dict.fromkeys(("sentiment", "worst_sentiment", "intent")) for cid in conv_ids}
     for row in sentiments:
-        cur = out[row["conversation_id"]].get("worst_sentiment")
+        cur = out[row["conversation_id"]]["worst_sentiment"]
         if row["sentiment"] in SENTIMENT_RANK and (
             cur is None or SENTIMENT_RANK[row["sentiment"]] < SENTIMENT_RANK[cur]
         ):
@@ -346,7 +348,7 @@ def _summaries_from(rows: list[dict], conv_ids: Sequence[int]) -> dict[int, dict
         out[cid]["intent"] = intent
     for cid, (_, sentiment) in newest.items():
         out[cid]["sentiment"] = sentiment
-    return {cid: fields for cid, fields in out.items() if fields}
+    return out
 
 
 def _summary_updates(dialect: str, summaries: dict[int, dict]) -> list[Statement]:

@@ -107,7 +107,9 @@ class PostCommitPipeline:
                 await self.bus.publish(
                     Event("message.updated", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id)
                 )
-        await self._publish_edited_summaries(out, [(conv, msg) for conv, msg in edits if msg.id in enriched_ids])
+        # Edits read again, and edits that left no text (their analysis and its share of the summary are gone).
+        resummarised = [(conv, msg) for conv, msg in edits if msg.id in enriched_ids or not (msg.text or "").strip()]
+        await self._publish_edited_summaries(out, resummarised)
         assigned = {event.data.get("id") for event in routed if event.type == "conversation.assigned"}
         for conv_id, (conv, contact) in out.changed_conversations.items():
             if conv_id not in shown or conv_id in assigned:

@@ -687,6 +687,10 @@ async def apply_edit(conn: BaseDBAsyncClient, inbox: Inbox, event: MessageEdit, 
         msg.entities = []
         changed += NLP_COLUMNS
     await msg.save(using_db=conn, update_fields=changed)
+    if msg.direction == "in" and not (msg.text or "").strip():
+        # Nothing left to analyse: the conversation's NLP summary no longer counts what the text said. (The
+        # pipeline compares the summary with `conv`, read before, and tells agents.)
+        await write_and_summarise(conn, [], [msg])
     await index_messages(conn, [(msg.id, msg.search_text)])
     actor = "contact" if msg.direction == "in" else "agent"
     await record(conn, conv, "message_edited", actor, None, event.occurred_at, msg.id)

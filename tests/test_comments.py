@@ -191,6 +191,34 @@ async def test_an_edit_is_analysed_again_and_agents_get_the_new_analysis(client:
     assert (await Conversation.get(id=conv.id)).sentiment == "positive"
 
 
+async def test_an_edit_that_leaves_no_text_takes_its_analysis_out_of_the_conversation(
+    client: TestClient, inbox: Inbox
+) -> None:
+    """A photo comment whose angry caption is deleted: the conversation no longer shows an angry customer."""
+    bus = client.app[BUS]
+    created = now_s() - 120
+    angry = "giao sai màu rồi, shop làm ăn chán quá 😡"
+    msg = await comment(client, 1, angry, created=created)
+    await eventually(lambda: _analysed(msg, angry), timeout=20)
+    conv = await Conversation.get(id=msg.conversation_id)
+    assert (conv.sentiment, conv.worst_sentiment) == ("negative", "negative") and conv.intent is not None
+    since = bus.last_seq
+
+    await _edit(client, 1, "", created, created + 60)
+
+    async def summary_pushed() -> list[Event]:
+        sub = bus.subscribe(since, lambda e: True)
+        sub.close()
+        return [e for e in sub.replay if e.type == "conversation.updated" and e.data["id"] == conv.id]
+
+    update = (await eventually(summary_pushed))[-1]
+    assert (update.data["sentiment"], update.data["worst_sentiment"], update.data["intent"]) == (None, None, None)
+    conv = await Conversation.get(id=conv.id)
+    assert (conv.sentiment, conv.worst_sentiment, conv.intent) == (None, None, None)
+    await msg.refresh_from_db()
+    assert msg.text == "" and msg.sentiment is None and msg.edit_history[-1]["text"] == angry
+
+
 async def test_a_comment_edited_to_show_a_phone_number_is_hidden(
     client: TestClient, inbox: Inbox, fake_graph: FakeGraphAPI
 ) -> None:
