@@ -161,7 +161,7 @@ class CommentWorker:
         if state == "hidden":
             changes.update(hidden=True, auto_hidden=True, hidden_at=datetime.now(UTC).isoformat())
         # In place, field by field: an agent's hide, delete or private reply meanwhile stays.
-        extra = await merge_into_json(connection(), "messages", "extra", msg.id, "comment", changes)
+        extra = await merge_into_json(connection(), "messages", "extra", msg.id, changes, key="comment")
         if extra is None:
             return
         msg.extra = extra

@@ -220,26 +220,31 @@ _JSON_KEY = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 async def merge_into_json(
-    conn: BaseDBAsyncClient, table: str, column: str, row_id: int, key: str, changes: dict[str, Any]
+    conn: BaseDBAsyncClient, table: str, column: str, row_id: int, changes: dict[str, Any], *, key: str | None = None
 ) -> Any:
-    """Sets `changes` into the object at `column.key` of one row, in one statement, and gives the column back
-    (None when the row is gone). Two writers of different fields of the same object (an agent hiding a comment
-    while the auto-hide worker marks it) keep each other's fields, which a read-modify-write of the whole
-    document would lose."""
-    for name in (key, *changes):
+    """Sets `changes` into the JSON object in `column` of one row (or into the object at its `key`), in one
+    statement, and gives the column back (None when the row is gone). Two writers of different fields of the same
+    object (an agent hiding a comment while the auto-hide worker marks it; two admins saving different settings)
+    keep each other's fields, which a read-modify-write of the whole document would lose."""
+    for name in [*changes] if key is None else [key, *changes]:
         if not _JSON_KEY.fullmatch(name):  # the names go into the JSON path: only the code's own names
             raise ValueError(f"not a plain JSON key: {name!r}")
     sql = Sql(conn.capabilities.dialect)
     if sql.dialect == "sqlite":
-        # json_set makes no missing parents: json_insert adds `key` as {} when it is not there (a separate call:
-        # before SQLite 3.45 a json_set cannot edit inside a node that the same call has just set).
-        document = f"json_insert(COALESCE({column}, '{{}}'), '$.{key}', json('{{}}'))"
-        pairs = [f"'$.{key}.{name}', json({sql.p(json_param(value))})" for name, value in changes.items()]
+        document, path = f"COALESCE({column}, '{{}}')", "$"
+        if key is not None:
+            # json_set makes no missing parents: json_insert adds `key` as {} when it is not there (a separate
+            # call: before SQLite 3.45 a json_set cannot edit inside a node that the same call has just set).
+            document, path = f"json_insert({document}, '$.{key}', json('{{}}'))", f"$.{key}"
+        pairs = [f"'{path}.{name}', json({sql.p(json_param(value))})" for name, value in changes.items()]
         merged = f"json_set({document}, {', '.join(pairs)})"
     else:
-        patch = sql.p(json_param(changes))
-        merged = (f"jsonb_set(COALESCE({column}, '{{}}'::jsonb), '{{{key}}}', "
-                  f"COALESCE({column}->'{key}', '{{}}'::jsonb) || {patch}::jsonb)")  # fmt: skip
+        patch = f"{sql.p(json_param(changes))}::jsonb"
+        document = f"COALESCE({column}, '{{}}'::jsonb)"
+        if key is None:
+            merged = f"{document} || {patch}"
+        else:
+            merged = f"jsonb_set({document}, '{{{key}}}', COALESCE({column}->'{key}', '{{}}'::jsonb) || {patch})"
     rows = await conn.execute_query_dict(
         f"UPDATE {table} SET {column} = {merged} WHERE id = {sql.p(row_id)} RETURNING {column}", sql.params
     )

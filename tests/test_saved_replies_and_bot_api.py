@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from agents.faq_seed import install
 from agents.models import FaqEntry
+from inbox.api import bots as bots_api
 from inbox.keys import BOTS, PROFILES
 from inbox.models import Conversation, Inbox
 from tests.conftest import eventually, make_inbox, make_user
@@ -115,6 +118,30 @@ async def test_bot_settings_validation(client: TestClient, inbox: Inbox) -> None
         assert response.status == 422, body
     missing = await client.put("/api/inboxes/999999/bot", json={}, headers=admin.headers)
     assert missing.status == 404
+
+
+async def test_bot_routing_and_auto_hide_settings_saved_at_once_all_stay(
+    client: TestClient, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two admins save different settings of one inbox at the same moment: neither save undoes the other."""
+    admin, supervisor = await make_user(client, "admin"), await make_user(client, "supervisor")
+    read_body = bots_api.json_body
+
+    async def body_read_while_others_save(request: web.Request) -> dict:
+        routing = await client.put(f"/api/inboxes/{inbox.id}/routing", json={"routing": {"capacity": 7}},
+                                   headers=supervisor.headers)  # fmt: skip
+        hide = await client.put(f"/api/inboxes/{inbox.id}/comment-settings", json={"auto_hide": False},
+                                headers=admin.headers)  # fmt: skip
+        assert routing.status == 200 and hide.status == 200
+        return await read_body(request)
+
+    monkeypatch.setattr(bots_api, "json_body", body_read_while_others_save)
+    saved = await client.put(f"/api/inboxes/{inbox.id}/bot", json={"faq_enabled": True}, headers=admin.headers)
+    assert saved.status == 200 and (await saved.json())["faq_enabled"] is True
+    routing = await client.get(f"/api/inboxes/{inbox.id}/routing", headers=supervisor.headers)
+    assert (await routing.json())["routing"]["capacity"] == 7
+    await inbox.refresh_from_db()
+    assert inbox.settings["bot"]["faq_enabled"] is True and inbox.settings["comment_auto_hide"] is False
 
 
 async def test_faq_try_out_shows_what_the_bot_would_answer(client: TestClient, inbox: Inbox) -> None:

@@ -20,11 +20,13 @@ from contacts.models import Contact
 from inbox import actions
 from inbox.api import openapi
 from inbox.api.guard import auth_of, requires
+from inbox.db import connection
 from inbox.http import fail, int_param, json_body, json_response
 from inbox.keys import BOTS
 from inbox.models import ConversationEvent, Inbox
 from inbox.search import fold
 from inbox.serialize import iso
+from inbox.sql import merge_into_json
 
 routes = web.RouteTableDef()
 
@@ -129,8 +131,8 @@ async def put_bot(request: web.Request) -> web.Response:
                 fail(422, f"invalid_{key}", f"{key} must be true or false")
         elif value is not None:
             _text(value, key)
-    inbox.settings = {**(inbox.settings or {}), "bot": {**(inbox.settings or {}).get("bot", {}), **body}}
-    await inbox.save(update_fields=["settings"])
+    # In place: routing settings or auto-hide saved by another admin meanwhile stay.
+    inbox.settings = await merge_into_json(connection(), "inboxes", "settings", inbox.id, body, key="bot")
     request.app[BOTS].forget(inbox.id)
     return json_response(bot_settings(inbox))
 

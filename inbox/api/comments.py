@@ -164,14 +164,13 @@ async def comment_settings(request: web.Request) -> web.Response:
     auto_hide = body.get("auto_hide")
     if not isinstance(auto_hide, bool):
         fail(400, "invalid_body", "auto_hide (boolean) is required")
-    inbox.settings = {**(inbox.settings or {}), SETTING: auto_hide}
-    await inbox.save(update_fields=["settings"])
+    await merge_into_json(connection(), "inboxes", "settings", inbox.id, {SETTING: auto_hide})  # the rest stays
     return json_response({"inbox_id": inbox.id, "auto_hide": auto_hide})
 
 
 async def _update_comment(comment: Message, **changes: object) -> None:
     """Sets fields of `extra.comment` in place, keeping what the auto-hide worker wrote meanwhile."""
-    extra = await merge_into_json(connection(), "messages", "extra", comment.id, "comment", changes)
+    extra = await merge_into_json(connection(), "messages", "extra", comment.id, changes, key="comment")
     if extra is not None:
         comment.extra = extra
 
