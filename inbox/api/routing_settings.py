@@ -84,8 +84,9 @@ async def put_inbox_routing(request: web.Request) -> web.Response:
     except (routing.InvalidRouting, business_hours.InvalidHours, ValueError) as exc:
         fail(422, "invalid_settings", str(exc))
     async with in_transaction() as conn:
-        # Only our keys: other areas' settings (bot, channel options) stay as they are.
-        fresh = await Inbox.get(id=inbox.id).using_db(conn)
+        # Only our keys: other areas' settings (bot, channel options) stay as they are. The row is locked from
+        # this read to the commit (Postgres; SQLite runs one transaction at a time), so a save between is not lost.
+        fresh = await Inbox.select_for_update().using_db(conn).get(id=inbox.id)
         merged_settings = dict(fresh.settings or {})
         for key in ("routing", "business_hours", "csat"):
             if key in settings:
