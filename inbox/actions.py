@@ -120,15 +120,15 @@ async def assign(
     # Agents may take a conversation themselves or give it up; assigning others is for supervisors.
     if agent_id not in (None, viewer.user_id) and not viewer.has_role("supervisor"):
         fail(403, "forbidden", "only supervisors and admins assign conversations to others")
-    if team_id is not None and not viewer.has_role("supervisor"):
-        fail(403, "forbidden", "only supervisors and admins assign conversations to teams")
+    if team_id != conv.team_id and not viewer.has_role("supervisor"):
+        fail(403, "forbidden", "only supervisors and admins move conversations between teams")
     if agent_id is not None:
         agent = await User.get_or_none(id=agent_id, is_active=True)
         if agent is None:
             fail(422, "unknown_agent", "agent_id does not name an active user")
         if agent.role == "agent" and not await _agent_may_read(agent.id, conv, team_id):
             fail(422, "agent_not_member", "that agent is not a member of this conversation's inbox or team")
-    if team_id is not None and not await Team.exists(id=team_id):
+    if team_id is not None and team_id != conv.team_id and not await Team.exists(id=team_id):
         fail(422, "unknown_team", "team_id does not name a team")
     at = now()
     previous = {"agent_id": conv.assignee_id, "team_id": conv.team_id}

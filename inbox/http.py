@@ -65,6 +65,9 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     return data
 
 
+MAX_ID = 2**63 - 1  # the largest database id: a larger number overflows SQLite's INTEGER (a 500, not a 400)
+
+
 def int_param(value: str | None, name: str, *, default: int | None = None, low: int = 1, high: int = 10**12) -> int:
     if value is None or value == "":
         if default is None:

@@ -333,7 +333,7 @@ async def test_agent_self_assigns_and_unassigns(client: TestClient, world: World
 
 async def test_assign_body_must_hold_integer_ids(client: TestClient, world: World) -> None:
     url = f"/api/conversations/{world.conv_a.id}/assign"
-    for body in ({"agent_id": "7"}, {"agent_id": True}, {"team_id": 1.5}):
+    for body in ({"agent_id": "7"}, {"agent_id": True}, {"team_id": 1.5}, {"agent_id": 2**63}, {"team_id": 0}):
         response = await client.post(url, json=body, headers=world.staff["supervisor"].headers)
         assert response.status == 400, body
         assert_error_shape(await response.json(), 400)
@@ -354,6 +354,18 @@ async def test_team_membership_grants_access(client: TestClient, world: World) -
     assert (await client.get(url, headers=teammate.headers)).status == 200
     listed = await client.get("/api/conversations", headers=teammate.headers)
     assert [c["id"] for c in (await listed.json())["items"]] == [world.conv_a.id]
+    # The teammate takes it as the inbox's "take it" button does (no team_id): it stays in the team, so the
+    # teammate, who reads it through the team, still can.
+    taken = await client.post(f"{url}/assign", json={"agent_id": teammate.user.id}, headers=teammate.headers)
+    assert taken.status == 200, await taken.text()
+    assert (await taken.json())["assignee_id"] == teammate.user.id
+    assert (await Conversation.get(id=world.conv_a.id)).team_id == team.id
+    assert (await client.get(url, headers=teammate.headers)).status == 200
+    # An agent may not take it out of the team; a supervisor may, with an explicit null.
+    out = await client.post(f"{url}/assign", json={"agent_id": None, "team_id": None}, headers=teammate.headers)
+    assert out.status == 403 and (await Conversation.get(id=world.conv_a.id)).team_id == team.id
+    out = await client.post(f"{url}/assign", json={"team_id": None}, headers=world.staff["supervisor"].headers)
+    assert out.status == 200 and (await Conversation.get(id=world.conv_a.id)).team_id is None
 
 
 # ---------------------------------------------------------------------------------------------- sessions

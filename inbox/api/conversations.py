@@ -8,7 +8,7 @@ from aiohttp import web
 
 from inbox import actions
 from inbox.api.guard import auth_of, requires
-from inbox.http import fail, int_param, json_body, json_response
+from inbox.http import MAX_ID, fail, int_param, json_body, json_response
 from inbox.keys import BUS, OUTBOX
 from inbox.listing import InvalidFilter, ListFilters, list_conversations
 from inbox.models import Message
@@ -89,8 +89,8 @@ def _optional_id(body: dict, name: str) -> int | None:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        fail(400, "invalid_body", f"{name} must be an integer or null")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        fail(400, "invalid_body", f"{name} must be a positive integer id or null")
     return value
 
 
@@ -100,7 +100,9 @@ async def assign(request: web.Request) -> web.Response:
     viewer = auth_of(request).viewer
     conv = await actions.readable_conversation(viewer, _conv_id(request))
     body = await json_body(request)
-    agent_id, team_id = _optional_id(body, "agent_id"), _optional_id(body, "team_id")
+    agent_id = _optional_id(body, "agent_id")
+    # No `team_id` keeps the team ("take it" sends only `agent_id`); null takes the conversation out of its team.
+    team_id = _optional_id(body, "team_id") if "team_id" in body else conv.team_id
     conv = await actions.assign(request.app[BUS], viewer, conv, agent_id, team_id)
     return json_response(conversation_json(conv, conv.contact))
 
