@@ -15,6 +15,7 @@ from typing import Any
 from contacts.models import Order
 from contacts.normalize import InvalidValue, normalize_phone
 from inbox.db import connection
+from inbox.http import plausible
 from inbox.models import Conversation, Message
 from inbox.serialize import iso
 from inbox.sql import Sql, as_datetime
@@ -22,6 +23,8 @@ from inbox.sql import Sql, as_datetime
 STATUSES = ("draft", "confirmed", "paid", "shipped", "completed", "cancelled", "returned")
 NOT_REVENUE = ("draft", "cancelled", "returned")
 ONE_TIME_GAP_DAYS = 90
+MAX_QUANTITY = 1_000_000
+MAX_AMOUNT = 10**13  # VND; sums over many orders (RFM, reports) stay far inside a 64-bit integer
 
 
 class OrderError(ValueError):
@@ -36,10 +39,10 @@ def clean_items(raw: Any) -> list[dict[str, Any]]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"].strip():
             raise OrderError(f"items[{i}] needs a name")
         qty, price = item.get("quantity", 1), item.get("unit_price", 0)
-        if not isinstance(qty, int) or isinstance(qty, bool) or qty < 1:
-            raise OrderError(f"items[{i}].quantity must be a positive integer")
-        if not isinstance(price, int) or isinstance(price, bool) or price < 0:
-            raise OrderError(f"items[{i}].unit_price must be a non-negative integer (VND)")
+        if not isinstance(qty, int) or isinstance(qty, bool) or not 1 <= qty <= MAX_QUANTITY:
+            raise OrderError(f"items[{i}].quantity must be an integer from 1 to {MAX_QUANTITY:,}")
+        if not isinstance(price, int) or isinstance(price, bool) or not 0 <= price <= MAX_AMOUNT:
+            raise OrderError(f"items[{i}].unit_price must be an integer from 0 to {MAX_AMOUNT:,} (VND)")
         clean = {"name": item["name"].strip()[:200], "quantity": qty, "unit_price": price}
         for key in ("sku", "size", "color"):
             if isinstance(item.get(key), str) and item[key].strip():
@@ -55,11 +58,13 @@ def order_values(body: dict[str, Any], *, partial: bool = False) -> dict[str, An
         values["items"] = clean_items(body["items"])
     if "total" in body:
         total = body["total"]
-        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
-            raise OrderError("total must be a non-negative integer (VND)")
+        if not isinstance(total, int) or isinstance(total, bool) or not 0 <= total <= MAX_AMOUNT:
+            raise OrderError(f"total must be an integer from 0 to {MAX_AMOUNT:,} (VND)")
         values["total"] = total
     elif "items" in values and not partial:
         values["total"] = sum(i["quantity"] * i["unit_price"] for i in values["items"])
+        if values["total"] > MAX_AMOUNT:
+            raise OrderError(f"the items add up to more than {MAX_AMOUNT:,} VND")
     if "status" in body:
         if body["status"] not in STATUSES:
             raise OrderError(f"status must be one of {', '.join(STATUSES)}")
@@ -79,7 +84,10 @@ def order_values(body: dict[str, Any], *, partial: bool = False) -> dict[str, An
             at = datetime.fromisoformat(str(body["ordered_at"]).replace("Z", "+00:00"))
         except ValueError as exc:
             raise OrderError("ordered_at must be an ISO 8601 date-time") from exc
-        values["ordered_at"] = at if at.tzinfo else at.replace(tzinfo=UTC)
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        if not plausible(at):
+            raise OrderError("ordered_at must be between 1970 and 2100")
+        values["ordered_at"] = at
     return values
 
 

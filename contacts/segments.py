@@ -103,7 +103,7 @@ async def rules_of(ref: str) -> dict[str, Any]:
         if name not in SEGMENTS:
             raise SegmentError(f"unknown RFM segment {name!r}")
         return {"rfm_segment": [name]}
-    if not ref.isdigit():
+    if not (ref.isascii() and ref.isdigit() and len(ref) <= 18):  # "²" is a digit to isdigit; 18: within int64
         raise SegmentError("segment must be a saved segment id or rfm:<segment name>")
     segment = await Segment.get_or_none(id=int(ref))
     if segment is None:

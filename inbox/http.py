@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
 import orjson
@@ -63,6 +64,16 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         fail(400, "invalid_body", "expected a JSON object")
     return data
+
+
+# Dates a person can mean: beyond them, converting to UTC or adding a period overflows Python's datetime (a 500
+# on every later read of the row), so they are refused at the door.
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def plausible(moment: datetime) -> bool:
+    """Between 1970 and 2100 (an aware datetime)."""
+    return EARLIEST <= moment < LATEST
 
 
 MAX_ID = 2**63 - 1  # the largest database id: a larger number overflows SQLite's INTEGER (a 500, not a 400)

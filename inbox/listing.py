@@ -76,7 +76,7 @@ async def list_conversations(viewer: Viewer, f: ListFilters) -> tuple[list[dict[
             where.append(f"c.assignee_id = {sql.p(viewer.user_id)}")
         elif f.assignee == "unassigned":
             where.append("c.assignee_id IS NULL")
-        elif f.assignee.isdigit():
+        elif f.assignee.isascii() and f.assignee.isdigit() and len(f.assignee) <= 18:  # "²" is a digit to isdigit
             where.append(f"c.assignee_id = {sql.p(int(f.assignee))}")
         else:
             raise InvalidFilter("assignee must be me, unassigned, all or a user id")

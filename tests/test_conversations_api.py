@@ -251,6 +251,8 @@ async def test_cursor_with_a_filter_and_concurrent_activity(client: TestClient, 
         {"status": "OPEN"},
         {"assignee": "someone"},
         {"assignee": "-3"},
+        {"assignee": "²"},  # a digit to str.isdigit, not a number
+        {"assignee": "99999999999999999999"},  # beyond SQLite's integers
         {"limit": "0"},
         {"limit": "101"},
         {"limit": "-1"},
@@ -527,6 +529,8 @@ async def test_snooze_needs_a_future_time(client: TestClient, inbox: Inbox) -> N
         ({"status": "snoozed", "snoozed_until": past}, 422),
         ({"status": "snoozed", "snoozed_until": "tomorrow"}, 400),
         ({"status": "snoozed", "snoozed_until": "2099-01-01T08:00:00"}, 400),  # no time zone
+        # Out of any plan, and once stored every read of the conversation would overflow converting it to UTC.
+        ({"status": "snoozed", "snoozed_until": "9999-12-31T23:00:00-05:00"}, 400),
         ({"status": "closed"}, 422),
         ({"status": None}, 400),
         ({}, 400),

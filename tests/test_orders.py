@@ -48,6 +48,10 @@ async def test_create_order_validates_and_totals_items(client, inbox) -> None:
     assert bad.status == 422
     bad = await client.post(url, json={"items": [{"name": "Áo", "unit_price": -1}]}, headers=agent.headers)
     assert bad.status == 422
+    huge = [{"name": "Áo", "quantity": 1_000_000, "unit_price": 10**13}]  # a total beyond a 64-bit integer
+    for body in ({"items": huge}, {"items": [{"name": "Áo", "quantity": 2**32}]}, {"ordered_at": "9999-12-31"}):
+        bad = await client.post(url, json={"items": [{"name": "Áo"}], **body}, headers=agent.headers)
+        assert bad.status == 422, body
     assert await Order.filter(contact_id=contact_id).count() == 0
     items = [{"name": "Áo thun", "quantity": 2, "unit_price": 150_000}, {"name": "Quần", "unit_price": 200_000}]
     created = await client.post(url, json={"items": items}, headers=agent.headers)

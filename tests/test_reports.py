@@ -161,7 +161,8 @@ async def test_late_events_are_projected_again(client: TestClient, inbox: Inbox)
 
 async def test_bad_periods_are_400(client: TestClient) -> None:
     supervisor = await quick_user("supervisor")
-    for params in ({"from": "hôm qua"}, {"from": "2026-03-05", "to": "2026-03-01"}, {"business_hours": "maybe"}):
+    for params in ({"from": "hôm qua"}, {"from": "2026-03-05", "to": "2026-03-01"}, {"business_hours": "maybe"},
+                   {"from": "0001-01-01"}, {"to": "9999-12-31"}, {"from": "0001-01-01T00:00:00+07:00"}):  # fmt: skip
         response = await client.get("/api/reports/agents", params=params, headers=supervisor.headers)
         assert response.status == 400, params
         assert (await response.json())["error"]["code"] == "invalid_parameter"

@@ -9,7 +9,7 @@ from aiohttp import web
 from agents.models import AuditEntry
 from inbox.api.guard import requires
 from inbox.api.openapi import document, json_response_of, op, query_param
-from inbox.http import fail, int_param, json_response
+from inbox.http import fail, int_param, json_response, plausible
 from inbox.serialize import iso
 
 routes = web.RouteTableDef()
@@ -35,6 +35,8 @@ def _time(value: str, name: str) -> datetime:
         fail(400, "invalid_parameter", f"{name} must be an ISO 8601 date-time")
     if parsed.tzinfo is None:
         fail(400, "invalid_parameter", f"{name} needs a time zone (e.g. 2026-11-25T08:00:00+07:00)")
+    if not plausible(parsed):
+        fail(400, "invalid_parameter", f"{name} must be between 1970 and 2100")
     return parsed
 
 

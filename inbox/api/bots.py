@@ -21,7 +21,7 @@ from inbox import actions
 from inbox.api import openapi
 from inbox.api.guard import auth_of, requires
 from inbox.db import connection
-from inbox.http import fail, int_param, json_body, json_response
+from inbox.http import fail, int_param, json_body, json_response, plausible
 from inbox.keys import BOTS
 from inbox.models import ConversationEvent, Inbox
 from inbox.search import fold
@@ -342,7 +342,10 @@ def _period(request: web.Request) -> tuple[datetime, datetime]:
             value = datetime.fromisoformat(raw)
         except ValueError:
             fail(400, "invalid_parameter", f"{name} must be an ISO date or date-time")
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        if not plausible(value):
+            fail(400, "invalid_parameter", f"{name} must be between 1970 and 2100")
+        return value
 
     end = parse("to", datetime.now(UTC))
     return parse("from", end - timedelta(days=30)), end
