@@ -95,9 +95,10 @@ def validate(raw: Any) -> dict[str, Any]:
     for name, low in (("capacity", 1), ("offline_grace_seconds", 0)):
         if not _is_int(clean[name]) or clean[name] < low or clean[name] > 10_000_000:
             raise InvalidRouting(f"{name} must be an integer ≥ {low}")
-    for name in ("reassign_after_minutes", "team_id"):
-        if clean[name] is not None and (not _is_int(clean[name]) or clean[name] < 1):
-            raise InvalidRouting(f"{name} must be a positive integer or null")
+    # Bounded: the worker adds these to the clock, and an overflow there would stop routing for every inbox.
+    for name, high in (("reassign_after_minutes", 525_600), ("team_id", 2**63 - 1)):
+        if clean[name] is not None and (not _is_int(clean[name]) or not 1 <= clean[name] <= high):
+            raise InvalidRouting(f"{name} must be an integer from 1 to {high:,} or null")
     for name in ("reassign_on_offline", "previous_agent"):
         if not isinstance(clean[name], bool):
             raise InvalidRouting(f"{name} must be true or false")

@@ -27,6 +27,7 @@ from inbox.processing import record
 log = logging.getLogger(__name__)
 TARGETS = ("first_response", "next_response", "resolution")
 MAX_PER_CHECK = 1000
+MAX_SECONDS = 366 * 86_400  # a target beyond a year means none; the worker adds it to the clock
 
 
 def policy_json(policy: SlaPolicy | None, inbox_id: int) -> dict[str, Any]:
@@ -45,8 +46,10 @@ def validate(raw: Any) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     for name in ("first_response_seconds", "next_response_seconds", "resolution_seconds"):
         value = raw.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be a positive number of seconds or null")
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SECONDS
+        ):
+            raise ValueError(f"{name} must be a number of seconds from 1 to {MAX_SECONDS:,} (a year) or null")
         clean[name] = value
     flag = raw.get("business_hours", False)
     if not isinstance(flag, bool):

@@ -7,10 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from agents.models import AgentState
 from agents.presence import PRESENCE, effective
+from inbox.api import routing_settings
 from inbox.models import Inbox
 from tests.conftest import eventually, quick_user
 from tests.test_routing_helpers import client, clock, conversation, router, set_routing  # noqa: F401
@@ -136,8 +139,35 @@ async def test_routing_settings_are_validated_and_kept_apart(client: TestClient,
         {"business_hours": {"timezone": "Mars/Olympus"}},
         {"sla": {"first_response_seconds": -5}},
         {"colour": "red"},
+        {"routing": "least_busy"},  # not an object
+        # Past any plan; the routing and SLA workers would overflow adding them to the clock, for every inbox.
+        {"routing": {"reassign_after_minutes": 10**10}},
+        {"sla": {"first_response_seconds": 10**11}},
     ):
         refused = await client.put(url, json=bad, headers=supervisor.headers)
         assert refused.status == 422, bad
         assert (await refused.json())["error"]["code"] == "invalid_settings"
     assert (await (await client.get(url, headers=supervisor.headers)).json())["routing"]["policy"] == "least_busy"
+
+
+async def test_two_supervisors_changing_different_routing_fields_at_once_keep_both(
+    client: TestClient, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = await quick_user("supervisor"), await quick_user("supervisor")
+    url = f"/api/inboxes/{inbox.id}/routing"
+    read_body = routing_settings.json_body
+    others_saved = False
+
+    async def body_read_while_the_other_saves(request: web.Request) -> dict:
+        nonlocal others_saved
+        if not others_saved:  # the first request: the other supervisor's save lands while it reads its body
+            others_saved = True
+            other = await client.put(url, json={"routing": {"previous_agent": True}}, headers=second.headers)
+            assert other.status == 200
+        return await read_body(request)
+
+    monkeypatch.setattr(routing_settings, "json_body", body_read_while_the_other_saves)
+    saved = await client.put(url, json={"routing": {"capacity": 20}}, headers=first.headers)
+    assert saved.status == 200, await saved.text()
+    routing = (await (await client.get(url, headers=first.headers)).json())["routing"]
+    assert (routing["capacity"], routing["previous_agent"]) == (20, True)

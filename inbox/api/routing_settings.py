@@ -65,9 +65,12 @@ async def put_inbox_routing(request: web.Request) -> web.Response:
         fail(422, "invalid_settings", f"unknown keys: {', '.join(sorted(unknown))}")
     settings = dict(inbox.settings or {})
     sla_values: dict[str, Any] | None = None
+    routing_patch = body.get("routing") or {}
+    if not isinstance(routing_patch, dict):
+        fail(422, "invalid_settings", "routing must be an object of the settings to change")
     try:
         if "routing" in body:
-            merged = {**(settings.get("routing") or {}), **(body["routing"] or {})}
+            merged = {**(settings.get("routing") or {}), **routing_patch}
             settings["routing"] = routing.validate(merged)
             team_id = settings["routing"]["team_id"]
             if team_id is not None and not await Team.exists(id=team_id):
@@ -88,7 +91,9 @@ async def put_inbox_routing(request: web.Request) -> web.Response:
         # this read to the commit (Postgres; SQLite runs one transaction at a time), so a save between is not lost.
         fresh = await Inbox.select_for_update().using_db(conn).get(id=inbox.id)
         merged_settings = dict(fresh.settings or {})
-        for key in ("routing", "business_hours", "csat"):
+        if "routing" in body:  # the changed fields onto the routing read now: another save's other fields stay
+            merged_settings["routing"] = routing.validate({**(merged_settings.get("routing") or {}), **routing_patch})
+        for key in ("business_hours", "csat"):
             if key in settings:
                 merged_settings[key] = settings[key]
             elif key == "business_hours" and "business_hours" in body:
