@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from agents.audit import audit
 from agents.models import AuditEntry
+from inbox.api import admin as admin_api
 from tests.conftest import PASSWORD, quick_user
 
 
@@ -102,6 +105,31 @@ async def test_role_permission_and_activation_changes_are_audited(client: TestCl
         ("user.role_changed", {"from": "agent", "to": "supervisor"}),
     ]
     assert all(i["actor_id"] == admin.user.id for i in log["items"] if i["target_id"] == str(agent.user.id))
+
+
+async def test_a_rename_at_the_moment_of_a_deactivation_does_not_reactivate_the_user(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second, agent = await quick_user("admin"), await quick_user("admin"), await quick_user("agent")
+    url = f"/api/users/{agent.user.id}"
+    read_body = admin_api.json_body
+    deactivated = False
+
+    async def body_read_while_the_other_admin_deactivates(request: web.Request) -> dict:
+        nonlocal deactivated
+        if not deactivated:
+            deactivated = True
+            off = await client.patch(url, json={"is_active": False}, headers=second.headers)
+            assert off.status == 200
+        return await read_body(request)
+
+    monkeypatch.setattr(admin_api, "json_body", body_read_while_the_other_admin_deactivates)
+    renamed = await client.patch(url, json={"name": "Lê Minh Khoa"}, headers=first.headers)
+    assert renamed.status == 200
+    assert ((await renamed.json())["name"], (await renamed.json())["is_active"]) == ("Lê Minh Khoa", False)
+    assert (await client.get("/api/me", headers=agent.headers)).status == 401
+    login = await client.post("/api/auth/login", json={"email": agent.user.email, "password": PASSWORD})
+    assert login.status == 401
 
 
 async def test_bad_user_changes_are_refused_and_not_audited(client: TestClient) -> None:
