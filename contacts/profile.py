@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
+from tortoise.transactions import in_transaction
+
 from agents.access import Viewer
 from contacts.consent import consent_history, current_consents
 from contacts.models import (
@@ -27,7 +29,7 @@ from contacts.normalize import (
 )
 from inbox.db import connection
 from inbox.models import Conversation, ConversationEvent, Message
-from inbox.search import fold, fts5_query, index_contact, query_terms, tsquery
+from inbox.search import fold, fts5_query, query_terms, store_contact_search, tsquery
 from inbox.serialize import iso
 from inbox.sql import Sql
 
@@ -88,15 +90,22 @@ def search_text_for(contact: Contact) -> str:
 
 
 async def reindex(contact: Contact, using_db: Any = None) -> None:
-    """Keep `search_text` and the SQLite FTS row in step with the profile."""
-    conn = using_db or connection()
-    new_text = search_text_for(contact) if contact.erased_at is None else ""
-    old_text = contact.search_text or ""
-    if new_text == old_text:
+    """Keep `search_text` and the SQLite FTS row in step with the profile as stored: the row is read again here, so
+    a copy of the contact read before another save cannot put its old values in the index."""
+    if using_db is None:
+        async with in_transaction() as conn:
+            await _reindex(conn, contact)
+    else:
+        await _reindex(using_db, contact)
+
+
+async def _reindex(conn: Any, contact: Contact) -> None:
+    stored = await Contact.get_or_none(id=contact.id).using_db(conn)
+    if stored is None:
         return
-    await Contact.filter(id=contact.id).using_db(conn).update(search_text=new_text)
+    new_text = search_text_for(stored) if stored.erased_at is None else ""
+    await store_contact_search(conn, contact.id, new_text)
     contact.search_text = new_text
-    await index_contact(conn, contact.id, old_text, new_text)
 
 
 def _unique(values: list[str | None]) -> list[str]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from contacts.models import Contact, ContactSuggestion
 from contacts.normalize import InvalidValue, normalize_email, normalize_phone
 from contacts.profile import _unique, reindex
@@ -86,29 +88,32 @@ def profile_values(contact: Contact) -> dict[str, set[str]]:
 
 
 async def decide(suggestion: ContactSuggestion, accept: bool, actor_id: int | None) -> Contact:
-    """Accept (the value joins the profile; the first phone/e-mail becomes the primary one) or reject."""
-    contact = await Contact.get(id=suggestion.contact_id)
-    if accept:
-        value = suggestion.normalized
-        if suggestion.kind == "phone":
-            if not contact.phone:
-                contact.phone = value
-            elif value != contact.phone:
-                contact.phones = _unique([*(contact.phones or []), value])
-        elif suggestion.kind == "email":
-            if not contact.email:
-                contact.email = value
-            elif value != contact.email:
-                contact.emails = _unique([*(contact.emails or []), value])
-        else:
-            contact.addresses = _unique([*(contact.addresses or []), value])
-        contact.updated_at = datetime.now(UTC)
-        await contact.save(update_fields=["phone", "phones", "email", "emails", "addresses", "updated_at"])
-        await reindex(contact)
-    suggestion.status = "accepted" if accept else "rejected"
-    suggestion.decided_by_id = actor_id
-    suggestion.decided_at = datetime.now(UTC)
-    await suggestion.save(update_fields=["status", "decided_by_id", "decided_at"])
+    """Accept (the value joins the profile; the first phone/e-mail becomes the primary one) or reject. In one
+    transaction, on the contact as it is now (locked on Postgres): two accepts at once both join the profile."""
+    async with in_transaction() as conn:
+        contact = await Contact.select_for_update().using_db(conn).get(id=suggestion.contact_id)
+        if accept:
+            value = suggestion.normalized
+            if suggestion.kind == "phone":
+                if not contact.phone:
+                    contact.phone = value
+                elif value != contact.phone:
+                    contact.phones = _unique([*(contact.phones or []), value])
+            elif suggestion.kind == "email":
+                if not contact.email:
+                    contact.email = value
+                elif value != contact.email:
+                    contact.emails = _unique([*(contact.emails or []), value])
+            else:
+                contact.addresses = _unique([*(contact.addresses or []), value])
+            contact.updated_at = datetime.now(UTC)
+            fields = ["phone", "phones", "email", "emails", "addresses", "updated_at"]
+            await contact.save(using_db=conn, update_fields=fields)
+            await reindex(contact, using_db=conn)
+        suggestion.status = "accepted" if accept else "rejected"
+        suggestion.decided_by_id = actor_id
+        suggestion.decided_at = datetime.now(UTC)
+        await suggestion.save(using_db=conn, update_fields=["status", "decided_by_id", "decided_at"])
     return contact
 
 

@@ -28,7 +28,7 @@ from inbox import db
 from inbox.enrich import MAX_TEXT, NLP_COLUMNS, nlp_value, take_analysis, write_and_summarise
 from inbox.models import Conversation, InboundEvent, Inbox, Message
 from inbox.phones import normalize_phone
-from inbox.search import fold, index_contact, index_messages, message_index_statement
+from inbox.search import fold, index_messages, message_index_statement, store_contact_search
 from inbox.sql import (
     Sql,
     Statement,
@@ -736,11 +736,9 @@ async def apply_event(
 
 async def update_contact_search(conn: BaseDBAsyncClient, contact: Contact) -> None:
     new_text = fold(" ".join(filter(None, [contact.name, contact.phone, contact.email])))
-    old_text = contact.search_text
-    if new_text != old_text:
+    if new_text != contact.search_text:
         contact.search_text = new_text
-        await Contact.filter(id=contact.id).using_db(conn).update(search_text=new_text)
-        await index_contact(conn, contact.id, old_text, new_text)
+        await store_contact_search(conn, contact.id, new_text)
 
 
 AfterCommit = Callable[[Outcome], Awaitable[None]]

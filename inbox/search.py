@@ -18,7 +18,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from inbox.sql import Statement
+from inbox.sql import Sql, Statement
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -62,6 +62,22 @@ def message_index_statement(dialect: str, rows: list[tuple[Any, str]]) -> Statem
     if not params or dialect != "sqlite":
         return None
     return Statement("INSERT INTO message_fts(rowid, search_text) VALUES (?, ?)", params, many=True)
+
+
+async def store_contact_search(conn: BaseDBAsyncClient, contact_id: int, new_text: str) -> None:
+    """Sets the contact's `search_text` and its FTS row. The FTS table is contentless: its old row goes by giving
+    back exactly the text it was indexed with, so that text is read from the row here, never taken from a copy of
+    the contact read earlier (another writer may have changed it since; a wrong text corrupts the index: "database
+    disk image is malformed"). Run it inside a transaction, so nothing writes between the read and the write."""
+    sql = Sql(conn.capabilities.dialect)
+    rows = await conn.execute_query_dict(f"SELECT search_text FROM contacts WHERE id = {sql.p(contact_id)}", sql.params)
+    old_text = (rows[0]["search_text"] or "") if rows else ""
+    if not rows or old_text == new_text:
+        return
+    sql = Sql(conn.capabilities.dialect)
+    update = f"UPDATE contacts SET search_text = {sql.p(new_text)} WHERE id = {sql.p(contact_id)}"
+    await conn.execute_query(update, sql.params)
+    await index_contact(conn, contact_id, old_text, new_text)
 
 
 async def index_contact(conn: BaseDBAsyncClient, contact_id: int, old_text: str, new_text: str) -> None:

@@ -6,6 +6,7 @@ from agents.models import AuditEntry
 from contacts.duplicates import find_duplicates
 from contacts.merge import merge_contacts, undo_merge
 from contacts.models import Contact, ContactIdentity, Order
+from contacts.profile import reindex
 from inbox.keys import PIPELINE, PROFILES
 from inbox.models import Conversation, ConversationEvent, Message
 from tests.conftest import eventually, quick_user, send_text
@@ -235,3 +236,27 @@ async def test_profile_source_is_the_first_channel_and_the_ad_referral(client, i
     assert profile["source"]["channel"] == "facebook" and profile["source"]["inbox_id"] == inbox.id
     assert profile["source"]["referral"]["ad_id"] == "6045"
     assert profile["source"]["utm"] == {"utm_source": "fb", "utm_campaign": "tet"}
+
+
+async def test_a_profile_saved_from_an_earlier_copy_keeps_the_search_index_whole(client, inbox) -> None:
+    """The contact search index gives back the text a contact was indexed with to remove it: a copy of the contact
+    read before another save must not be trusted for that text (a wrong one leaves old words matching, or corrupts
+    SQLite's index). Whatever the copy, the index follows the contact as stored."""
+    conv = await conversation_of(client, "PSID-F", "mf", "Alo")
+    agent = await quick_user("agent", inboxes=[inbox])
+    earlier = await Contact.get(id=conv.contact_id)
+    assert earlier.name and "hoa" not in earlier.search_text
+    url = f"/api/contacts/{conv.contact_id}"
+    assert (await client.patch(url, json={"name": "Nguyễn Thị Hoa"}, headers=agent.headers)).status == 200
+    earlier.phone = "+84912345678"  # another path saves its field from its copy, read before the rename
+    await earlier.save(update_fields=["phone"])
+    await reindex(earlier)
+
+    async def found(q: str) -> list[int]:
+        response = await client.get("/api/contacts", params={"q": q}, headers=agent.headers)
+        assert response.status == 200
+        return [c["id"] for c in (await response.json())["items"]]
+
+    assert await found("0912345678") == [conv.contact_id]
+    assert await found("Hoa") == [conv.contact_id]
+    assert await found(earlier.name) == []  # the name before the rename no longer matches
