@@ -237,7 +237,7 @@ async def merge_into_json(
             # call: before SQLite 3.45 a json_set cannot edit inside a node that the same call has just set).
             document, path = f"json_insert({document}, '$.{key}', json('{{}}'))", f"$.{key}"
         pairs = [f"'{path}.{name}', json({sql.p(json_param(value))})" for name, value in changes.items()]
-        merged = f"json_set({document}, {', '.join(pairs)})"
+        merged = f"json_set({document}, {', '.join(pairs)})" if pairs else document
     else:
         patch = f"{sql.p(json_param(changes))}::jsonb"
         document = f"COALESCE({column}, '{{}}'::jsonb)"

@@ -118,6 +118,8 @@ async def test_bot_settings_validation(client: TestClient, inbox: Inbox) -> None
         assert response.status == 422, body
     missing = await client.put("/api/inboxes/999999/bot", json={}, headers=admin.headers)
     assert missing.status == 404
+    nothing = await client.put(f"/api/inboxes/{inbox.id}/bot", json={}, headers=admin.headers)
+    assert nothing.status == 200 and (await nothing.json())["faq_enabled"] is False  # nothing to change is no error
 
 
 async def test_bot_routing_and_auto_hide_settings_saved_at_once_all_stay(
