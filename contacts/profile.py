@@ -315,20 +315,29 @@ async def apply_patch(contact: Contact, body: dict[str, Any]) -> list[str]:
         check("notes", lambda v: _str(v, "notes")[:10_000], body["notes"])
     if "picture_url" in body:
         check("picture_url", lambda v: None if v is None else _str(v, "picture_url"), body["picture_url"])
+    attribute_patch: dict[str, Any] | None = None
     if "attributes" in body:
         try:
-            changes["attributes"] = await clean_attributes(dict(contact.attributes or {}), body["attributes"])
+            attribute_patch = await clean_attributes(body["attributes"])
         except InvalidValue as exc:
             problems.append(f"attributes: {exc.message}")
     if problems:
         raise ProfileError(problems)
-    changed = [f for f, v in changes.items() if getattr(contact, f) != v]
-    for field in changed:
-        setattr(contact, field, changes[field])
-    if changed:
-        contact.updated_at = datetime.now(UTC)
-        await contact.save(update_fields=[*changed, "updated_at"])
-        await reindex(contact)
+    # On the contact as stored now, locked (Postgres; SQLite runs one transaction at a time): another agent's edit
+    # of other fields or other attributes at the same moment stays.
+    async with in_transaction() as conn:
+        stored = await Contact.select_for_update().using_db(conn).get(id=contact.id)
+        if attribute_patch is not None:
+            changes["attributes"] = with_attributes(stored.attributes or {}, attribute_patch)
+        changed = [f for f, v in changes.items() if getattr(stored, f) != v]
+        for field in changed:
+            setattr(stored, field, changes[field])
+        if changed:
+            stored.updated_at = datetime.now(UTC)
+            await stored.save(using_db=conn, update_fields=[*changed, "updated_at"])
+            await reindex(stored, using_db=conn)
+    for field in stored._meta.fields_db_projection:  # the caller answers with the profile as stored
+        setattr(contact, field, getattr(stored, field))
     return changed
 
 
@@ -344,18 +353,27 @@ def _list(value: Any, field: str) -> list[Any]:
     return value
 
 
-async def clean_attributes(current: dict[str, Any], patch: Any) -> dict[str, Any]:
-    """Typed custom attributes: a defined key's value must match its type; null removes a key."""
+async def clean_attributes(patch: Any) -> dict[str, Any]:
+    """Typed custom attributes: a defined key's value must match its type; null (kept) removes a key."""
     if not isinstance(patch, dict):
         raise InvalidValue("attributes", "must be an object")
     types = {a.key: a for a in await ContactAttribute.filter(key__in=list(patch))}
-    out = dict(current)
+    clean: dict[str, Any] = {}
     for key, value in patch.items():
+        spec = types.get(key)
+        clean[key] = None if value is None else _typed(key, value, spec.type if spec else None,
+                                                        spec.choices if spec else [])  # fmt: skip
+    return clean
+
+
+def with_attributes(current: dict[str, Any], clean_patch: dict[str, Any]) -> dict[str, Any]:
+    """`current` with a cleaned patch applied: null removes the key."""
+    out = dict(current)
+    for key, value in clean_patch.items():
         if value is None:
             out.pop(key, None)
-            continue
-        spec = types.get(key)
-        out[key] = _typed(key, value, spec.type if spec else None, spec.choices if spec else [])
+        else:
+            out[key] = value
     return out
 
 

@@ -7,6 +7,7 @@ from contacts.duplicates import find_duplicates
 from contacts.merge import merge_contacts, undo_merge
 from contacts.models import Contact, ContactIdentity, Order
 from contacts.profile import reindex
+from inbox.api import contacts as contacts_api
 from inbox.keys import PIPELINE, PROFILES
 from inbox.models import Conversation, ConversationEvent, Message
 from tests.conftest import eventually, quick_user, send_text
@@ -260,3 +261,28 @@ async def test_a_profile_saved_from_an_earlier_copy_keeps_the_search_index_whole
     assert await found("0912345678") == [conv.contact_id]
     assert await found("Hoa") == [conv.contact_id]
     assert await found(earlier.name) == []  # the name before the rename no longer matches
+
+
+async def test_two_agents_editing_different_attributes_at_once_keep_both(client, inbox, monkeypatch) -> None:
+    conv = await conversation_of(client, "PSID-A", "ma", "Alo")
+    first, second = await quick_user("agent", inboxes=[inbox]), await quick_user("agent", inboxes=[inbox])
+    url = f"/api/contacts/{conv.contact_id}"
+    read_body = contacts_api.json_body
+    other_saved = False
+
+    async def body_read_while_the_other_agent_saves(request):
+        nonlocal other_saved
+        if not other_saved:
+            other_saved = True
+            other = await client.patch(url, json={"attributes": {"size": "M"}, "city": "Huế"}, headers=second.headers)
+            assert other.status == 200
+        return await read_body(request)
+
+    monkeypatch.setattr(contacts_api, "json_body", body_read_while_the_other_agent_saves)
+    saved = await client.patch(url, json={"attributes": {"kenh": "tiktok"}}, headers=first.headers)
+    assert saved.status == 200, await saved.text()
+    stored = await Contact.get(id=conv.contact_id)
+    assert stored.attributes == {"size": "M", "kenh": "tiktok"} and stored.city == "Huế"
+    removed = await client.patch(url, json={"attributes": {"size": None}}, headers=first.headers)
+    assert removed.status == 200
+    assert (await Contact.get(id=conv.contact_id)).attributes == {"kenh": "tiktok"}
