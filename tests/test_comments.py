@@ -184,8 +184,9 @@ async def test_an_edit_is_analysed_again_and_agents_get_the_new_analysis(client:
     async def summary_pushed() -> list[Event]:
         sub = bus.subscribe(since, lambda e: True)
         sub.close()
+        # An earlier analysis's frame may come late: wait for the one with the new sentiment.
         return [e for e in sub.replay if e.type == "conversation.updated" and e.data["id"] == conv.id
-                and e.data["sentiment"] == "positive"]  # fmt: skip  (an earlier analysis's frame may come late)
+                and e.data["sentiment"] == "positive"]  # fmt: skip
 
     update = (await eventually(summary_pushed))[-1]
     assert update.data["sentiment"] == "positive"
