@@ -12,6 +12,7 @@ from typing import Any
 
 from contacts.models import Segment
 from contacts.rfm import SEGMENTS, SPEND_TIERS
+from inbox.http import digits_id
 from inbox.sql import Sql
 
 RULE_KEYS = (
@@ -103,9 +104,10 @@ async def rules_of(ref: str) -> dict[str, Any]:
         if name not in SEGMENTS:
             raise SegmentError(f"unknown RFM segment {name!r}")
         return {"rfm_segment": [name]}
-    if not (ref.isascii() and ref.isdigit() and len(ref) <= 18):  # "²" is a digit to isdigit; 18: within int64
+    segment_id = digits_id(ref)
+    if segment_id is None:
         raise SegmentError("segment must be a saved segment id or rfm:<segment name>")
-    segment = await Segment.get_or_none(id=int(ref))
+    segment = await Segment.get_or_none(id=segment_id)
     if segment is None:
         raise SegmentError("no such segment")
     return segment.rules

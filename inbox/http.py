@@ -79,6 +79,12 @@ def plausible(moment: datetime) -> bool:
 MAX_ID = 2**63 - 1  # the largest database id: a larger number overflows SQLite's INTEGER (a 500, not a 400)
 
 
+def digits_id(text: str) -> int | None:
+    """`text` as an id when it is ASCII digits, at most 18 of them (within MAX_ID); None otherwise. (`str.isdigit`
+    alone also takes "²", which `int` refuses.)"""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
 def int_param(value: str | None, name: str, *, default: int | None = None, low: int = 1, high: int = 10**12) -> int:
     if value is None or value == "":
         if default is None:

@@ -15,6 +15,7 @@ import orjson
 
 from agents.access import Viewer
 from inbox.db import connection
+from inbox.http import digits_id
 from inbox.models import STATUSES
 from inbox.search import conversation_filter_sql, newest_first_query, query_terms
 from inbox.serialize import iso
@@ -76,8 +77,8 @@ async def list_conversations(viewer: Viewer, f: ListFilters) -> tuple[list[dict[
             where.append(f"c.assignee_id = {sql.p(viewer.user_id)}")
         elif f.assignee == "unassigned":
             where.append("c.assignee_id IS NULL")
-        elif f.assignee.isascii() and f.assignee.isdigit() and len(f.assignee) <= 18:  # "²" is a digit to isdigit
-            where.append(f"c.assignee_id = {sql.p(int(f.assignee))}")
+        elif (assignee_id := digits_id(f.assignee)) is not None:
+            where.append(f"c.assignee_id = {sql.p(assignee_id)}")
         else:
             raise InvalidFilter("assignee must be me, unassigned, all or a user id")
     if f.inbox_id is not None:

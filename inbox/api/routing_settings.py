@@ -70,9 +70,8 @@ async def put_inbox_routing(request: web.Request) -> web.Response:
         fail(422, "invalid_settings", "routing must be an object of the settings to change")
     try:
         if "routing" in body:
-            merged = {**(settings.get("routing") or {}), **routing_patch}
-            settings["routing"] = routing.validate(merged)
-            team_id = settings["routing"]["team_id"]
+            # Checked here for a clear error; written onto the routing read under the lock below.
+            team_id = routing.validate({**(settings.get("routing") or {}), **routing_patch})["team_id"]
             if team_id is not None and not await Team.exists(id=team_id):
                 fail(422, "unknown_team", "routing.team_id does not name a team")
         if "business_hours" in body:
