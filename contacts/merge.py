@@ -14,9 +14,9 @@ from tortoise import fields as tfields
 from tortoise.transactions import in_transaction
 
 from contacts.models import ConsentRecord, Contact, ContactIdentity, ContactMerge, ContactSuggestion, Order
-from contacts.profile import _unique, search_text_for
+from contacts.profile import _unique
 from inbox.models import Conversation
-from inbox.search import index_contact
+from inbox.search import contact_search_text, index_contact
 
 
 class MergeError(ValueError):
@@ -113,7 +113,7 @@ async def merge_contacts(survivor_id: int, other_id: int, *, actor_id: int | Non
         for name, value in values.items():
             setattr(survivor, name, value)
         old_text = survivor.search_text
-        values["search_text"] = survivor.search_text = search_text_for(survivor)
+        values["search_text"] = survivor.search_text = contact_search_text(survivor)
         await Contact.filter(id=survivor.id).using_db(conn).update(**values)
         await index_contact(conn, survivor.id, old_text, survivor.search_text)
         await Contact.filter(id=other.id).using_db(conn).update(merged_into_id=survivor.id)

@@ -29,7 +29,7 @@ from contacts.normalize import (
 )
 from inbox.db import connection
 from inbox.models import Conversation, ConversationEvent, Message
-from inbox.search import fold, fts5_query, query_terms, store_contact_search, tsquery
+from inbox.search import contact_search_text, fts5_query, query_terms, store_contact_search, tsquery
 from inbox.serialize import iso
 from inbox.sql import Sql
 
@@ -78,17 +78,6 @@ async def readable_contact(viewer: Viewer, contact_id: int) -> Contact | None:
     return contact
 
 
-def search_text_for(contact: Contact) -> str:
-    """What contact search matches: name, every phone (E.164 and the local 0… form), every e-mail."""
-    parts = [contact.name or ""]
-    for phone in _unique([contact.phone, *(contact.phones or [])]):
-        parts.append(phone)
-        if phone.startswith("+84"):
-            parts.append("0" + phone[3:])
-    parts.extend(_unique([contact.email, *(contact.emails or [])]))
-    return fold(" ".join(parts))
-
-
 async def reindex(contact: Contact, using_db: Any = None) -> None:
     """Keep `search_text` and the SQLite FTS row in step with the profile as stored: the row is read again here, so
     a copy of the contact read before another save cannot put its old values in the index."""
@@ -103,7 +92,7 @@ async def _reindex(conn: Any, contact: Contact) -> None:
     stored = await Contact.get_or_none(id=contact.id).using_db(conn)
     if stored is None:
         return
-    new_text = search_text_for(stored) if stored.erased_at is None else ""
+    new_text = contact_search_text(stored) if stored.erased_at is None else ""
     await store_contact_search(conn, contact.id, new_text)
     contact.search_text = new_text
 

@@ -28,7 +28,7 @@ from inbox import db
 from inbox.enrich import MAX_TEXT, NLP_COLUMNS, nlp_value, take_analysis, write_and_summarise
 from inbox.models import Conversation, InboundEvent, Inbox, Message
 from inbox.phones import normalize_phone
-from inbox.search import fold, index_messages, message_index_statement, store_contact_search
+from inbox.search import contact_search_text, fold, index_messages, message_index_statement, store_contact_search
 from inbox.sql import (
     Sql,
     Statement,
@@ -735,10 +735,10 @@ async def apply_event(
 
 
 async def update_contact_search(conn: BaseDBAsyncClient, contact: Contact) -> None:
-    new_text = fold(" ".join(filter(None, [contact.name, contact.phone, contact.email])))
-    if new_text != contact.search_text:
-        contact.search_text = new_text
-        await store_contact_search(conn, contact.id, new_text)
+    """The contact's search text from the fields of `contact` (read in this transaction); the stored text is what
+    `store_contact_search` compares with, not this copy's."""
+    contact.search_text = contact_search_text(contact)
+    await store_contact_search(conn, contact.id, contact.search_text)
 
 
 AfterCommit = Callable[[Outcome], Awaitable[None]]

@@ -32,6 +32,23 @@ def fold(text: str | None) -> str:
     return " ".join(_WORD.findall(stripped))
 
 
+def contact_search_text(contact: Any) -> str:
+    """What contact search matches: name, every phone (E.164 and the local 0… form), every e-mail. One text for
+    every writer (ingest, profile fetch, the widget's form, profile edits, merges), so a contact is found the
+    same way however its phone arrived."""
+    parts = [contact.name or ""]
+    for phone in _distinct([contact.phone, *(contact.phones or [])]):
+        parts.append(phone)
+        if phone.startswith("+84"):
+            parts.append("0" + phone[3:])
+    parts.extend(_distinct([contact.email, *(contact.emails or [])]))
+    return fold(" ".join(parts))
+
+
+def _distinct(values: list[str | None]) -> list[str]:
+    return list(dict.fromkeys(value for value in values if value))
+
+
 def query_terms(query: str) -> list[str]:
     return fold(query).split()[:8]
 

@@ -381,3 +381,14 @@ async def test_a_refused_refresh_puts_the_inbox_into_needs_reauthorisation(
     assert put.status == 200 and (await put.json())["state"] == "active"
     again = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": "Dạ ạ"}, headers=agent.headers)
     assert (await again.json())["delivery_status"] == "sent"
+
+
+async def test_a_shared_phone_is_found_in_its_local_form(client: TestClient, zinbox: Inbox) -> None:
+    """Agents type Vietnamese numbers as 0912…; a phone the customer shared is stored +84912…, and search finds
+    both forms (as it does for a phone typed into the profile)."""
+    agent = await quick_user("agent", inboxes=[zinbox])
+    await deliver(client, submit_info(APP_ID, OA_ID, USER, ms(), phone="84912345678"))
+    contact = await Contact.get()
+    for q in ("0912345678", "+84912345678"):
+        found = await client.get("/api/contacts", params={"q": q}, headers=agent.headers)
+        assert [c["id"] for c in (await found.json())["items"]] == [contact.id], q
