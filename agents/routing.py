@@ -39,6 +39,7 @@ from agents.models import Team
 from contacts.models import Contact
 from inbox import db
 from inbox.bus import Event, EventBus
+from inbox.http import MAX_ID
 from inbox.models import Conversation, Inbox, Message
 from inbox.processing import record
 from inbox.serialize import conversation_json
@@ -96,7 +97,7 @@ def validate(raw: Any) -> dict[str, Any]:
         if not _is_int(clean[name]) or clean[name] < low or clean[name] > 10_000_000:
             raise InvalidRouting(f"{name} must be an integer ≥ {low}")
     # Bounded: the worker adds these to the clock, and an overflow there would stop routing for every inbox.
-    for name, high in (("reassign_after_minutes", 525_600), ("team_id", 2**63 - 1)):
+    for name, high in (("reassign_after_minutes", 525_600), ("team_id", MAX_ID)):
         if clean[name] is not None and (not _is_int(clean[name]) or not 1 <= clean[name] <= high):
             raise InvalidRouting(f"{name} must be an integer from 1 to {high:,} or null")
     for name in ("reassign_on_offline", "previous_agent"):

@@ -76,6 +76,22 @@ def plausible(moment: datetime) -> bool:
     return EARLIEST <= moment < LATEST
 
 
+def moment(raw: object, name: str, *, code: str = "invalid_parameter", naive_is_utc: bool = False) -> datetime:
+    """An ISO 8601 date-time between 1970 and 2100 from a query or body field, or a 400 naming the field. Without
+    a time zone it is refused, or read as UTC where `naive_is_utc` (report periods, where a date-time is a bound)."""
+    try:
+        value = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        fail(400, code, f"{name} must be an ISO 8601 date-time")
+    if value.tzinfo is None:
+        if not naive_is_utc:
+            fail(400, code, f"{name} needs a time zone (e.g. Z or +07:00)")
+        value = value.replace(tzinfo=UTC)
+    if not plausible(value):
+        fail(400, code, f"{name} must be between 1970 and 2100")
+    return value
+
+
 MAX_ID = 2**63 - 1  # the largest database id: a larger number overflows SQLite's INTEGER (a 500, not a 400)
 
 

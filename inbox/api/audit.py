@@ -9,7 +9,7 @@ from aiohttp import web
 from agents.models import AuditEntry
 from inbox.api.guard import requires
 from inbox.api.openapi import document, json_response_of, op, query_param
-from inbox.http import fail, int_param, json_response, plausible
+from inbox.http import MAX_ID, int_param, json_response, moment
 from inbox.serialize import iso
 
 routes = web.RouteTableDef()
@@ -29,15 +29,7 @@ def entry_json(entry: AuditEntry) -> dict:
 
 
 def _time(value: str, name: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        fail(400, "invalid_parameter", f"{name} must be an ISO 8601 date-time")
-    if parsed.tzinfo is None:
-        fail(400, "invalid_parameter", f"{name} needs a time zone (e.g. 2026-11-25T08:00:00+07:00)")
-    if not plausible(parsed):
-        fail(400, "invalid_parameter", f"{name} must be between 1970 and 2100")
-    return parsed
+    return moment(value, name)
 
 
 @routes.get("/api/audit")
@@ -61,7 +53,7 @@ async def audit_log(request: web.Request) -> web.Response:
     if q.get("to"):
         query = query.filter(occurred_at__lt=_time(q["to"], "to"))
     if q.get("before"):
-        query = query.filter(id__lt=int_param(q["before"], "before", high=2**63 - 1))
+        query = query.filter(id__lt=int_param(q["before"], "before", high=MAX_ID))
     rows = await query.order_by("-id").limit(limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]

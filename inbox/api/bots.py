@@ -21,7 +21,7 @@ from inbox import actions
 from inbox.api import openapi
 from inbox.api.guard import auth_of, requires
 from inbox.db import connection
-from inbox.http import fail, int_param, json_body, json_response, plausible
+from inbox.http import fail, int_param, json_body, json_response, moment
 from inbox.keys import BOTS
 from inbox.models import ConversationEvent, Inbox
 from inbox.search import fold
@@ -338,14 +338,7 @@ def _period(request: web.Request) -> tuple[datetime, datetime]:
         raw = request.query.get(name)
         if not raw:
             return default
-        try:
-            value = datetime.fromisoformat(raw)
-        except ValueError:
-            fail(400, "invalid_parameter", f"{name} must be an ISO date or date-time")
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
-        if not plausible(value):
-            fail(400, "invalid_parameter", f"{name} must be between 1970 and 2100")
-        return value
+        return moment(raw, name, naive_is_utc=True)
 
     end = parse("to", datetime.now(UTC))
     return parse("from", end - timedelta(days=30)), end

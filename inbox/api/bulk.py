@@ -27,7 +27,7 @@ from inbox.api.guard import auth_of, requires
 from inbox.api.openapi import PATH_ID, document, json_response_of, op, ref
 from inbox.bus import Event
 from inbox.db import dialect
-from inbox.http import fail, int_param, json_body, json_response, plausible
+from inbox.http import fail, int_param, json_body, json_response, moment
 from inbox.keys import BUS, INGEST
 from inbox.models import STATUSES, Conversation, Message
 from inbox.processing import append_events, event_row, load_conversations
@@ -110,15 +110,7 @@ async def _select(body: dict[str, Any]) -> list[int]:
             fail(400, "invalid_body", "filter.inbox_id must be an integer id")
         query = query.filter(inbox_id=inbox_id)
     if filters.get("last_activity_before") is not None:
-        raw = filters["last_activity_before"]
-        try:
-            before = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-        except ValueError:
-            fail(400, "invalid_body", "filter.last_activity_before must be an ISO 8601 date-time")
-        if before.tzinfo is None:
-            fail(400, "invalid_body", "filter.last_activity_before needs a time zone")
-        if not plausible(before):
-            fail(400, "invalid_body", "filter.last_activity_before must be between 1970 and 2100")
+        before = moment(filters["last_activity_before"], "filter.last_activity_before", code="invalid_body")
         query = query.filter(last_activity_at__lt=before)
     ids = await query.order_by("id").limit(MAX_IDS + 1).values_list("id", flat=True)
     if len(ids) > MAX_IDS:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiohttp import web
 
 from inbox import actions
 from inbox.api.guard import auth_of, requires
-from inbox.http import MAX_ID, fail, int_param, json_body, json_response, plausible
+from inbox.http import MAX_ID, fail, int_param, json_body, json_response, moment
 from inbox.keys import BUS, OUTBOX
 from inbox.listing import InvalidFilter, ListFilters, list_conversations
 from inbox.models import Message
@@ -118,14 +116,7 @@ async def status(request: web.Request) -> web.Response:
         fail(400, "invalid_body", "status is required")
     snoozed_until = None
     if until is not None:
-        try:
-            snoozed_until = datetime.fromisoformat(str(until).replace("Z", "+00:00"))
-        except ValueError:
-            fail(400, "invalid_body", "snoozed_until must be an ISO 8601 date-time")
-        if snoozed_until.tzinfo is None:
-            fail(400, "invalid_body", "snoozed_until needs a time zone (e.g. Z or +07:00)")
-        if not plausible(snoozed_until):
-            fail(400, "invalid_body", "snoozed_until must be between 1970 and 2100")
+        snoozed_until = moment(until, "snoozed_until", code="invalid_body")
     conv = await actions.set_status(request.app[BUS], viewer, conv, status_value, snoozed_until)
     return json_response(conversation_json(conv, conv.contact))
 

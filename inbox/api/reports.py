@@ -21,7 +21,7 @@ from agents.models import Team, User
 from agents.presence import PRESENCE
 from inbox.api import openapi
 from inbox.api.guard import requires
-from inbox.http import EARLIEST, LATEST, fail, int_param, json_response, plausible
+from inbox.http import EARLIEST, LATEST, fail, int_param, json_response, moment
 from inbox.serialize import iso
 
 routes = web.RouteTableDef()
@@ -37,13 +37,9 @@ def _moment(raw: str, name: str, *, end: bool) -> datetime:
                 fail(400, "invalid_parameter", f"{name} must be between 1970 and 2100")
             local = datetime.combine(day + timedelta(days=1) if end else day, time(0), ZoneInfo(DEFAULT_TIMEZONE))
             return local.astimezone(UTC)
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         fail(400, "invalid_parameter", f"{name} must be an ISO date (YYYY-MM-DD) or date-time")
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not plausible(value):
-        fail(400, "invalid_parameter", f"{name} must be between 1970 and 2100")
-    return value
+    return moment(raw, name, naive_is_utc=True)
 
 
 def period(request: web.Request) -> tuple[datetime, datetime]:
