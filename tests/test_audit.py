@@ -168,3 +168,29 @@ async def test_inbox_credential_changes_are_audited_without_values(client: TestC
     bad = await client.patch(f"/api/inboxes/{inbox.id}", json={"credentials": {"page_token": ""}},
                              headers=admin.headers)  # fmt: skip
     assert bad.status == 422
+
+
+async def test_two_admins_setting_different_credentials_at_once_keep_both(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inbox.models import Inbox
+
+    first, second = await quick_user("admin"), await quick_user("admin")
+    inbox = await Inbox.create(name="Shop", channel="facebook", external_id="556", credentials={"page_token": "old"})
+    url = f"/api/inboxes/{inbox.id}"
+    read_body = admin_api.json_body
+    others_saved = False
+
+    async def body_read_while_the_other_admin_saves(request: web.Request) -> dict:
+        nonlocal others_saved
+        if not others_saved:
+            others_saved = True
+            other = await client.patch(url, json={"credentials": {"app_secret": "s3cret"}}, headers=second.headers)
+            assert other.status == 200
+        return await read_body(request)
+
+    monkeypatch.setattr(admin_api, "json_body", body_read_while_the_other_admin_saves)
+    saved = await client.patch(url, json={"credentials": {"page_token": "new"}}, headers=first.headers)
+    assert saved.status == 200, await saved.text()
+    assert (await saved.json())["credentials_set"] == ["app_secret", "page_token"]
+    assert (await Inbox.get(id=inbox.id)).credentials == {"page_token": "new", "app_secret": "s3cret"}

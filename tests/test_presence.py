@@ -171,3 +171,31 @@ async def test_two_supervisors_changing_different_routing_fields_at_once_keep_bo
     assert saved.status == 200, await saved.text()
     routing = (await (await client.get(url, headers=first.headers)).json())["routing"]
     assert (routing["capacity"], routing["previous_agent"]) == (20, True)
+
+
+async def test_a_team_renamed_while_another_supervisor_changes_its_settings_keeps_both(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agents.models import Team
+
+    first, second = await quick_user("supervisor"), await quick_user("supervisor")
+    team = await Team.create(name="Bán lẻ", settings={"capacity": 3})
+    url = f"/api/teams/{team.id}"
+    read_body = routing_settings.json_body
+    others_saved = False
+
+    async def body_read_while_the_other_saves(request: web.Request) -> dict:
+        nonlocal others_saved
+        if not others_saved:
+            others_saved = True
+            other = await client.patch(url, json={"settings": {"capacity": 8}}, headers=second.headers)
+            assert other.status == 200
+        return await read_body(request)
+
+    monkeypatch.setattr(routing_settings, "json_body", body_read_while_the_other_saves)
+    renamed = await client.patch(url, json={"name": "Bán sỉ"}, headers=first.headers)
+    assert renamed.status == 200, await renamed.text()
+    body = await renamed.json()
+    assert (body["name"], body["settings"]) == ("Bán sỉ", {"capacity": 8})
+    stored = await Team.get(id=team.id)
+    assert (stored.name, stored.settings) == ("Bán sỉ", {"capacity": 8})

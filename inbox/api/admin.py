@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from aiohttp import web
+from tortoise.transactions import in_transaction
 
 from agents.audit import audit
 from agents.models import ROLES, AuthSession, User
@@ -170,24 +171,29 @@ async def update_inbox(request: web.Request) -> web.Response:
     if credentials is not None and not _valid_credentials(credentials):
         fail(422, "invalid_credentials", "credentials maps names (like page_token) to non-empty strings or null")
     fields = []
-    if name is not None and name.strip() != inbox.name:
-        inbox.name = name.strip()
-        fields.append("name")
     changed: list[str] = []
-    if credentials:
-        current = dict(inbox.credentials or {})
-        for key, value in credentials.items():
-            if current.get(key) != value:
-                changed.append(key)
-                if value is None:
-                    current.pop(key, None)
-                else:
-                    current[key] = value
-        if changed:
-            inbox.credentials = current
-            fields.append("credentials")
+    async with in_transaction() as conn:
+        # The changes go onto the row as stored, locked until the commit (Postgres; SQLite runs one transaction at
+        # a time): two admins setting different keys at once (the page token, the app secret) keep both.
+        inbox = await Inbox.select_for_update().using_db(conn).get(id=inbox.id)
+        if name is not None and name.strip() != inbox.name:
+            inbox.name = name.strip()
+            fields.append("name")
+        if credentials:
+            current = dict(inbox.credentials or {})
+            for key, value in credentials.items():
+                if current.get(key) != value:
+                    changed.append(key)
+                    if value is None:
+                        current.pop(key, None)
+                    else:
+                        current[key] = value
+            if changed:
+                inbox.credentials = current
+                fields.append("credentials")
+        if fields:
+            await inbox.save(using_db=conn, update_fields=fields)
     if fields:
-        await inbox.save(update_fields=fields)
         await request.app[DIRECTORY].refresh()  # webhooks check the new secrets at once
     if "name" in fields:
         await audit("inbox.renamed", actor_id=auth.user.id, target_type="inbox", target_id=inbox.id, request=request)

@@ -176,17 +176,21 @@ async def update_team(request: web.Request) -> web.Response:
     if team is None:
         fail(404, "not_found", "team not found")
     body = await json_body(request)
+    fields = []  # only what this request changes: a rename at the moment of another's settings change keeps both
     if "name" in body:
         name = body["name"]
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_TEAM_NAME:
             fail(422, "invalid_name", "name is a non-empty text of at most 200 characters")
         team.name = name.strip()
+        fields.append("name")
     if "settings" in body:
         team.settings = _team_settings(body["settings"])
+        fields.append("settings")
     members = await _members(body["members"]) if "members" in body else None
     try:
         async with in_transaction() as conn:
-            await team.save(using_db=conn)
+            if fields:
+                await team.save(using_db=conn, update_fields=fields)
             if members is not None:
                 await TeamMember.filter(team_id=team.id).using_db(conn).delete()
                 for user_id in members:
@@ -194,7 +198,10 @@ async def update_team(request: web.Request) -> web.Response:
     except IntegrityError:
         fail(409, "conflict", "a team with this name exists")
     request.app[ROUTER].forget()
-    return json_response(await _team_json(team))
+    stored = await Team.get_or_none(id=team.id)  # the answer shows the team as stored, another's change included
+    if stored is None:
+        fail(404, "not_found", "team not found")
+    return json_response(await _team_json(stored))
 
 
 @routes.delete("/api/teams/{id}")
