@@ -111,32 +111,29 @@ async def update_user(request: web.Request) -> web.Response:
         fail(400, "invalid_body", "nothing to change: give role, permissions, is_active or name")
     if user.id == auth.user.id and ((role is not None and role != "admin") or active is False):
         fail(422, "own_admin_rights", "an admin cannot demote or deactivate themselves (ask another admin)")
-    entries: list[tuple[str, dict]] = []
-    changed: list[str] = []  # only these are written: another admin's change to the others at the same time stays
+    # Each changed field and its audit entry; only these fields are written, so another admin's change to the
+    # others at the same moment stays.
+    entries: dict[str, tuple[str, dict]] = {}
     if role is not None and role != user.role:
-        entries.append(("user.role_changed", {"from": user.role, "to": role}))
+        entries["role"] = ("user.role_changed", {"from": user.role, "to": role})
         user.role = role
-        changed.append("role")
     if permissions is not None and sorted(set(permissions)) != sorted(user.permissions or []):
         old = set(user.permissions or [])
-        entries.append(("user.permissions_changed", {"added": sorted(set(permissions) - old),
-                                                     "removed": sorted(old - set(permissions))}))  # fmt: skip
+        entries["permissions"] = ("user.permissions_changed", {"added": sorted(set(permissions) - old),
+                                                               "removed": sorted(old - set(permissions))})  # fmt: skip
         user.permissions = sorted(set(permissions))
-        changed.append("permissions")
     if active is not None and active != user.is_active:
-        entries.append(("user.activated" if active else "user.deactivated", {}))
+        entries["is_active"] = ("user.activated" if active else "user.deactivated", {})
         user.is_active = active
-        changed.append("is_active")
     if name is not None and name.strip() != user.name:
-        entries.append(("user.renamed", {}))
+        entries["name"] = ("user.renamed", {})
         user.name = name.strip()
-        changed.append("name")
     if entries:
-        await user.save(update_fields=changed)
+        await user.save(update_fields=list(entries))
         await user.refresh_from_db()  # the answer shows the user as stored, with the other admin's change
         if active is False:
             await AuthSession.filter(user_id=user.id, revoked=False).update(revoked=True)
-        for action, data in entries:
+        for action, data in entries.values():
             await audit(action, actor_id=auth.user.id, target_type="user", target_id=user.id, data=data,
                         request=request)  # fmt: skip
     return json_response(staff_json(user))
