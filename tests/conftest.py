@@ -24,6 +24,7 @@ from agents.sessions import create_session
 from channels.fakes import FakeGraphAPI, messenger_text, running_fake_graph, signed
 from inbox import db
 from inbox.app import create_app
+from inbox.bus import Event, EventBus
 from inbox.config import Settings, load_settings
 from inbox.models import Inbox
 
@@ -204,6 +205,14 @@ def postgres_lock_timeout(monkeypatch: pytest.MonkeyPatch, timeout: str = "100ms
         return config
 
     monkeypatch.setattr(db, "tortoise_config", with_lock_timeout)
+
+
+def published_since(bus: EventBus, since: int) -> list[Event]:
+    """What the bus published after `since`, as a client resuming from there gets it. Rows are written before
+    their event goes out, so tests that check what agents see wait for the event, not the row."""
+    subscription = bus.subscribe(since, lambda event: True)
+    subscription.close()
+    return list(subscription.replay)
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0, interval: float = 0.02) -> Any:

@@ -16,7 +16,7 @@ from inbox.autohide import COMMENTS
 from inbox.bus import Event
 from inbox.keys import BUS
 from inbox.models import Conversation, ConversationEvent, DeadLetter, InboundEvent, Inbox, Message
-from tests.conftest import PAGE_ID, PAGE_TOKEN, Staff, eventually, now_ms, post_webhook, quick_user
+from tests.conftest import PAGE_ID, PAGE_TOKEN, Staff, eventually, now_ms, post_webhook, published_since, quick_user
 
 POST = f"{PAGE_ID}_712750021053074"
 BIG_USER = "24260000000000001234"  # beyond 2^53: must survive as a string
@@ -166,9 +166,8 @@ async def test_an_edit_is_analysed_again_and_agents_get_the_new_analysis(client:
     assert (conv.sentiment, conv.worst_sentiment) == ("negative", "negative")  # the newest message's, not the edit's
 
     async def pushed() -> list[Event]:
-        sub = bus.subscribe(since, lambda e: True)
-        sub.close()
-        frames = [e for e in sub.replay if e.type == "message.updated" and e.data["id"] == first.id]
+        replay = published_since(bus, since)
+        frames = [e for e in replay if e.type == "message.updated" and e.data["id"] == first.id]
         return frames if frames and frames[-1].data["sentiment"] else []
 
     frames = await eventually(pushed)
@@ -182,10 +181,9 @@ async def test_an_edit_is_analysed_again_and_agents_get_the_new_analysis(client:
     await eventually(lambda: _analysed(second, calmer), timeout=20)
 
     async def summary_pushed() -> list[Event]:
-        sub = bus.subscribe(since, lambda e: True)
-        sub.close()
+        replay = published_since(bus, since)
         # An earlier analysis's frame may come late: wait for the one with the new sentiment.
-        return [e for e in sub.replay if e.type == "conversation.updated" and e.data["id"] == conv.id
+        return [e for e in replay if e.type == "conversation.updated" and e.data["id"] == conv.id
                 and e.data["sentiment"] == "positive"]  # fmt: skip
 
     update = (await eventually(summary_pushed))[-1]
@@ -210,9 +208,8 @@ async def test_an_edit_that_leaves_no_text_takes_its_analysis_out_of_the_convers
 
     async def cleared_summary_pushed() -> list[Event]:
         # A frame of the first analysis may still come after `since`: wait for the one the edit brings.
-        sub = bus.subscribe(since, lambda e: True)
-        sub.close()
-        return [e for e in sub.replay if e.type == "conversation.updated" and e.data["id"] == conv.id
+        replay = published_since(bus, since)
+        return [e for e in replay if e.type == "conversation.updated" and e.data["id"] == conv.id
                 and e.data["sentiment"] is None]  # fmt: skip
 
     update = (await eventually(cleared_summary_pushed))[-1]

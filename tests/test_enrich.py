@@ -15,7 +15,7 @@ from inbox.bus import Event
 from inbox.enrich import NlpEnricher, _analyze
 from inbox.keys import BUS, PIPELINE
 from inbox.models import Conversation, Inbox, Message
-from tests.conftest import eventually, make_user, send_text
+from tests.conftest import eventually, make_user, published_since, send_text
 
 
 async def test_messages_get_sentiment_intent_entities_and_updates_are_pushed(client: TestClient, inbox: Inbox) -> None:
@@ -44,20 +44,18 @@ async def test_messages_get_sentiment_intent_entities_and_updates_are_pushed(cli
 
     async def pushed_positive() -> bool:
         # the row is written before the event is published: wait for the push, which is what an agent sees
-        sub = client.app[BUS].subscribe(since, lambda e: True)
-        sub.close()
+        replay = published_since(client.app[BUS], since)
         return any(
             e.type.startswith("conversation.")
             and e.data.get("id") == conv.id
             and (e.data.get("sentiment"), e.data.get("worst_sentiment")) == ("positive", "negative")
-            for e in sub.replay
+            for e in replay
         )
 
     await eventually(pushed_positive)
-    sub = client.app[BUS].subscribe(since, lambda e: True)
-    sub.close()
+    replay = published_since(client.app[BUS], since)
     # The analysis goes out with message.created when it was in at the insert, or follows as message.updated.
-    frames = [e for e in sub.replay if e.type in ("message.created", "message.updated") and e.data["id"] == second.id]
+    frames = [e for e in replay if e.type in ("message.created", "message.updated") and e.data["id"] == second.id]
     assert frames[0].type == "message.created"
     assert (frames[-1].data["sentiment"], frames[-1].data["intent"]) == ("negative", "complaint")
 
@@ -75,9 +73,8 @@ async def test_the_message_goes_out_before_nlp_and_its_results_follow(client: Te
     client.app[PIPELINE].enrichers.insert(0, slow_nlp)
 
     def frames(kind: str, text: str = "") -> list[Event]:
-        sub = bus.subscribe(since, lambda e: True)
-        sub.close()
-        return [e for e in sub.replay if e.type == kind and e.data.get("text", "").startswith(text)]
+        replay = published_since(bus, since)
+        return [e for e in replay if e.type == kind and e.data.get("text", "").startswith(text)]
 
     await send_text(client, "psid-9", "m-first", "shop ơi")
     conv = await eventually(lambda: Conversation.filter(inbox_id=inbox.id).first())
@@ -144,12 +141,11 @@ async def test_an_analysis_ready_when_the_message_is_stored_goes_out_with_it(cli
     conv = await Conversation.get(id=conv.id)
     assert (conv.sentiment, conv.worst_sentiment, conv.intent) == ("negative", "negative", "complaint")
 
-    sub = bus.subscribe(since, lambda e: True)
-    sub.close()
-    created = [e for e in sub.replay if e.type == "message.created" and e.data["id"] == stored.id]
+    replay = published_since(bus, since)
+    created = [e for e in replay if e.type == "message.created" and e.data["id"] == stored.id]
     assert created and (created[0].data["sentiment"], created[0].data["intent"]) == ("negative", "complaint")
-    assert not [e for e in sub.replay if e.type == "message.updated" and e.data["id"] == stored.id]
-    shown = [e for e in sub.replay if e.type.startswith("conversation.") and e.data["id"] == conv.id]
+    assert not [e for e in replay if e.type == "message.updated" and e.data["id"] == stored.id]
+    shown = [e for e in replay if e.type.startswith("conversation.") and e.data["id"] == conv.id]
     assert shown and shown[0].seq < created[0].seq and shown[-1].data["sentiment"] == "negative"
     assert text not in nlp._ahead  # each analysis is used once
 

@@ -21,7 +21,7 @@ from inbox.enrich import NlpEnricher
 from inbox.keys import BUS, PIPELINE
 from inbox.models import Message
 from nlp import analyze
-from tests.conftest import eventually, make_inbox, send_text
+from tests.conftest import eventually, make_inbox, published_since, send_text
 from tests.test_crash_durability import add_facebook_inbox, free_port, server_env, start_server
 
 SPAWN_MAIN = b"multiprocessing.spawn"  # on the command line of a spawned worker process
@@ -76,9 +76,8 @@ async def test_messages_are_analysed_in_a_worker_process_as_in_this_one(process_
     assert len(nlp_workers(os.getpid())) == 1  # the classifier ran in a child, not under this interpreter lock
 
     async def pushed() -> list:  # the row is written before the frame is published
-        sub = process_client.app[BUS].subscribe(since, lambda e: True)
-        sub.close()
-        return [e for e in sub.replay if e.type == "message.updated" and e.data["id"] == msg.id]
+        replay = published_since(process_client.app[BUS], since)
+        return [e for e in replay if e.type == "message.updated" and e.data["id"] == msg.id]
 
     assert (await eventually(pushed))[-1].data["sentiment"] == "negative"
 
