@@ -51,7 +51,7 @@ def clean_items(raw: Any) -> list[dict[str, Any]]:
     return items
 
 
-def order_values(body: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
+def order_values(body: dict[str, Any]) -> dict[str, Any]:
     """Validated order fields from an API body."""
     values: dict[str, Any] = {}
     if "items" in body:
@@ -61,7 +61,7 @@ def order_values(body: dict[str, Any], *, partial: bool = False) -> dict[str, An
         if not isinstance(total, int) or isinstance(total, bool) or not 0 <= total <= MAX_AMOUNT:
             raise OrderError(f"total must be an integer from 0 to {MAX_AMOUNT:,} (VND)")
         values["total"] = total
-    elif "items" in values and not partial:
+    elif "items" in values:  # new items without a total: their sum, within bounds (creating or changing)
         values["total"] = sum(i["quantity"] * i["unit_price"] for i in values["items"])
         if values["total"] > MAX_AMOUNT:
             raise OrderError(f"the items add up to more than {MAX_AMOUNT:,} VND")

@@ -59,5 +59,12 @@ async def test_create_order_validates_and_totals_items(client, inbox) -> None:
     assert (await created.json())["total"] == 500_000
     listed = await (await client.get(url, headers=agent.headers)).json()
     assert [o["total"] for o in listed["items"]] == [500_000]
+    # Changing the items checks their sum as creating does (a total past int64 was a 500).
+    order_url = f"/api/orders/{(await created.json())['id']}"
+    bad = await client.patch(order_url, json={"items": huge}, headers=agent.headers)
+    assert bad.status == 422, await bad.text()
+    changed = await client.patch(order_url, json={"items": items[:1]}, headers=agent.headers)
+    assert (await changed.json())["total"] == 300_000
+    assert (await Order.get(contact_id=contact_id)).total == 300_000
     outsider = await quick_user("agent")
     assert (await client.get(url, headers=outsider.headers)).status == 404

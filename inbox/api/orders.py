@@ -63,11 +63,9 @@ async def update(request: web.Request) -> web.Response:
         fail(404, "not_found", "order not found")
     body = await json_body(request)
     try:
-        values = order_values(body, partial=True)
+        values = order_values(body)
     except OrderError as exc:
         fail(422, "invalid_value", str(exc))
-    if "items" in values and "total" not in values:
-        values["total"] = sum(i["quantity"] * i["unit_price"] for i in values["items"])
     for key, value in values.items():
         setattr(order, key, value)
     if values:
