@@ -33,6 +33,19 @@ SAFE_EVENT_KEYS = {"status", "previous", "agent_id", "team_id", "channel", "appl
 SKIP_TABLES = {"audit_log", "tortoise_migrations", "message_fts", "contact_fts"}
 
 
+async def merged_profiles(contact_id: int) -> list[Contact]:
+    """The profiles merged into this one, and into those (a merge of a merge): the same person, whose rows keep
+    their own name, city, birthday… until the merge is undone."""
+    found: list[Contact] = []
+    seen, wanted = {contact_id}, [contact_id]
+    while wanted:
+        merged = [c for c in await Contact.filter(merged_into_id__in=wanted).order_by("id") if c.id not in seen]
+        found.extend(merged)
+        seen.update(c.id for c in merged)
+        wanted = [c.id for c in merged]
+    return found
+
+
 async def export_contact(contact: Contact) -> dict[str, Any]:
     """Everything held about the customer, as JSON."""
     identities = await ContactIdentity.filter(contact_id=contact.id).order_by("id")
@@ -41,6 +54,7 @@ async def export_contact(contact: Contact) -> dict[str, Any]:
     return {
         "exported_at": datetime.now(UTC).isoformat(),
         "profile": profile_fields(contact),
+        "merged_profiles": [profile_fields(merged) for merged in await merged_profiles(contact.id)],
         "identities": [
             {
                 "channel": i.channel,
@@ -75,9 +89,8 @@ async def export_contact(contact: Contact) -> dict[str, Any]:
 async def erase_contact(contact_id: int, *, upload_dir: Path | None = None) -> dict[str, int]:
     """Erase the customer's personal data; returns counts (no personal data) for the audit record."""
     await Contact.get(id=contact_id)  # DoesNotExist for an unknown id
-    # Profiles merged into this one are the same person: erased with it.
-    merged_ids = await Contact.filter(merged_into_id=contact_id).values_list("id", flat=True)
-    ids = [contact_id, *merged_ids]
+    # Profiles merged into this one (at any depth) are the same person: erased with it.
+    ids = [contact_id, *(merged.id for merged in await merged_profiles(contact_id))]
     contacts = await Contact.filter(id__in=ids)
     identities = await ContactIdentity.filter(contact_id__in=ids)
     needles = _needles(contacts, identities)
