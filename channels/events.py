@@ -193,8 +193,17 @@ def from_record(record: dict[str, Any]) -> ChannelEvent:
 
 
 def from_millis(ms: int | float | str) -> datetime:
-    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+    """A platform's milliseconds as a UTC instant; ParseError for one no calendar holds (the event is then kept as
+    a dead letter, never a 500)."""
+    try:
+        return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise ParseError(f"time out of range: {ms!r}") from exc
 
 
 def from_seconds(seconds: int | float | str) -> datetime:
-    return datetime.fromtimestamp(int(seconds), tz=UTC)
+    """A platform's seconds as a UTC instant; ParseError as in `from_millis`."""
+    try:
+        return datetime.fromtimestamp(int(seconds), tz=UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise ParseError(f"time out of range: {seconds!r}") from exc

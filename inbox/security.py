@@ -105,7 +105,10 @@ def origin_allowed(request: web.Request, allowed: Iterable[str] | None = None) -
         return True
     if origin == "null" or "://" not in origin:
         return False
-    wanted = normalise_origin(origin)
+    try:
+        wanted = normalise_origin(origin)
+    except ValueError:  # a port past 65535 or not a number, an unclosed [IPv6: no browser sends it
+        return False
     own = normalise_origin(f"{request.scheme}://{request.host}")
     if wanted == own:
         return True

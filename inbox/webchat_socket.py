@@ -150,7 +150,11 @@ class VisitorSession:
         if hello is None or hello.get("type") != "hello":
             await self.ws.close(code=4000, message=b"hello expected")
             return
-        await self.start(hello.get("data") or {})
+        data = hello.get("data") or {}
+        if not isinstance(data, dict):
+            await self.ws.close(code=4000, message=b"hello data must be an object")
+            return
+        await self.start(data)
         async for message in self.ws:
             if message.type == WSMsgType.TEXT:
                 frame = _json_frame(message)

@@ -272,3 +272,17 @@ async def test_agents_fetch_telegram_files_through_hopthu(
     assert (await client.get(url)).status == 401
     missing = await client.get(f"/api/telegram/{bot_inbox.id}/files/nope", headers=member.headers)
     assert missing.status == 502 and "invalid file_id" in (await missing.json())["error"]["message"]
+
+
+async def test_out_of_range_edit_date_is_kept_as_a_dead_letter(client: TestClient, bot_inbox: Inbox) -> None:
+    update = {
+        "update_id": 77,
+        "edited_message": {
+            "message_id": 5, "date": 1700000000, "edit_date": 10**12,
+            "chat": {"id": 42, "type": "private"}, "from": {"id": 42, "is_bot": False, "first_name": "Lan"},
+            "text": "sửa lại",
+        },
+    }  # fmt: skip
+    response = await post_update(client, bot_inbox, update)
+    assert response.status == 200, (response.status, await response.text())
+    assert await DeadLetter.filter(channel="telegram").count() == 1
