@@ -10,9 +10,10 @@ from typing import Protocol
 from tortoise.transactions import in_transaction
 
 from channels.base import Profile, SendError
+from contacts.audience import contact_events
 from contacts.models import Contact, ContactIdentity
-from inbox.bus import Event, EventBus
-from inbox.models import Conversation, Inbox
+from inbox.bus import EventBus
+from inbox.models import Inbox
 from inbox.processing import update_contact_search
 from inbox.serialize import contact_summary
 
@@ -88,6 +89,5 @@ class ProfileFetcher:
                 contact.picture_url = profile.picture_url
             await contact.save(using_db=conn, update_fields=["name", "picture_url"])
             await update_contact_search(conn, contact)
-        inbox_ids = await Conversation.filter(contact_id=contact.id).distinct().values_list("inbox_id", flat=True)
-        for inbox_id in set(inbox_ids):
-            await self._bus.publish(Event("contact.updated", contact_summary(contact) or {}, inbox_id=inbox_id))
+        for event in await contact_events("contact.updated", contact_summary(contact) or {}, contact.id):
+            await self._bus.publish(event)

@@ -24,6 +24,7 @@ from tortoise.transactions import in_transaction
 
 from channels import webchat
 from channels.events import ParseError, Receipt
+from contacts.audience import contact_events
 from contacts.models import Contact, ContactIdentity
 from inbox.bus import NOTHING, Event, EventBus, Subscription
 from inbox.ingest import Accepted, StorageUnavailable
@@ -464,7 +465,6 @@ async def save_prechat(bus: EventBus, inbox: Inbox, visitor: webchat.Visitor, fo
             await contact.save(using_db=conn, update_fields=changed)
             await update_contact_search(conn, contact)
     await record_consent(contact.id, kind=STORAGE, granted=True, channel=webchat.CHANNEL, method="prechat_form", at=now)
-    inbox_ids = await Conversation.filter(contact_id=contact.id).distinct().values_list("inbox_id", flat=True)
-    for inbox_id in set(inbox_ids) or {inbox.id}:
-        await bus.publish(Event("contact.updated", contact_summary(contact) or {}, inbox_id=inbox_id))
+    for event in await contact_events("contact.updated", contact_summary(contact) or {}, contact.id):
+        await bus.publish(event)
     return contact

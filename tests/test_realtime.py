@@ -279,6 +279,35 @@ async def test_actions_reach_the_inbox_readers(client: TestClient, inbox: Inbox,
     await other.close()
 
 
+async def test_a_profile_edit_reaches_the_customers_readers_only(client: TestClient, inbox: Inbox) -> None:
+    """contact.updated goes to the agents who may read the customer (their inbox, or the team of one of their
+    conversations), never to an agent of another shop's inbox, who gets 404 for the profile."""
+    from agents.models import Team, TeamMember
+
+    inbox_b = await make_inbox(page_id=PAGE_B, app_secret=SECRET_B)
+    conv = await incoming(client, "P-edit", "m.edit", "Shop ơi")
+    await client.app[PROFILES].idle()
+    team = await Team.create(name="Đội chăm sóc")
+    await Conversation.filter(id=conv.id).update(team_id=team.id)
+    member, outsider = await quick_user("agent", inboxes=[inbox]), await quick_user("agent", inboxes=[inbox_b])
+    teammate = await quick_user("agent", inboxes=[inbox_b])
+    await TeamMember.create(team=team, user=teammate.user)
+    supervisor = await quick_user("supervisor")
+    assert (await client.get(f"/api/contacts/{conv.contact_id}", headers=outsider.headers)).status == 404
+    sockets = [await connected(client, staff) for staff in (member, teammate, outsider)]
+    edited = await client.patch(
+        f"/api/contacts/{conv.contact_id}", json={"name": "Chị Hằng"}, headers=supervisor.headers
+    )
+    assert edited.status == 200, await edited.text()
+    for reader in sockets[:2]:
+        frame = await reader.until(lambda f: f["type"] == "contact.updated")
+        assert (frame["data"]["id"], frame["data"]["name"]) == (conv.contact_id, "Chị Hằng")
+    await marker(client, *sockets)
+    assert [f["type"] for f in sockets[2].events()] == ["presence"]  # only the marker
+    for socket in sockets:
+        await socket.close()
+
+
 # ---------------------------------------------------------------------------------------------- since
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from agents.audit import audit
+from contacts.audience import contact_events
 from contacts.consent import ConsentError, record_consent
 from contacts.duplicates import dismiss, find_duplicates
 from contacts.erasure import erase_contact, export_contact
@@ -18,7 +19,6 @@ from contacts.profile import ProfileError, apply_patch, profile_json, readable_c
 from contacts.suggestions import decide, suggestion_json
 from inbox.api import openapi
 from inbox.api.guard import auth_of, requires
-from inbox.bus import Event
 from inbox.http import fail, int_param, json_body, json_response
 from inbox.keys import BUS
 
@@ -40,7 +40,8 @@ async def _publish(request: web.Request, kind: str, contact: Contact) -> None:
     from contacts.integrations import emit
 
     data = summary_json(contact)
-    await request.app[BUS].publish(Event(kind, data, min_role="agent"))
+    for event in await contact_events(kind, data, contact.id):
+        await request.app[BUS].publish(event)
     await emit(kind, data)
 
 
@@ -173,6 +174,7 @@ async def undo(request: web.Request) -> web.Response:
     survivor = await Contact.get(id=record.survivor_id)
     other = await Contact.get(id=record.merged_id)
     await _publish(request, "contact.updated", survivor)
+    await _publish(request, "contact.updated", other)  # back on its own, with the identities it had
     return json_response({"merge": merge_json(record), "contacts": [summary_json(survivor), summary_json(other)]})
 
 
