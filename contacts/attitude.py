@@ -36,9 +36,15 @@ def _day(value: datetime) -> str:
     return value.astimezone(UTC).date().isoformat()
 
 
-async def attitudinal_summary(contact_id: int, now: datetime | None = None) -> dict[str, Any]:
+async def attitudinal_summary(
+    contact_id: int, now: datetime | None = None, *, conversation_ids: set[int] | None = None
+) -> dict[str, Any]:
+    """Over every conversation of the customer, or only `conversation_ids` (those the reader may open: an agent
+    must not read a complaint's text from another shop's inbox here)."""
     now = now or datetime.now(UTC)
     base = Message.filter(conversation__contact_id=contact_id, direction="in", sentiment__not_isnull=True)
+    if conversation_ids is not None:
+        base = base.filter(conversation_id__in=sorted(conversation_ids) or [-1])
 
     counts = {s: 0 for s in SENTIMENTS}
     rows = await base.annotate(n=Count("id")).group_by("sentiment").values("sentiment", "n")

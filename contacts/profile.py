@@ -138,13 +138,27 @@ def profile_fields(contact: Contact) -> dict[str, Any]:
     }
 
 
-async def attitude_of(contact_id: int) -> dict[str, Any] | None:
-    """The NLP helper's attitudinal summary, when that module is installed."""
+async def attitude_of(contact_id: int, conversation_ids: set[int] | None = None) -> dict[str, Any] | None:
+    """The NLP helper's attitudinal summary (over `conversation_ids` when given), when that module is installed."""
     if importlib.util.find_spec("contacts.attitude") is None:
         return None
     from contacts import attitude  # type: ignore[attr-defined]
 
-    return await attitude.attitudinal_summary(contact_id)
+    return await attitude.attitudinal_summary(contact_id, conversation_ids=conversation_ids)
+
+
+async def readable_conversation_ids(viewer: Viewer, contact_id: int) -> set[int] | None:
+    """The customer's conversations this viewer may open; None for supervisors and admins (all of them). A
+    customer who wrote to two shops' inboxes: each shop's agents see their own chats' words, not the other's."""
+    if viewer.sees_everything:
+        return None
+    rows = await Conversation.filter(contact_id=contact_id).values_list("id", "inbox_id", "team_id")
+    return {conv_id for conv_id, inbox_id, team_id in rows if viewer.can_read(inbox_id, team_id)}
+
+
+def suggestion_readable(suggestion: ContactSuggestion, readable: set[int] | None) -> bool:
+    """A suggestion quotes a message: it is shown to whoever may read that message's conversation."""
+    return readable is None or suggestion.conversation_id is None or suggestion.conversation_id in readable
 
 
 async def ensure_source(contact: Contact) -> None:
@@ -197,8 +211,13 @@ async def profile_json(contact: Contact, viewer: Viewer) -> dict[str, Any]:
     identities = await ContactIdentity.filter(contact_id=contact.id).order_by("id")
     conversations = await Conversation.filter(contact_id=contact.id).order_by("-last_activity_at").limit(50)
     visible = [c for c in conversations if viewer.can_read(c.inbox_id, c.team_id)]
+    readable = await readable_conversation_ids(viewer, contact.id)
     rfm = await ContactScore.get_or_none(contact_id=contact.id)
-    suggestions = await ContactSuggestion.filter(contact_id=contact.id, status="pending").order_by("id")
+    suggestions = [
+        s
+        for s in await ContactSuggestion.filter(contact_id=contact.id, status="pending").order_by("id")
+        if suggestion_readable(s, readable)
+    ]
     return {
         **profile_fields(contact),
         "identities": [
@@ -229,7 +248,7 @@ async def profile_json(contact: Contact, viewer: Viewer) -> dict[str, Any]:
         "value": await contact_value(contact.id),
         "rfm": rfm_json(rfm),
         "suggestions": [suggestion_json(s) for s in suggestions],
-        "attitude": await attitude_of(contact.id),
+        "attitude": await attitude_of(contact.id, readable),
         # Merges into this profile that can still be undone (POST /api/contact-merges/{id}/undo).
         "merges": [
             {"id": m.id, "merged_id": m.merged_id, "actor_id": m.actor_id, "created_at": iso(m.created_at)}

@@ -286,3 +286,42 @@ async def test_two_agents_editing_different_attributes_at_once_keep_both(client,
     removed = await client.patch(url, json={"attributes": {"size": None}}, headers=first.headers)
     assert removed.status == 200
     assert (await Contact.get(id=conv.contact_id)).attributes == {"kenh": "tiktok"}
+
+
+async def test_a_profile_shows_an_agent_no_words_from_another_shops_conversation(client, inbox) -> None:
+    """A customer who wrote to two inboxes: an agent of the first reads the profile, but the complaint written to
+    the second (its text, the address taken from it) stays with that inbox's readers."""
+    from datetime import UTC, datetime
+
+    from tests.conftest import make_inbox
+
+    conv = await conversation_of(client, "PSID-Y", "my", "Alo")
+    other_inbox = await make_inbox(page_id="PAGE-OTHER", name="Shop khác")
+    identity = await ContactIdentity.create(
+        contact_id=conv.contact_id, inbox_id=other_inbox.id, channel="facebook", external_id="PSID-OTHER"
+    )
+    hidden = await Conversation.create(
+        inbox_id=other_inbox.id, contact_id=conv.contact_id, identity_id=identity.id, channel="facebook",
+        last_activity_at=datetime.now(UTC),
+    )  # fmt: skip
+    await Message.create(
+        conversation_id=hidden.id, inbox_id=other_inbox.id, direction="in", sender_type="contact",
+        text="Hàng lỗi, giao về 99 Ngõ Bí Mật cho em", created_at=datetime.now(UTC),
+        sentiment="negative", sentiment_score=-0.9, intent="complaint",
+        entities=[{"type": "address", "value": "99 Ngõ Bí Mật", "normalized": "99 Ngõ Bí Mật", "start": 0, "end": 1}],
+    )  # fmt: skip
+    agent = await quick_user("agent", inboxes=[inbox])
+    url = f"/api/contacts/{conv.contact_id}"
+    response = await client.get(url, headers=agent.headers)
+    assert response.status == 200
+    profile = await response.json()
+    assert hidden.id not in {c["id"] for c in profile["conversations"]}
+    assert "Bí Mật" not in await response.text()
+    assert profile["attitude"]["last_complaint"] is None and profile["suggestions"] == []
+    # The other inbox's readers (and supervisors) see both.
+    reader = await quick_user("agent", inboxes=[other_inbox])
+    seen = await (await client.get(url, headers=reader.headers)).json()
+    assert seen["attitude"]["last_complaint"]["text"].startswith("Hàng lỗi")
+    [offered] = [s for s in seen["suggestions"] if s["kind"] == "address"]
+    accept = await client.post(f"{url}/suggestions/{offered['id']}", json={"accept": True}, headers=agent.headers)
+    assert accept.status == 404  # not the first inbox's agent's to accept

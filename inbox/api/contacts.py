@@ -15,7 +15,16 @@ from contacts.duplicates import dismiss, find_duplicates
 from contacts.erasure import erase_contact, export_contact
 from contacts.merge import MergeError, merge_contacts, merge_json, undo_merge
 from contacts.models import Contact, ContactSuggestion
-from contacts.profile import ProfileError, apply_patch, profile_json, readable_contact, search_contacts, summary_json
+from contacts.profile import (
+    ProfileError,
+    apply_patch,
+    profile_json,
+    readable_contact,
+    readable_conversation_ids,
+    search_contacts,
+    suggestion_readable,
+    summary_json,
+)
 from contacts.suggestions import decide, suggestion_json
 from inbox.api import openapi
 from inbox.api.guard import auth_of, requires
@@ -257,7 +266,8 @@ async def consent(request: web.Request) -> web.Response:
 async def decide_suggestion(request: web.Request) -> web.Response:
     contact = await _contact(request)
     suggestion = await ContactSuggestion.get_or_none(id=_id(request, "suggestion_id"), contact_id=contact.id)
-    if suggestion is None:
+    viewer = auth_of(request).viewer
+    if suggestion is None or not suggestion_readable(suggestion, await readable_conversation_ids(viewer, contact.id)):
         fail(404, "not_found", "suggestion not found")
     body = await json_body(request)
     if not isinstance(body.get("accept"), bool):
