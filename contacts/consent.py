@@ -15,9 +15,6 @@ from contacts.models import ConsentRecord, Contact
 STORAGE = "storage"  # consent to keep personal data at all; refusing it means "do not store"
 KINDS = (STORAGE, "marketing", "terms", "profiling")
 METHODS = ("prechat_form", "checkbox", "message", "agent", "import", "api")
-# Contacts in the "do not store" state, read by the ingest path without a query (loaded at start, kept by
-# `record_consent`; another server process learns a change at its next start or `load_do_not_store`).
-DO_NOT_STORE: set[int] = set()
 
 
 class ConsentError(ValueError):
@@ -53,17 +50,10 @@ async def record_consent(
         actor_id=actor_id,
     )
     if kind == STORAGE:
+        # Ingest reads the flag on the contact it loads with the conversation, in the batch's transaction: every
+        # server process honours it from the next message on (a merge carries it to the profile that survives).
         await Contact.filter(id=contact_id).update(do_not_store=not granted)
-        if granted:
-            DO_NOT_STORE.discard(contact_id)
-        else:
-            DO_NOT_STORE.add(contact_id)
     return record
-
-
-async def load_do_not_store() -> None:
-    DO_NOT_STORE.clear()
-    DO_NOT_STORE.update(await Contact.filter(do_not_store=True).values_list("id", flat=True))
 
 
 def withheld(event: Any) -> Any:

@@ -24,7 +24,6 @@ from agents.sla import SlaChecker
 from channels.telegram import TelegramClient
 from channels.zalo import ZaloClient
 from contacts import masking
-from contacts.consent import load_do_not_store
 from contacts.integrations import Dispatcher
 from inbox import actions, db, frontend, metrics, security, webchat
 from inbox.api import admin, auth_routes, bots, bulk, comments, conversations, routing_settings, telegram_files
@@ -65,7 +64,6 @@ READY = web.AppKey("ready", asyncio.Event)
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     await db.connect(app[SETTINGS].database_url)
-    await load_do_not_store()  # contacts who refused storage: the ingest path checks this set
     await app[DIRECTORY].refresh()
     yield
     await db.disconnect()

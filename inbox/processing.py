@@ -22,7 +22,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from channels.events import InboundMessage, MessageEdit, MessageRemoval, Receipt, Referral, from_record
-from contacts.consent import DO_NOT_STORE, withheld
+from contacts.consent import withheld
 from contacts.models import Contact, ContactIdentity
 from inbox import db
 from inbox.enrich import MAX_TEXT, NLP_COLUMNS, nlp_value, take_analysis, write_and_summarise
@@ -571,7 +571,7 @@ async def apply_inbound(
         learnt.conversations[conv_key] = conv.id
     contact = conv.contact
     deferred.conversations[conv.id] = conv
-    if contact.id in DO_NOT_STORE:  # the customer refused storage of personal data: keep the fact, not the content
+    if contact.do_not_store:  # the customer refused storage of personal data: keep the fact, not the content
         event = withheld(event)
     attachments = _attachments(event)
     values = {

@@ -31,3 +31,26 @@ async def test_consent_needs_kind_channel_method(client) -> None:
         await record_consent(contact.id, kind="", granted=True, channel="webchat", method="checkbox")
     with pytest.raises(ConsentError):
         await record_consent(contact.id, kind="marketing", granted=True, channel="", method="checkbox")
+
+
+async def test_a_merge_with_a_profile_that_refused_storage_keeps_new_messages_empty(client, inbox) -> None:
+    """Customer B refused storage; B's profile is merged into A's. B's next message keeps the fact, not the words:
+    the flag travels with the merge and ingest reads it from the stored profile."""
+    from contacts.merge import merge_contacts
+    from inbox.models import Message
+    from tests.conftest import eventually, quick_user, send_text
+    from tests.test_contacts import conversation_of
+
+    conv_a = await conversation_of(client, "PSID-1", "m1", "Chào shop")
+    conv_b = await conversation_of(client, "PSID-2", "m2", "Cho hỏi giá")
+    agent = await quick_user("agent", inboxes=[inbox])
+    refused = await client.post(
+        f"/api/contacts/{conv_b.contact_id}/consents",
+        json={"kind": "storage", "granted": False, "channel": "facebook", "method": "message"},
+        headers=agent.headers,
+    )
+    assert refused.status == 201
+    await merge_contacts(conv_a.contact_id, conv_b.contact_id, actor_id=None)
+    await send_text(client, "PSID-2", "m3", "Số em 0987654321 địa chỉ 12 Lê Lợi")
+    msg = await eventually(lambda: Message.get_or_none(external_id="m3"))
+    assert (msg.text, msg.conversation_id) == (None, conv_b.id)
