@@ -37,6 +37,10 @@ ATTRIBUTE_TYPES = ("text", "number", "date", "bool", "choice")
 MAX_LIST = 20  # phones, e-mails, addresses, tags per profile
 
 
+class NotEditable(Exception):
+    """The profile was erased or merged into another (perhaps while the edit was on its way)."""
+
+
 class ProfileError(ValueError):
     """One or more invalid values; `problems` lists each (field: message)."""
 
@@ -335,6 +339,9 @@ async def apply_patch(contact: Contact, body: dict[str, Any]) -> list[str]:
     # of other fields or other attributes at the same moment stays.
     async with in_transaction() as conn:
         stored = await Contact.select_for_update().using_db(conn).get(id=contact.id)
+        if stored.erased_at is not None or stored.merged_into_id is not None:
+            # Erased or merged since the handler looked: an edit must not write the customer's data back.
+            raise NotEditable
         if attribute_patch is not None:
             changes["attributes"] = with_attributes(stored.attributes or {}, attribute_patch)
         changed = [f for f, v in changes.items() if getattr(stored, f) != v]

@@ -95,6 +95,11 @@ def moment(raw: object, name: str, *, code: str = "invalid_parameter", naive_is_
 MAX_ID = 2**63 - 1  # the largest database id: a larger number overflows SQLite's INTEGER (a 500, not a 400)
 
 
+def is_id(value: object) -> bool:
+    """A JSON body's id: an integer (not true/false, which Python counts as 1/0) from 1 to MAX_ID."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
+
+
 def digits_id(text: str) -> int | None:
     """`text` as an id when it is ASCII digits, at most 18 of them (within MAX_ID); None otherwise. (`str.isdigit`
     alone also takes "²", which `int` refuses.)"""

@@ -24,7 +24,7 @@ from agents.presence import PRESENCE
 from contacts.masking import can_view_pii
 from inbox.api.guard import authenticate
 from inbox.bus import NOTHING, Event, EventBus, Subscription
-from inbox.http import MAX_ID, ContractErrors, fail, long_lived
+from inbox.http import ContractErrors, fail, is_id, long_lived
 from inbox.keys import BUS, SETTINGS
 from inbox.models import Conversation
 from inbox.security import origin_allowed
@@ -407,7 +407,7 @@ async def _client_frame(request: web.Request, viewer, raw: str) -> None:
         return
     data = frame.get("data")
     conv_id = data.get("conversation_id") if isinstance(data, dict) else None
-    if not isinstance(conv_id, int) or isinstance(conv_id, bool) or not 0 < conv_id <= MAX_ID:
+    if not is_id(conv_id):
         return
     conv = await Conversation.get_or_none(id=conv_id).only("id", "inbox_id", "team_id")
     if conv is None:

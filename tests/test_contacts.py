@@ -325,3 +325,37 @@ async def test_a_profile_shows_an_agent_no_words_from_another_shops_conversation
     [offered] = [s for s in seen["suggestions"] if s["kind"] == "address"]
     accept = await client.post(f"{url}/suggestions/{offered['id']}", json={"accept": True}, headers=agent.headers)
     assert accept.status == 404  # not the first inbox's agent's to accept
+
+
+async def test_an_edit_landing_after_the_erasure_does_not_write_the_data_back(client, inbox, monkeypatch) -> None:
+    conv = await conversation_of(client, "PSID-E", "me", "Alo")
+    agent, admin = await quick_user("agent", inboxes=[inbox]), await quick_user("admin")
+    url = f"/api/contacts/{conv.contact_id}"
+    read_body = contacts_api.json_body
+    erased = False
+
+    async def body_read_while_the_admin_erases(request):
+        nonlocal erased
+        if not erased:
+            erased = True
+            response = await client.delete(url, headers=admin.headers)
+            assert response.status == 200, await response.text()
+        return await read_body(request)
+
+    monkeypatch.setattr(contacts_api, "json_body", body_read_while_the_admin_erases)
+    late = await client.patch(url, json={"name": "Trần Thị Hoa", "phone": "0912 345 678"}, headers=agent.headers)
+    assert (late.status, (await late.json())["error"]["code"]) == (409, "not_editable")
+    stored = await Contact.get(id=conv.contact_id)
+    assert stored.erased_at is not None and (stored.name, stored.phone) == ("", None)
+
+
+async def test_dismissing_a_duplicate_pair_needs_two_real_ids(client, inbox) -> None:
+    supervisor = await quick_user("supervisor")
+    a, b = await Contact.create(name="Lan"), await Contact.create(name="Lan")
+    for ids in ([True, b.id], [a.id, 2**70], [a.id, "2"]):
+        refused = await client.post("/api/contacts/duplicates/dismiss", json={"contact_ids": ids},
+                                    headers=supervisor.headers)  # fmt: skip
+        assert refused.status == 400, ids
+    ok = await client.post("/api/contacts/duplicates/dismiss", json={"contact_ids": [a.id, b.id]},
+                           headers=supervisor.headers)  # fmt: skip
+    assert ok.status == 200

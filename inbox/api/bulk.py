@@ -27,7 +27,7 @@ from inbox.api.guard import auth_of, requires
 from inbox.api.openapi import PATH_ID, document, json_response_of, op, ref
 from inbox.bus import Event
 from inbox.db import dialect
-from inbox.http import fail, int_param, json_body, json_response, moment
+from inbox.http import fail, int_param, is_id, json_body, json_response, moment
 from inbox.keys import BUS, INGEST
 from inbox.models import STATUSES, Conversation, Message
 from inbox.processing import append_events, event_row, load_conversations
@@ -87,10 +87,10 @@ async def _select(body: dict[str, Any]) -> list[int]:
     if (ids is None) == (filters is None):
         fail(400, "invalid_body", "give either conversation_ids or filter")
     if ids is not None:
-        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-            fail(400, "invalid_body", "conversation_ids must be a list of integers")
-        if len(ids) > MAX_IDS:
+        if isinstance(ids, list) and len(ids) > MAX_IDS:
             fail(413, "payload_too_large", f"at most {MAX_IDS} conversations per job")
+        if not isinstance(ids, list) or not all(is_id(i) for i in ids):
+            fail(400, "invalid_body", "conversation_ids must be a list of conversation ids")
         wanted = sorted({i for i in ids if 0 < i < 2**31})
         found: list[int] = []
         for s in range(0, len(wanted), 1000):

@@ -16,6 +16,7 @@ from contacts.erasure import erase_contact, export_contact
 from contacts.merge import MergeError, merge_contacts, merge_json, undo_merge
 from contacts.models import Contact, ContactSuggestion
 from contacts.profile import (
+    NotEditable,
     ProfileError,
     apply_patch,
     profile_json,
@@ -28,7 +29,7 @@ from contacts.profile import (
 from contacts.suggestions import decide, suggestion_json
 from inbox.api import openapi
 from inbox.api.guard import auth_of, requires
-from inbox.http import fail, int_param, json_body, json_response
+from inbox.http import fail, int_param, is_id, json_body, json_response
 from inbox.keys import BUS
 
 routes = web.RouteTableDef()
@@ -99,7 +100,7 @@ async def duplicates(request: web.Request) -> web.Response:
 async def dismiss_duplicate(request: web.Request) -> web.Response:
     body = await json_body(request)
     ids = body.get("contact_ids")
-    if not (isinstance(ids, list) and len(ids) == 2 and all(isinstance(i, int) for i in ids) and ids[0] != ids[1]):
+    if not (isinstance(ids, list) and len(ids) == 2 and all(is_id(i) for i in ids) and ids[0] != ids[1]):
         fail(400, "invalid_body", "contact_ids must be two different contact ids")
     await dismiss(ids[0], ids[1], auth_of(request).user.id)
     return json_response({"dismissed": sorted(ids)})
@@ -123,6 +124,8 @@ async def patch(request: web.Request) -> web.Response:
         changed = await apply_patch(contact, body)
     except ProfileError as exc:
         fail(422, "invalid_value", str(exc))
+    except NotEditable:
+        fail(409, "not_editable", "this profile was erased or merged into another")
     if changed:
         await audit(
             "contact.updated",
@@ -142,7 +145,7 @@ async def merge(request: web.Request) -> web.Response:
     survivor_id = _id(request)
     body = await json_body(request)
     other_id = body.get("other_id")
-    if not isinstance(other_id, int) or isinstance(other_id, bool):
+    if not is_id(other_id):
         fail(400, "invalid_body", "other_id (a contact id) is required")
     user = auth_of(request).user
     try:

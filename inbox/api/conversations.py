@@ -6,7 +6,7 @@ from aiohttp import web
 
 from inbox import actions
 from inbox.api.guard import auth_of, requires
-from inbox.http import MAX_ID, fail, int_param, json_body, json_response, moment
+from inbox.http import fail, int_param, is_id, json_body, json_response, moment
 from inbox.keys import BUS, OUTBOX
 from inbox.listing import InvalidFilter, ListFilters, list_conversations
 from inbox.models import Message
@@ -87,7 +87,7 @@ def _optional_id(body: dict, name: str) -> int | None:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+    if not is_id(value):
         fail(400, "invalid_body", f"{name} must be a positive integer id or null")
     return value
 

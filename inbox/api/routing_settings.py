@@ -19,7 +19,7 @@ from agents.presence import CHOICES, PRESENCE, ensure_state
 from agents.routing import ROUTER
 from inbox.api import openapi
 from inbox.api.guard import auth_of, requires
-from inbox.http import fail, int_param, json_body, json_response
+from inbox.http import fail, int_param, is_id, json_body, json_response
 from inbox.models import Inbox
 
 routes = web.RouteTableDef()
@@ -136,7 +136,7 @@ def _team_settings(raw: Any) -> dict[str, Any]:
 
 
 async def _members(raw: Any) -> list[int]:
-    if not isinstance(raw, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in raw):
+    if not isinstance(raw, list) or not all(is_id(i) for i in raw):
         fail(400, "invalid_body", "members must be a list of user ids")
     ids = sorted(set(raw))
     if len(ids) != await User.filter(id__in=ids, is_active=True).count():
