@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from inbox.bus import STAFF_ROLES, Event
 
 ROLE_RANK = {role: rank for rank, role in enumerate(STAFF_ROLES)}
+ACCESS_CHANGED = "access.changed"  # internal: addressed to no user, so never a frame (see `access_changed`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +45,12 @@ class Viewer:
         if event.inbox_id is None and event.team_id is None:
             return True
         return self.can_read(event.inbox_id, event.team_id)
+
+
+def access_changed(user_ids: Iterable[int], *, session_ids: Iterable[int] | None = None) -> Event:
+    """The event that ends these users' open agent sockets (only those of `session_ids`, when given), on every
+    server process: after a deactivation, a log-out, a password change, or a change of role, permissions or
+    teams. A socket keeps the rights it had at its handshake, so it must connect again to get the new ones (or a
+    401). Publish it after the change is committed."""
+    data = {"user_ids": sorted(set(user_ids)), "session_ids": None if session_ids is None else sorted(session_ids)}
+    return Event(ACCESS_CHANGED, data, user_ids=frozenset())

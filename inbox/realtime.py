@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import orjson
 from aiohttp import WSMsgType, web
 
-from agents.access import Viewer
+from agents.access import ACCESS_CHANGED, Viewer
 from agents.presence import PRESENCE
 from contacts.masking import can_view_pii
 from inbox.api.guard import authenticate
@@ -36,6 +36,7 @@ HEARTBEAT_SECONDS = 25.0
 MAX_UNSENT_BYTES = 4 * 1024 * 1024  # a client with this much unread is told to resync
 PING_FRAME = b"\x89\x00"  # FIN + ping, no payload (server frames are not masked)
 BEAT_STEP = 500  # sockets pinged per turn of the event loop
+SESSION_ENDED = 4001  # close code: the session ended or the user's rights changed; connect again (or log in)
 
 
 def _frame(kind: str, seq: int, data: dict[str, Any]) -> str:
@@ -57,7 +58,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         if not origin_allowed(request):  # a browser on another site; clients without Origin are not browsers
             fail(403, "bad_origin", "origin not allowed")
         since = _since(request.query.get("since"))
-        viewer = auth.viewer
+        viewer, session_id = auth.viewer, auth.session_id
         pii = can_view_pii(auth.user)  # masked phones/e-mails in frames without `view_contact_pii`
         del auth  # an idle socket keeps only what it needs: the viewer, not the session and user rows
         # No permessage-deflate: compressing every frame for every agent costs more CPU than the bytes it saves.
@@ -68,7 +69,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
     replayed_up_to = bus.last_seq  # `ready`'s seq: what comes later reaches the socket after `ready`
     # Not kept here: once the socket is live its own subscription is let go (`Sender._go_live`).
     sender = Sender(ws, bus.subscribe(since, viewer.can_receive), bus, request.transport, request.app[AUDIENCES],
-                    viewer, pii)  # fmt: skip
+                    viewer, pii, session_id)  # fmt: skip
     sockets = request.app[SOCKETS_PER_USER]
     presence = request.app.get(PRESENCE)
     heartbeat = request.app[HEARTBEAT]
@@ -116,8 +117,18 @@ class Sender:
     client that falls too far behind is told to resync and closed (the only step that needs a task)."""
 
     __slots__ = (
-        "answered", "audience", "audiences", "bus", "joined_after", "pii", "subscription", "task", "transport",
-        "viewer", "ws",
+        "answered",
+        "audience",
+        "audiences",
+        "bus",
+        "joined_after",
+        "pii",
+        "session_id",
+        "subscription",
+        "task",
+        "transport",
+        "viewer",
+        "ws",
     )  # fmt: skip
 
     def __init__(
@@ -129,8 +140,10 @@ class Sender:
         audiences: Audiences,
         viewer: Viewer,
         pii: bool = True,
+        session_id: int | None = None,
     ) -> None:
         self.ws, self.bus, self.transport = ws, bus, transport
+        self.session_id = session_id
         self.subscription: Subscription | None = subscription  # until the socket is live
         self.audiences, self.viewer, self.pii = audiences, viewer, pii
         self.audience: Audience | None = None
@@ -207,6 +220,17 @@ class Sender:
     def resync(self) -> None:
         if self.task is None:
             self.task = asyncio.create_task(self._send_resync())
+
+    def end_session(self) -> None:
+        """Close with `SESSION_ENDED`: the client connects again with what its session allows now."""
+        if self.task is None:
+            self.task = asyncio.create_task(self._close_ended())
+
+    async def _close_ended(self) -> None:
+        try:
+            await self.ws.close(code=SESSION_ENDED, message=b"session ended or access changed")
+        except (ConnectionResetError, RuntimeError):
+            return
 
     async def _send_resync(self) -> None:
         try:
@@ -352,6 +376,13 @@ class Heartbeat:
     def discard(self, sender: Sender) -> None:
         self._senders.discard(sender)
 
+    def end_sessions(self, event: Event) -> None:
+        """Close the sockets an `access.changed` event names (a rare event: a pass over every socket is fine)."""
+        users, sessions = set(event.data["user_ids"]), event.data["session_ids"]
+        for sender in tuple(self._senders):
+            if sender.viewer.user_id in users and (sessions is None or sender.session_id in sessions):
+                sender.end_session()
+
     async def beat(self) -> None:
         senders = tuple(self._senders)
         for start in range(0, len(senders), BEAT_STEP):
@@ -383,7 +414,17 @@ async def heartbeats(app: web.Application) -> AsyncIterator[None]:
     app[AUDIENCES] = Audiences(FrameWriter())
     heartbeat = app[HEARTBEAT] = Heartbeat(float(app[SETTINGS].extra.get("ws_heartbeat_seconds", HEARTBEAT_SECONDS)))
     heartbeat.start()
+    # Access changes reach every process through the bus; each closes its own sockets of those users.
+    changes = app[BUS].subscribe(None, lambda event: event.type == ACCESS_CHANGED)
+
+    def on_change() -> None:
+        for event in changes.take():
+            heartbeat.end_sessions(event)
+        changes.overflowed = False  # a burst of changes is rare; the next ones still count
+
+    changes.on_pending = on_change
     yield
+    changes.close()
     await heartbeat.stop()
 
 

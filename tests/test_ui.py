@@ -418,3 +418,18 @@ async def test_a_colleague_typing_shows_in_the_thread(server, http, page):
         await expect(page.get_by_test_id("typing")).to_have_text(f"{colleague.name} đang soạn tin…")
         await ws.send_json({"type": "typing", "data": {"conversation_id": msg.conversation_id, "on": False}})
         await expect(page.get_by_test_id("typing")).to_have_text("")
+
+
+async def test_a_demoted_supervisors_page_drops_the_supervisor_views_by_itself(server, http, page):
+    """A supervisor demoted to agent while the inbox is open: the server ends the socket (it had a supervisor's
+    rights) and the page starts again from the session, now an agent's: no dashboard, no admin."""
+    await make_inbox()
+    supervisor, admin = await staff("supervisor"), await staff("admin")
+    await log_in(page, server, supervisor)
+    await expect(page.get_by_test_id("nav-dashboard")).to_be_visible()
+    token, _ = await create_session(admin)
+    response = await http.patch(f"/api/users/{supervisor.id}", json={"role": "agent"},
+                                headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert response.status == 200, await response.text()
+    await expect(page.get_by_test_id("nav-dashboard")).to_have_count(0, timeout=10_000)
+    await expect(page.get_by_test_id("connection")).to_have_attribute("class", "conn conn-online")

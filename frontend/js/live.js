@@ -1,11 +1,15 @@
 // The live connection: GET /ws with the session cookie, frames {type, seq, data}. After a drop it reconnects
 // with ?since=<last seq> and gets what it missed; a `resync` frame (too far behind, or the server restarted)
 // means: reload the data, not the page. Events that arrive while the data reloads wait, then apply on top.
+// Close code 4001: the session ended or the user's rights changed (deactivated, logged out, new role or teams):
+// `onEnded` starts again from the session (the page reloads: the login screen, or the inbox with the new rights).
 
 const BACKOFF_MS = [500, 1000, 2000, 3000, 5000];
+const SESSION_ENDED = 4001;
 
 export class Live {
-  constructor({ onEvent, onReload, onState }) {
+  constructor({ onEvent, onReload, onState, onEnded = () => location.reload() }) {
+    this.onEnded = onEnded;
     this.onEvent = onEvent;
     this.onReload = onReload;
     this.onState = onState;
@@ -42,9 +46,14 @@ export class Live {
     this.socket = socket;
     this.onState(this.attempt ? "reconnecting" : "connecting");
     socket.addEventListener("message", (message) => this.frame(message.data));
-    socket.addEventListener("close", () => {
+    socket.addEventListener("close", (event) => {
       if (this.socket !== socket || this.stopped) return;
       this.socket = null;
+      if (event.code === SESSION_ENDED) {
+        this.stopped = true;
+        this.onEnded();
+        return;
+      }
       this.onState("offline");
       const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
       this.attempt += 1;

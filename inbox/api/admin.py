@@ -7,13 +7,14 @@ import re
 from aiohttp import web
 from tortoise.transactions import in_transaction
 
+from agents.access import access_changed
 from agents.audit import audit
 from agents.models import ROLES, AuthSession, User
 from inbox.api.auth_routes import user_json
 from inbox.api.guard import auth_of, requires
 from inbox.api.openapi import PATH_ID, document, json_response_of, op, ref
 from inbox.http import fail, int_param, json_body, json_response
-from inbox.keys import DIRECTORY
+from inbox.keys import BUS, DIRECTORY
 from inbox.models import DeadLetter, Inbox
 from inbox.serialize import iso
 
@@ -133,6 +134,9 @@ async def update_user(request: web.Request) -> web.Response:
         await user.refresh_from_db()  # the answer shows the user as stored, with the other admin's change
         if active is False:
             await AuthSession.filter(user_id=user.id, revoked=False).update(revoked=True)
+        if entries.keys() & {"role", "permissions", "is_active"}:
+            # Open sockets keep the rights of their handshake: end them, to reconnect with the new ones (or a 401).
+            await request.app[BUS].publish(access_changed([user.id]))
         for action, data in entries.values():
             await audit(action, actor_id=auth.user.id, target_type="user", target_id=user.id, data=data,
                         request=request)  # fmt: skip

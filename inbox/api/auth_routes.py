@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from agents.access import access_changed
 from agents.audit import audit
 from agents.login_limits import LoginLimiter
 from agents.models import AuthSession, User
@@ -14,6 +15,7 @@ from agents.sessions import SESSION_COOKIE, SESSION_LIFETIME, create_session, re
 from inbox.api.guard import auth_of, requires
 from inbox.api.openapi import PATHS, document, json_response_of, op
 from inbox.http import ApiError, fail, json_body, json_response
+from inbox.keys import BUS
 
 routes = web.RouteTableDef()
 LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
@@ -84,7 +86,9 @@ async def login(request: web.Request) -> web.Response:
 @routes.post("/api/auth/logout")
 @requires("agent")
 async def logout(request: web.Request) -> web.Response:
-    await revoke(auth_of(request).session_id)
+    auth = auth_of(request)
+    await revoke(auth.session_id)
+    await request.app[BUS].publish(access_changed([auth.user.id], session_ids=[auth.session_id]))
     response = json_response({"ok": True})
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
@@ -96,6 +100,7 @@ async def logout_everywhere(request: web.Request) -> web.Response:
     """Revoke every session of this user (every browser and device), this one included."""
     user = auth_of(request).user
     count = await AuthSession.filter(user_id=user.id, revoked=False).update(revoked=True)
+    await request.app[BUS].publish(access_changed([user.id]))  # the open tabs of every device end too
     await audit("logout_all", actor_id=user.id, target_type="user", target_id=user.id, data={"sessions": count},
                 request=request)  # fmt: skip
     response = json_response({"ok": True, "revoked_sessions": count})
@@ -122,7 +127,11 @@ async def change_password(request: web.Request) -> web.Response:
     user.password_hash = await hash_password_off_loop(new)
     user.password_changed_at = datetime.now(UTC)
     await user.save(update_fields=["password_hash", "password_changed_at"])
-    revoked = await AuthSession.filter(user_id=user.id, revoked=False).exclude(id=auth.session_id).update(revoked=True)
+    others = AuthSession.filter(user_id=user.id, revoked=False).exclude(id=auth.session_id)
+    ended = list(await others.values_list("id", flat=True))
+    revoked = await AuthSession.filter(id__in=ended).update(revoked=True) if ended else 0
+    if ended:  # a stolen session's open socket ends with it
+        await request.app[BUS].publish(access_changed([user.id], session_ids=ended))
     await audit("password_change", actor_id=user.id, target_type="user", target_id=user.id,
                 data={"revoked_sessions": revoked}, request=request)  # fmt: skip
     return json_response({"ok": True, "revoked_sessions": revoked})

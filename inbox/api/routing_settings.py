@@ -14,12 +14,14 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from agents import business_hours, routing, sla
+from agents.access import access_changed
 from agents.models import AgentState, InboxMember, SlaPolicy, Team, TeamMember, User
 from agents.presence import CHOICES, PRESENCE, ensure_state
 from agents.routing import ROUTER
 from inbox.api import openapi
 from inbox.api.guard import auth_of, requires
 from inbox.http import fail, int_param, is_id, json_body, json_response
+from inbox.keys import BUS
 from inbox.models import Inbox
 
 routes = web.RouteTableDef()
@@ -166,6 +168,8 @@ async def create_team(request: web.Request) -> web.Response:
                 await TeamMember.create(using_db=conn, team_id=team.id, user_id=user_id)
     except IntegrityError:
         fail(409, "conflict", "a team with this name exists")
+    if members:
+        await request.app[BUS].publish(access_changed(members))
     return json_response(await _team_json(team), status=201)
 
 
@@ -187,17 +191,22 @@ async def update_team(request: web.Request) -> web.Response:
         team.settings = _team_settings(body["settings"])
         fields.append("settings")
     members = await _members(body["members"]) if "members" in body else None
+    moved: set[int] = set()  # users who joined or left: their open sockets end, to reconnect with their new teams
     try:
         async with in_transaction() as conn:
             if fields:
                 await team.save(using_db=conn, update_fields=fields)
             if members is not None:
+                before = await TeamMember.filter(team_id=team.id).using_db(conn).values_list("user_id", flat=True)
+                moved = set(before) ^ set(members)
                 await TeamMember.filter(team_id=team.id).using_db(conn).delete()
                 for user_id in members:
                     await TeamMember.create(using_db=conn, team_id=team.id, user_id=user_id)
     except IntegrityError:
         fail(409, "conflict", "a team with this name exists")
     request.app[ROUTER].forget()
+    if moved:
+        await request.app[BUS].publish(access_changed(moved))
     stored = await Team.get_or_none(id=team.id)  # the answer shows the team as stored, another's change included
     if stored is None:
         fail(404, "not_found", "team not found")
@@ -207,10 +216,14 @@ async def update_team(request: web.Request) -> web.Response:
 @routes.delete("/api/teams/{id}")
 @requires("admin")
 async def delete_team(request: web.Request) -> web.Response:
-    deleted = await Team.filter(id=_id(request)).delete()
+    team_id = _id(request)
+    members = await TeamMember.filter(team_id=team_id).values_list("user_id", flat=True)
+    deleted = await Team.filter(id=team_id).delete()
     if not deleted:
         fail(404, "not_found", "team not found")
     request.app[ROUTER].forget()
+    if members:
+        await request.app[BUS].publish(access_changed(members))
     return json_response({"deleted": True})
 
 
