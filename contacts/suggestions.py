@@ -87,11 +87,26 @@ def profile_values(contact: Contact) -> dict[str, set[str]]:
     }
 
 
+class AlreadyDecided(Exception):
+    """Another agent accepted or rejected the suggestion first."""
+
+
 async def decide(suggestion: ContactSuggestion, accept: bool, actor_id: int | None) -> Contact:
     """Accept (the value joins the profile; the first phone/e-mail becomes the primary one) or reject. In one
-    transaction, on the contact as it is now (locked on Postgres): two accepts at once both join the profile."""
+    transaction, on the contact as it is now (locked on Postgres): two accepts at once both join the profile. The
+    decision is taken only from `pending`, so an accept and a reject at once leave one of them, whole."""
     async with in_transaction() as conn:
         contact = await Contact.select_for_update().using_db(conn).get(id=suggestion.contact_id)
+        suggestion.status = "accepted" if accept else "rejected"
+        suggestion.decided_by_id = actor_id
+        suggestion.decided_at = datetime.now(UTC)
+        taken = (
+            await ContactSuggestion.filter(id=suggestion.id, status="pending")
+            .using_db(conn)
+            .update(status=suggestion.status, decided_by_id=actor_id, decided_at=suggestion.decided_at)
+        )
+        if not taken:
+            raise AlreadyDecided
         if accept:
             value = suggestion.normalized
             if suggestion.kind == "phone":
@@ -110,10 +125,6 @@ async def decide(suggestion: ContactSuggestion, accept: bool, actor_id: int | No
             fields = ["phone", "phones", "email", "emails", "addresses", "updated_at"]
             await contact.save(using_db=conn, update_fields=fields)
             await reindex(contact, using_db=conn)
-        suggestion.status = "accepted" if accept else "rejected"
-        suggestion.decided_by_id = actor_id
-        suggestion.decided_at = datetime.now(UTC)
-        await suggestion.save(using_db=conn, update_fields=["status", "decided_by_id", "decided_at"])
     return contact
 
 

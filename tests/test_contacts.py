@@ -158,6 +158,33 @@ async def test_entities_in_chats_become_suggestions_an_agent_accepts(client, inb
     assert [s["kind"] for s in profile["suggestions"]] == ["address"]  # decided ones are not offered again
 
 
+async def test_an_accept_and_a_reject_at_once_leave_one_decision(client, inbox, monkeypatch) -> None:
+    msg = await settled_message(client, "PSID-D", "md1", "Số em là 0901 234 567 nhé")
+    await Message.filter(id=msg.id).update(
+        entities=[{"type": "phone", "value": "0901 234 567", "normalized": "+84901234567", "start": 9, "end": 21}]
+    )
+    first, second = await quick_user("agent", inboxes=[inbox]), await quick_user("agent", inboxes=[inbox])
+    contact_id = (await Conversation.get(id=msg.conversation_id)).contact_id
+    profile = await (await client.get(f"/api/contacts/{contact_id}", headers=first.headers)).json()
+    [phone] = profile["suggestions"]
+    url = f"/api/contacts/{contact_id}/suggestions/{phone['id']}"
+    read_body = contacts_api.json_body
+    rejected = False
+
+    async def body_read_while_the_other_agent_rejects(request):
+        nonlocal rejected
+        if not rejected:
+            rejected = True
+            other = await client.post(url, json={"accept": False}, headers=second.headers)
+            assert other.status == 200
+        return await read_body(request)
+
+    monkeypatch.setattr(contacts_api, "json_body", body_read_while_the_other_agent_rejects)
+    late = await client.post(url, json={"accept": True}, headers=first.headers)
+    assert (late.status, (await late.json())["error"]["message"]) == (409, "this suggestion was already rejected")
+    assert (await Contact.get(id=contact_id)).phone is None
+
+
 async def test_patch_cleans_values_and_reports_invalid_ones(client, inbox) -> None:
     conv = await conversation_of(client, "PSID-P", "mp", "Alo")
     agent = await quick_user("agent", inboxes=[inbox])

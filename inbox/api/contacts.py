@@ -26,7 +26,7 @@ from contacts.profile import (
     suggestion_readable,
     summary_json,
 )
-from contacts.suggestions import decide, suggestion_json
+from contacts.suggestions import AlreadyDecided, decide, suggestion_json
 from inbox.api import openapi
 from inbox.api.guard import auth_of, requires
 from inbox.http import fail, int_param, is_id, json_body, json_response
@@ -277,7 +277,11 @@ async def decide_suggestion(request: web.Request) -> web.Response:
         fail(400, "invalid_body", "accept (boolean) is required")
     if suggestion.status != "pending":
         fail(409, "already_decided", f"this suggestion was already {suggestion.status}")
-    contact = await decide(suggestion, body["accept"], auth_of(request).user.id)
+    try:
+        contact = await decide(suggestion, body["accept"], auth_of(request).user.id)
+    except AlreadyDecided:
+        stored = await ContactSuggestion.get(id=suggestion.id)
+        fail(409, "already_decided", f"this suggestion was already {stored.status}")
     return json_response({"suggestion": suggestion_json(suggestion), "contact": summary_json(contact)})
 
 
