@@ -87,3 +87,22 @@ async def test_export_and_erasure_cover_profiles_merged_into_this_one_at_any_dep
     dump = await dump_database(connection())
     for needle in ("Lan Bánh Mì", "Lan Hà Đông", "Huế", "1990-05-06"):
         assert needle not in dump, needle
+
+
+async def test_the_customer_who_writes_after_the_erasure_starts_a_new_empty_profile(client, inbox) -> None:
+    """The processor had the customer's ids cached from before the erasure: the next message must not go back
+    into the erased profile's conversation (which would fill up with personal data again)."""
+    from inbox.models import Message
+    from tests.conftest import eventually, send_text
+
+    conv = await conversation_of(client, "PSID-E", "me1", "Em tên Mai")
+    admin = await quick_user("admin")
+    assert (await client.delete(f"/api/contacts/{conv.contact_id}", headers=admin.headers)).status == 200
+    await send_text(client, "PSID-E", "me2", "Em lại đây, số em 0987654321")
+    msg = await eventually(lambda: Message.get_or_none(external_id="me2"))
+    again = await Conversation.get(id=msg.conversation_id)
+    assert again.id != conv.id and again.contact_id != conv.contact_id
+    assert (await Contact.get(id=again.contact_id)).erased_at is None
+    erased_conversations = await Conversation.filter(contact_id=conv.contact_id).values_list("id", flat=True)
+    assert erased_conversations == [conv.id]
+    assert await Message.filter(conversation_id=conv.id, text__isnull=False).count() == 0
