@@ -33,13 +33,14 @@ SAFE_EVENT_KEYS = {"status", "previous", "agent_id", "team_id", "channel", "appl
 SKIP_TABLES = {"audit_log", "tortoise_migrations", "message_fts", "contact_fts"}
 
 
-async def merged_profiles(contact_id: int) -> list[Contact]:
+async def merged_profiles(contact_id: int, using_db: Any = None) -> list[Contact]:
     """The profiles merged into this one, and into those (a merge of a merge): the same person, whose rows keep
     their own name, city, birthday… until the merge is undone."""
     found: list[Contact] = []
     seen, wanted = {contact_id}, [contact_id]
     while wanted:
-        merged = [c for c in await Contact.filter(merged_into_id__in=wanted).order_by("id") if c.id not in seen]
+        rows = await Contact.filter(merged_into_id__in=wanted).using_db(using_db).order_by("id")
+        merged = [c for c in rows if c.id not in seen]
         found.extend(merged)
         seen.update(c.id for c in merged)
         wanted = [c.id for c in merged]
@@ -89,20 +90,24 @@ async def export_contact(contact: Contact) -> dict[str, Any]:
 async def erase_contact(contact_id: int, *, upload_dir: Path | None = None) -> dict[str, int]:
     """Erase the customer's personal data; returns counts (no personal data) for the audit record."""
     await Contact.get(id=contact_id)  # DoesNotExist for an unknown id
-    # Profiles merged into this one (at any depth) are the same person: erased with it.
-    ids = [contact_id, *(merged.id for merged in await merged_profiles(contact_id))]
-    contacts = await Contact.filter(id__in=ids)
-    identities = await ContactIdentity.filter(contact_id__in=ids)
-    needles = _needles(contacts, identities)
-    conv_ids = await Conversation.filter(contact_id__in=ids).values_list("id", flat=True)
-    messages = await Message.filter(conversation_id__in=conv_ids).values_list("id", "search_text", "attachments")
-    files = [a.get("url", "") for _, _, atts in messages for a in (atts or []) if isinstance(a, dict)]
     conn = connection()
     sqlite = conn.capabilities.dialect == "sqlite"
     if sqlite:
         await conn.execute_script("PRAGMA secure_delete = ON")  # freed pages are overwritten, not left readable
     now = datetime.now(UTC)
     async with in_transaction() as tx:
+        # Read in the transaction, the profiles locked (Postgres; SQLite runs one transaction at a time): a profile
+        # edit or a message stored between reading and erasing cannot slip past the erasure.
+        await Contact.select_for_update().using_db(tx).get(id=contact_id)
+        # Profiles merged into this one (at any depth) are the same person: erased with it.
+        ids = [contact_id, *(merged.id for merged in await merged_profiles(contact_id, using_db=tx))]
+        contacts = await Contact.select_for_update().using_db(tx).filter(id__in=ids)
+        identities = await ContactIdentity.filter(contact_id__in=ids).using_db(tx)
+        needles = _needles(contacts, identities)
+        conv_ids = await Conversation.filter(contact_id__in=ids).using_db(tx).values_list("id", flat=True)
+        in_conversations = Message.filter(conversation_id__in=conv_ids).using_db(tx)
+        messages = await in_conversations.values_list("id", "search_text", "attachments")
+        files = [a.get("url", "") for _, _, atts in messages for a in (atts or []) if isinstance(a, dict)]
         if sqlite:
             indexed = [(mid, text) for mid, text, _ in messages if text]
             if indexed:
