@@ -366,6 +366,11 @@ class VisitorSession:
             await self.send("error", {"code": "invalid_prechat", "field": field_name, "message": message})
             return
         assert self.visitor is not None
+        # Each saved form writes the profile, appends a consent record and tells the inbox's agents: it counts
+        # against the visitor's messages, so a script cannot flood either.
+        if not self.state.allow_message(self.inbox.id, self.visitor.external_id):
+            await self.error("rate_limited", "Bạn gửi nhanh quá, vui lòng chờ một chút (too many messages)", None)
+            return
         contact = await save_prechat(self.bus, self.inbox, self.visitor, form)
         await self.send("prechat.saved", {"name": contact.name})
 

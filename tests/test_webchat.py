@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from channels import webchat
 from contacts.consent import current_consents
-from contacts.models import Contact, ContactIdentity
+from contacts.models import ConsentRecord, Contact, ContactIdentity
 from inbox.keys import PIPELINE
 from inbox.models import Conversation, Inbox, Message
 from inbox.webchat import WEBCHAT, create_inbox
@@ -193,6 +193,10 @@ async def test_rate_limit_per_visitor(client: TestClient, site: Inbox) -> None:
     assert refused["data"]["code"] == "rate_limited"
     other = await visit(client, site)  # another visitor is not slowed down by the first
     await other.frame("message.accepted", echo_id=await other.say("xin chào"))
+    # The pre-chat form counts too: each one writes the profile, a consent record and a frame to every agent.
+    await visitor.send("prechat", {"name": "Lê Thu Hà", "phone": "0912 345 678", "consent": True})
+    assert (await visitor.frame("error"))["data"]["code"] == "rate_limited"
+    assert await ConsentRecord.filter(method="prechat_form").count() == 0
     await visitor.close()
     await other.close()
 
