@@ -60,7 +60,9 @@ async def live_snapshot(presence: Presence, inbox_id: int | None = None, clock: 
         await conn.execute_query_dict(
             "SELECT COUNT(*) AS open,"
             " SUM(CASE WHEN c.assignee_id IS NULL THEN 1 ELSE 0 END) AS unassigned,"
-            f" SUM(CASE WHEN {waiting} THEN 1 ELSE 0 END) AS waiting"
+            f" SUM(CASE WHEN {waiting} THEN 1 ELSE 0 END) AS waiting,"
+            # Counted here, not from the preview list below, which stops at 200.
+            f" SUM(CASE WHEN {waiting} AND {no_reply} THEN 1 ELSE 0 END) AS unanswered"
             f" FROM conversations c WHERE c.status = 'open'{scope}",
             counts_sql.params,
         )
@@ -125,7 +127,7 @@ async def live_snapshot(presence: Presence, inbox_id: int | None = None, clock: 
             "open": counts["open"] or 0,
             "unassigned": counts["unassigned"] or 0,
             "waiting": counts["waiting"] or 0,
-            "unanswered": len(unanswered),
+            "unanswered": counts["unanswered"] or 0,
         },
         "unanswered": [
             {

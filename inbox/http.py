@@ -77,8 +77,10 @@ def plausible(moment: datetime) -> bool:
 
 
 def moment(raw: object, name: str, *, code: str = "invalid_parameter", naive_is_utc: bool = False) -> datetime:
-    """An ISO 8601 date-time between 1970 and 2100 from a query or body field, or a 400 naming the field. Without
-    a time zone it is refused, or read as UTC where `naive_is_utc` (report periods, where a date-time is a bound)."""
+    """An ISO 8601 date-time between 1970 and 2100 from a query or body field, in UTC, or a 400 naming the field.
+    Without a time zone it is refused, or read as UTC where `naive_is_utc` (report periods, where a date-time is a
+    bound). In UTC because it may go to SQL as a parameter: SQLite compares the stored UTC text with it, so
+    08:00+07:00 must arrive as 01:00+00:00."""
     try:
         value = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
     except ValueError:
@@ -89,7 +91,7 @@ def moment(raw: object, name: str, *, code: str = "invalid_parameter", naive_is_
         value = value.replace(tzinfo=UTC)
     if not plausible(value):
         fail(400, code, f"{name} must be between 1970 and 2100")
-    return value
+    return value.astimezone(UTC)
 
 
 MAX_ID = 2**63 - 1  # the largest database id: a larger number overflows SQLite's INTEGER (a 500, not a 400)

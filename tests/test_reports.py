@@ -318,3 +318,34 @@ async def test_long_conversations_get_projection_steps_of_their_own(
     monkeypatch.setattr(reports, "EVENTS_PER_STEP", 10**6)
     monkeypatch.setattr(reports, "CONVERSATIONS_PER_STEP", 2)
     assert await reports._steps(conn, ids) == [ids[:2], ids[2:]]
+
+
+async def test_a_period_written_with_a_local_offset_selects_the_same_facts_as_in_utc(
+    client: TestClient, inbox: Inbox
+) -> None:
+    """`from`/`to` as ISO date-times with +07:00 (Vietnam) must select the same facts as the UTC spelling."""
+    supervisor = await quick_user("supervisor")
+    agent = await quick_user("agent", inboxes=[inbox])
+    start = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)  # 08:30 in Hồ Chí Minh City
+    conv = await conversation(inbox, at=start)
+    conn = db.connection()
+    await record(conn, conv, "assigned", "system", None, start, agent_id=agent.user.id, team_id=None, reason="manual")
+    await record(conn, conv, "message_out", "agent", agent.user.id, start + timedelta(seconds=42), origin="hopthu")
+    utc = {"from": "2026-03-02T01:00:00Z", "to": "2026-03-02T02:00:00Z"}
+    local = {"from": "2026-03-02T08:00:00+07:00", "to": "2026-03-02T09:00:00+07:00"}
+    counts = {}
+    for name, params in (("utc", utc), ("local", local)):
+        body = await (await client.get("/api/reports/agents", params=params, headers=supervisor.headers)).json()
+        row = next((i for i in body["items"] if i["agent_id"] == agent.user.id), None)
+        counts[name] = row["first_response_time"]["count"] if row else 0
+    assert counts == {"utc": 1, "local": 1}
+
+
+async def test_the_live_unanswered_count_is_not_capped_by_the_preview_list(client: TestClient, inbox: Inbox) -> None:
+    await client.app[SUPERVISION].stop()
+    supervisor = await quick_user("supervisor")
+    for _ in range(205):
+        await conversation(inbox)
+    live = await (await client.get("/api/reports/live", headers=supervisor.headers)).json()
+    assert live["counts"]["open"] == 205 and live["counts"]["waiting"] == 205
+    assert live["counts"]["unanswered"] == 205
