@@ -10,7 +10,9 @@ Events read (kind — fields used):
   cycle starts (its own first response and resolution), after `snoozed` the cycle goes on.
 - `message_in` — a customer message (`occurred_at` is the platform's time).
 - `message_out` — `actor_type` `agent` (a person: `actor_id` is the user; an echo of a message written in the
-  platform's own tools has `actor_id` null and `data.origin == "platform"`) or `bot`.
+  platform's own tools has `actor_id` null and `data.origin == "platform"`) or `bot` (`data.bot_kind`: `welcome`,
+  `away`, `faq`, `fallback`, `handoff`; absent in events written before 2026-11-28). `data.refused`: a reply the
+  platform's window forbade, stored as failed and never sent: ignored, the customer got nothing.
 - `note` — a private note: never a reply, never ends a wait.
 - `assigned` — `data.agent_id`, `data.team_id`, `data.reason`: who holds the conversation from then on.
 - `status_changed` — `data.status`, `data.previous`: `resolved` closes the cycle; leaving `resolved` opens one;
@@ -24,6 +26,8 @@ Rules:
 - A *wait* starts at the first customer message that nobody has answered yet (several customer messages before one
   reply are one wait, from the first), or at a hand-off. It ends at the next human reply: `first_response` for the
   first wait of a cycle, `reply` for the later ones (disjoint, so no wait is counted twice).
+- A bot's welcome or away message ("we will answer soon") answers nothing: the wait goes on, and the bot does not
+  hold the conversation because of it.
 - Bot time is excluded: a customer message the bot answers is not a wait; while the bot holds the conversation
   customer messages do not start waits; a hand-off starts one. Bot messages after the hand-off (e.g. "I am
   transferring you") do not end it. A person writing during bot mode takes over (no sample: nobody waited for them).
@@ -58,6 +62,7 @@ FACT_KINDS = (*DURATION_KINDS, *COUNT_KINDS, "csat")
 # Routing takes a conversation away (to queue it for someone else) with these reasons: a reassignment even when
 # it passes through "unassigned"; an agent giving a conversation up by hand is not one.
 REASSIGN_REASONS = frozenset({"reply_timeout", "agent_offline"})
+COURTESY_KINDS = frozenset({"welcome", "away"})  # bot messages that answer nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +139,8 @@ def _duration(hours: BusinessHours, start: datetime, end: datetime) -> tuple[flo
 
 def _apply(s: State, e: EventRow, hours: BusinessHours) -> None:
     kind, at, data = e.kind, e.occurred_at, e.data or {}
+    if kind == "message_out" and (data.get("refused") or data.get("bot_kind") in COURTESY_KINDS):
+        return  # never sent, or a courtesy message: the customer still waits for an answer
     if kind == "opened":
         s.status = "open"
         s.new_cycle()

@@ -29,7 +29,10 @@ from inbox.serialize import message_json
 log = logging.getLogger(__name__)
 ERASED = "[đã xoá]"
 # Event data keys that never hold personal data; every other string value in an event of the contact is dropped.
-SAFE_EVENT_KEYS = {"status", "previous", "agent_id", "team_id", "channel", "applied", "given_by_customer", "reason"}
+SAFE_EVENT_KEYS = {
+    "status", "previous", "agent_id", "team_id", "channel", "applied", "given_by_customer", "reason", "refused",
+    "bot_kind",
+}  # fmt: skip
 SKIP_TABLES = {"audit_log", "tortoise_migrations", "message_fts", "contact_fts"}
 
 
@@ -131,7 +134,7 @@ async def erase_contact(contact_id: int, *, upload_dir: Path | None = None) -> d
         await Conversation.filter(id__in=conv_ids).using_db(tx).update(last_message_preview="")
         for event in await ConversationEvent.filter(conversation_id__in=conv_ids).using_db(tx):
             clean = {k: v for k, v in (event.data or {}).items() if k in SAFE_EVENT_KEYS and not isinstance(v, str)}
-            clean.update({k: v for k, v in (event.data or {}).items() if k in ("status", "previous")})
+            clean.update({k: v for k, v in (event.data or {}).items() if k in ("status", "previous", "bot_kind")})
             if clean != event.data:
                 await ConversationEvent.filter(id=event.id).using_db(tx).update(data=clean)
         for identity in identities:

@@ -101,7 +101,12 @@ async def send_outgoing(
         if not private and refusal is None:
             await OutboxItem.create(using_db=conn, message_id=msg.id, inbox_id=conv.inbox_id, next_attempt_at=at)
         kind = "note" if private else "message_out"
-        await record(conn, conv, kind, sender_type, user_id, at, msg.id, origin="hopthu")
+        facts: dict[str, object] = {}
+        if refusal is not None:
+            facts["refused"] = True  # stored as failed, never sent: the customer got no answer
+        if (bot := (extra or {}).get("bot")) and isinstance(bot, dict) and bot.get("kind"):
+            facts["bot_kind"] = bot["kind"]  # a welcome or away message is no answer (agents/metrics.py)
+        await record(conn, conv, kind, sender_type, user_id, at, msg.id, origin="hopthu", **facts)
         conv.last_activity_at = at
         if not private:
             conv.last_message_at, conv.last_message_preview = at, preview(text, [])

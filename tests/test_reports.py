@@ -18,7 +18,7 @@ from agents.live import SUPERVISION
 from agents.models import CsatSurvey, SlaPolicy
 from agents.sla import SlaChecker
 from inbox import db
-from inbox.keys import BUS
+from inbox.keys import BOTS, BUS
 from inbox.models import Conversation, ConversationEvent, Inbox, Message
 from inbox.processing import record
 from tests.conftest import eventually, quick_user, send_text
@@ -349,3 +349,55 @@ async def test_the_live_unanswered_count_is_not_capped_by_the_preview_list(clien
     live = await (await client.get("/api/reports/live", headers=supervisor.headers)).json()
     assert live["counts"]["open"] == 205 and live["counts"]["waiting"] == 205
     assert live["counts"]["unanswered"] == 205
+
+
+async def test_a_welcome_message_is_no_answer_the_agents_first_response_counts(
+    client: TestClient, inbox: Inbox
+) -> None:
+    """A welcome (auto-acknowledgement) from the bot is not an answer: the customer still waits for a person."""
+    inbox.settings = {
+        **(inbox.settings or {}),
+        "bot": {"welcome_message": "Chào {contact.name}, shop sẽ trả lời ngay ạ"},
+    }
+    await inbox.save(update_fields=["settings"])
+    client.app[BOTS].forget()
+    supervisor = await quick_user("supervisor")
+    agent = await quick_user("agent", inboxes=[inbox])
+    await send_text(client, "PSID-WELCOME", "mid.w1", "Shop ơi áo này còn size M không ạ?")
+    msg = await eventually(lambda: Message.get_or_none(external_id="mid.w1"))
+    await eventually(lambda: Message.filter(conversation_id=msg.conversation_id, sender_type="bot").exists())
+    url = f"/api/conversations/{msg.conversation_id}"
+    assert (await client.post(f"{url}/assign", json={"agent_id": agent.user.id}, headers=agent.headers)).ok
+    assert (await client.post(f"{url}/messages", json={"text": "Dạ còn ạ"}, headers=agent.headers)).status == 201
+    assert (await client.post(f"{url}/status", json={"status": "resolved"}, headers=agent.headers)).ok
+    today = datetime.now(UTC)
+    params = {
+        "from": (today - timedelta(days=1)).date().isoformat(),
+        "to": (today + timedelta(days=1)).date().isoformat(),
+    }
+    body = await (await client.get("/api/reports/agents", params=params, headers=supervisor.headers)).json()
+    row = next(i for i in body["items"] if i["agent_id"] == agent.user.id)
+    assert row["messages_sent"] == 1
+    assert row["first_response_time"]["count"] == 1, row  # the welcome did not end the wait
+
+
+async def test_a_reply_the_window_refused_is_no_answer(client: TestClient, inbox: Inbox) -> None:
+    """A reply outside Messenger's windows is stored as failed and never sent: the customer got nothing, so it
+    neither ends the wait nor counts as a message sent."""
+    supervisor = await quick_user("supervisor")
+    agent = await quick_user("agent", inboxes=[inbox])
+    eight_days_ago = datetime.now(UTC) - timedelta(days=8)
+    await send_text(client, "PSID-LATE", "mid.late", "Shop ơi còn hàng không?", int(eight_days_ago.timestamp() * 1000))
+    msg = await eventually(lambda: Message.get_or_none(external_id="mid.late"))
+    url = f"/api/conversations/{msg.conversation_id}"
+    assert (await client.post(f"{url}/assign", json={"agent_id": agent.user.id}, headers=agent.headers)).ok
+    reply = await client.post(f"{url}/messages", json={"text": "Dạ còn ạ"}, headers=agent.headers)
+    assert (await reply.json())["delivery_status"] == "failed"
+    today = datetime.now(UTC)
+    params = {
+        "from": (today - timedelta(days=9)).date().isoformat(),
+        "to": (today + timedelta(days=1)).date().isoformat(),
+    }
+    body = await (await client.get("/api/reports/agents", params=params, headers=supervisor.headers)).json()
+    row = next((i for i in body["items"] if i["agent_id"] == agent.user.id), None)
+    assert row is None or (row["messages_sent"], row["first_response_time"]["count"]) == (0, 0), row
