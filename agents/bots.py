@@ -160,6 +160,13 @@ class BotResponder:
         plan.sessions[conv.id] = session
         if session.state == "human":
             return
+        if (conv.thread_key or "dm") != "dm":
+            return  # a comment thread is public: a welcome or an answer (an order's status) would show under the post
+        person = await self._person_involved(conv)
+        if person is not None:  # an agent holds it or answered: no welcome, no away message, no FAQ cutting in
+            if settings["faq_enabled"]:
+                await self._hand_off(conv, session, person, at)  # silently: a person is already there
+            return
         variables = await self._variables(conv, inbox, settings)
         if settings["welcome_message"] and is_new and not session.welcomed:
             session.welcomed = True
@@ -207,11 +214,14 @@ class BotResponder:
         plan.held.add(conv.id)
         await session.save()
 
-    async def _handoff_reason(self, conv: Conversation, msg: Message) -> str | None:
+    async def _person_involved(self, conv: Conversation) -> str | None:
         if conv.assignee_id is not None:
             return "assigned"
         if await Message.filter(conversation_id=conv.id, direction="out", sender_type="agent").exists():
             return "agent_replied"  # a person wrote (in hopthu or on the platform): the bot steps back
+        return None
+
+    async def _handoff_reason(self, conv: Conversation, msg: Message) -> str | None:
         if handoff_requested(msg.text, msg.intent):
             return "requested"
         if msg.intent == "complaint":

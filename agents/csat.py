@@ -115,8 +115,8 @@ class Csat:
     async def on_resolved(self, conv_id: int) -> CsatSurvey | None:
         """Send the survey for the conversation's latest resolution, once, if the inbox wants it."""
         conv = await Conversation.get_or_none(id=conv_id)
-        if conv is None or conv.status != "resolved":
-            return None
+        if conv is None or conv.status != "resolved" or (conv.thread_key or "dm") != "dm":
+            return None  # a comment thread is public: the survey would be a reply under the post
         inbox = await Inbox.get(id=conv.inbox_id)
         settings = csat_settings(inbox)
         if not settings["enabled"]:
@@ -128,8 +128,6 @@ class Csat:
             return None
         if (resolved.data or {}).get("reason") == "csat_answer" or (resolved.data or {}).get("bulk_job"):
             return None  # a rating, or a clean-up of many conversations at once: no survey
-        if await CsatSurvey.filter(conversation_id=conv.id, sent_at__gte=resolved.occurred_at).exists():
-            return None
         human = await Message.filter(conversation_id=conv.id, direction="out", sender_type="agent").exists()
         if not human and conv.assignee_id is None:
             return None  # nobody but the bot took part: nothing to rate for a person
@@ -137,9 +135,16 @@ class Csat:
 
         # The rating is for the agent who held the conversation, else the one who resolved it.
         agent_id = conv.assignee_id or (resolved.actor_id if resolved.actor_type == "agent" else None)
-        survey = await CsatSurvey.create(
-            conversation_id=conv.id, inbox_id=conv.inbox_id, agent_id=agent_id, sent_at=self.clock()
-        )
+        async with in_transaction() as conn:
+            # Every server process hears of the resolution (the bus): the conversation's row lock (Postgres; SQLite
+            # runs one transaction at a time) lets one of them record the survey, the others then find it.
+            await Conversation.select_for_update().using_db(conn).get(id=conv.id)
+            sent = CsatSurvey.filter(conversation_id=conv.id, sent_at__gte=resolved.occurred_at).using_db(conn)
+            if await sent.exists():
+                return None
+            survey = await CsatSurvey.create(
+                using_db=conn, conversation_id=conv.id, inbox_id=conv.inbox_id, agent_id=agent_id, sent_at=self.clock()
+            )
         msg = await send_outgoing(
             self.bus,
             self.outbox,

@@ -254,8 +254,8 @@ class Supervision:
                 drain_all = True
                 continue
             data = event.data
-            if data.get("assignee_id") is not None:
-                taken.append(data["id"])
+            if data.get("assignee_id") is not None or data.get("status") in ("resolved", "snoozed"):
+                taken.append(data["id"])  # assigned, or no longer waiting for an agent: out of the queue
             if data.get("status") == "resolved":
                 resolved.append((data["id"], data.get("inbox_id")))
             if data.get("inbox_id") is not None:

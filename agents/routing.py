@@ -45,6 +45,8 @@ from inbox.processing import record
 from inbox.serialize import conversation_json
 from inbox.sql import Sql, as_datetime, as_json
 
+MAX_CAPACITY = 10_000_000  # conversations per agent, seconds of grace: far beyond any shop, within int64
+
 log = logging.getLogger(__name__)
 
 POLICIES = ("manual", "round_robin", "least_busy")
@@ -94,8 +96,8 @@ def validate(raw: Any) -> dict[str, Any]:
     if clean["policy"] not in POLICIES:
         raise InvalidRouting(f"policy must be one of {', '.join(POLICIES)}")
     for name, low in (("capacity", 1), ("offline_grace_seconds", 0)):
-        if not _is_int(clean[name]) or clean[name] < low or clean[name] > 10_000_000:
-            raise InvalidRouting(f"{name} must be an integer ≥ {low}")
+        if not _is_int(clean[name]) or clean[name] < low or clean[name] > MAX_CAPACITY:
+            raise InvalidRouting(f"{name} must be an integer from {low} to {MAX_CAPACITY:,}")
     # Bounded: the worker adds these to the clock, and an overflow there would stop routing for every inbox.
     for name, high in (("reassign_after_minutes", 525_600), ("team_id", MAX_ID)):
         if clean[name] is not None and (not _is_int(clean[name]) or not 1 <= clean[name] <= high):
@@ -419,8 +421,12 @@ class QueueRouter:
                 if team_id not in pools:
                     pools[team_id] = await self.candidates(inbox_id, team_id, capacity)
                 pool = pools[team_id]
-                excluded = {int(r[4:]) for r in as_json(entry["reasons"]) or [] if r.startswith("not:")}
-                choice = await self._choose(entry["conversation_id"], pool, policy, routing, excluded)
+                reasons = as_json(entry["reasons"]) or []
+                excluded = {int(r[4:]) for r in reasons if r.startswith("not:")}
+                # Released because its agent went offline: anyone else first, but that agent again when they are
+                # back and nobody else is (a one-person shop). A reply timeout excludes its agent for good.
+                fallback = "agent_offline" in reasons and "reply_timeout" not in reasons
+                choice = await self._choose(entry["conversation_id"], pool, policy, routing, excluded, fallback)
                 if choice is None:
                     continue
                 agent, reason = choice
@@ -446,9 +452,17 @@ class QueueRouter:
                 return events
 
     async def _choose(
-        self, conv_id: int, pool: list[Candidate], policy: str, routing: RoutingSettings, excluded: set[int]
+        self,
+        conv_id: int,
+        pool: list[Candidate],
+        policy: str,
+        routing: RoutingSettings,
+        excluded: set[int],
+        fallback: bool = False,
     ) -> tuple[Candidate, str] | None:
         free = [c for c in pool if c.room and c.user_id not in excluded]
+        if not free and fallback:
+            free = [c for c in pool if c.room]
         if not free:
             return None
         if routing.previous_agent:
@@ -649,7 +663,10 @@ class QueueRouter:
         for inbox_id, routing in automatic.items():
             self._settings[inbox_id] = (time.monotonic(), routing)
         released: list[tuple[int, int]] = []
-        released += await self._timeouts({k: v for k, v in automatic.items() if v.reassign_after_minutes})
+        # Only where the router assigns: in a manual inbox nobody would take a released conversation again.
+        released += await self._timeouts(
+            {k: v for k, v in automatic.items() if v.reassign_after_minutes and v.automatic}
+        )
         released += await self._offline({k: v for k, v in automatic.items() if v.reassign_on_offline and v.automatic})
         for conv_id, _ in released:
             conv = await Conversation.get(id=conv_id).select_related("contact")

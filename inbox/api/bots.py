@@ -180,7 +180,10 @@ async def test_faq(request: web.Request) -> web.Response:
             if match is None
             else {"faq_id": match.entry_id, "confidence": match.confidence, "question": match.question},
             "would_answer": bool(match and match.confidence >= threshold),
-            "answer": render(entry.answer, bot_settings(inbox)["variables"]) if entry else None,
+            # As the bot renders them: variable values may be numbers (300000), a text is what goes out.
+            "answer": render(entry.answer, {k: str(v) for k, v in bot_settings(inbox)["variables"].items()})
+            if entry
+            else None,
             "threshold": threshold,
         }
     )

@@ -17,7 +17,7 @@ from agents import business_hours, routing, sla
 from agents.access import access_changed
 from agents.models import AgentState, InboxMember, SlaPolicy, Team, TeamMember, User
 from agents.presence import CHOICES, PRESENCE, ensure_state
-from agents.routing import ROUTER
+from agents.routing import MAX_CAPACITY, ROUTER
 from inbox.api import openapi
 from inbox.api.guard import auth_of, requires
 from inbox.http import fail, int_param, is_id, json_body, json_response
@@ -132,8 +132,10 @@ def _team_settings(raw: Any) -> dict[str, Any]:
     if raw.get("policy") is not None and raw["policy"] not in routing.POLICIES:
         fail(422, "invalid_settings", f"policy must be one of {', '.join(routing.POLICIES)}")
     capacity = raw.get("capacity")
-    if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1):
-        fail(422, "invalid_settings", "capacity must be a positive integer")
+    if capacity is not None and (
+        isinstance(capacity, bool) or not isinstance(capacity, int) or not 1 <= capacity <= MAX_CAPACITY
+    ):
+        fail(422, "invalid_settings", f"capacity must be an integer from 1 to {MAX_CAPACITY:,}")
     return {k: v for k, v in raw.items() if v is not None}
 
 
@@ -278,8 +280,10 @@ async def set_capacity(request: web.Request) -> web.Response:
         fail(404, "not_found", "user not found")
     body = await json_body(request)
     capacity = body.get("capacity")
-    if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1):
-        fail(422, "invalid_capacity", "capacity must be a positive integer or null (the inbox's default)")
+    if capacity is not None and (
+        isinstance(capacity, bool) or not isinstance(capacity, int) or not 1 <= capacity <= MAX_CAPACITY
+    ):
+        fail(422, "invalid_capacity", f"capacity must be 1 to {MAX_CAPACITY:,} or null (the inbox's default)")
     await ensure_state(user_id)
     await AgentState.filter(user_id=user_id).update(capacity=capacity)
     return json_response({"user_id": user_id, "capacity": capacity})
