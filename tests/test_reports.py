@@ -401,3 +401,32 @@ async def test_a_reply_the_window_refused_is_no_answer(client: TestClient, inbox
     body = await (await client.get("/api/reports/agents", params=params, headers=supervisor.headers)).json()
     row = next((i for i in body["items"] if i["agent_id"] == agent.user.id), None)
     assert row is None or (row["messages_sent"], row["first_response_time"]["count"]) == (0, 0), row
+
+
+async def test_deleted_conversations_leave_the_reports_as_a_rebuild_would(client: TestClient, inbox: Inbox) -> None:
+    await client.app[SUPERVISION].stop()
+    supervisor, admin = await quick_user("supervisor"), await quick_user("admin")
+    agent = await quick_user("agent", inboxes=[inbox])
+    at = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    conv = await conversation(inbox, at=at)
+    conn = db.connection()
+    await record(conn, conv, "assigned", "system", None, at, agent_id=agent.user.id, team_id=None, reason="manual")
+    await record(conn, conv, "message_out", "agent", agent.user.id, at + timedelta(seconds=30), origin="hopthu")
+    params = {"from": "2026-03-02", "to": "2026-03-02"}
+    before = await (await client.get("/api/reports/agents", params=params, headers=supervisor.headers)).json()
+    assert before["items"][0]["first_response_time"]["count"] == 1
+    job = await client.post("/api/bulk-jobs", json={"action": "delete", "conversation_ids": [conv.id]},
+                            headers=admin.headers)  # fmt: skip
+    assert job.status == 202
+    job_id = (await job.json())["id"]
+
+    async def finished():
+        body = await (await client.get(f"/api/bulk-jobs/{job_id}", headers=admin.headers)).json()
+        return body if body["state"] in ("done", "failed") else None
+
+    assert (await eventually(finished))["state"] == "done"
+    assert not await Conversation.exists(id=conv.id)
+    after = await (await client.get("/api/reports/agents", params=params, headers=supervisor.headers)).json()
+    await reports.rebuild()
+    rebuilt = await (await client.get("/api/reports/agents", params=params, headers=supervisor.headers)).json()
+    assert after["items"] == rebuilt["items"], (after["items"], rebuilt["items"])  # fails: 1 sample vs none
