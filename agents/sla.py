@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from agents import business_hours
@@ -100,6 +101,32 @@ def breaches_due(state: State, policy: SlaPolicy, at: datetime, hours: business_
     return found
 
 
+# Waits and cycles that ended this recently are checked too: a tick runs every few seconds, and a wait that ended
+# between two ticks (the agent answered after the target, or before the tick saw it waiting) still breached.
+ENDED_LOOKBACK = timedelta(minutes=2)
+ENDED_TARGETS = {"first_response": "first_response", "reply": "next_response", "resolution": "resolution"}
+
+
+def breaches_ended(
+    state: State, policy: SlaPolicy, since: datetime, hours: business_hours.BusinessHours | None
+) -> list:
+    """(target, seconds, due moment, clock-start event id) for waits and cycles that ended since `since` after
+    their target had passed; the same keys as `breaches_due` gives while they run, so none is written twice."""
+    found = []
+    for fact in state.facts:
+        target = ENDED_TARGETS.get(fact.kind)
+        if target is None or fact.at < since or fact.start_event_id is None:
+            continue
+        seconds = getattr(policy, f"{target}_seconds")
+        if not seconds:
+            continue
+        duration = fact.value_bh if hours is not None and fact.value_bh is not None else fact.value
+        if duration > seconds:
+            start = fact.at - timedelta(seconds=fact.value)
+            found.append((target, seconds, due_at(start, seconds, hours), fact.start_event_id))
+    return found
+
+
 class SlaChecker:
     def __init__(self, bus: EventBus, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.bus = bus
@@ -120,18 +147,19 @@ class SlaChecker:
             hours = business_hours.from_settings(inbox.settings) if policy.business_hours else None
             # Cheap prefilter: open conversations whose clock could have run out (a wait or a cycle started early
             # enough); the replay decides.
+            waiting_long = Q(status__in=["open", "pending"], last_incoming_at__lte=at - timedelta(seconds=min(targets)))
+            # The customer may have written again since the wait began (last_incoming_at is the latest message):
+            # conversations active lately are replayed too, and their waits that ended late are breaches.
+            active_lately = Q(last_activity_at__gte=at - ENDED_LOOKBACK)
             convs = (
-                await Conversation.filter(
-                    inbox_id=policy.inbox_id,
-                    status__in=["open", "pending"],
-                    last_incoming_at__lte=at - timedelta(seconds=min(targets)),
-                )
+                await Conversation.filter(waiting_long | active_lately, inbox_id=policy.inbox_id)
                 .limit(MAX_PER_CHECK)
                 .values("id", "team_id")
             )
             for row in convs:
                 state = await conversation_state(row["id"], hours)
                 due = breaches_due(state, policy, at, hours)
+                due += breaches_ended(state, policy, at - ENDED_LOOKBACK, hours)
                 if due:
                     written += await self._record(row["id"], row["team_id"], due)
         return written

@@ -430,3 +430,31 @@ async def test_deleted_conversations_leave_the_reports_as_a_rebuild_would(client
     await reports.rebuild()
     rebuilt = await (await client.get("/api/reports/agents", params=params, headers=supervisor.headers)).json()
     assert after["items"] == rebuilt["items"], (after["items"], rebuilt["items"])  # fails: 1 sample vs none
+
+
+async def test_an_sla_breach_counts_when_the_customer_wrote_again_while_waiting(
+    client: TestClient, inbox: Inbox
+) -> None:
+    """First-response target 60 s; the customer writes at 0 s and again at 50 s, the agent answers at 100 s."""
+    await client.app[SUPERVISION].stop()  # no background tick on the real clock
+    clock = Clock()
+    agent = await quick_user("agent", inboxes=[inbox])
+    await SlaPolicy.create(inbox=inbox, first_response_seconds=60)
+    start = clock.now
+    conv = await conversation(inbox, at=start)
+    conn = db.connection()
+    await Conversation.filter(id=conv.id).update(assignee_id=agent.user.id)
+    await record(conn, conv, "assigned", "system", None, start, agent_id=agent.user.id, team_id=None, reason="manual")
+    second = start + timedelta(seconds=50)
+    await record(conn, conv, "message_in", "contact", conv.contact_id, second)
+    await Conversation.filter(id=conv.id).update(last_incoming_at=second, last_message_at=second)
+    checker = SlaChecker(client.app[BUS], clock=clock)
+    for _ in range(8):  # the checker runs every 5 s from 65 s to 100 s
+        clock.now = start + timedelta(seconds=65) + timedelta(seconds=5 * _)
+        await checker.check()
+    replied = start + timedelta(seconds=100)  # the agent answers: 100 s > the 60 s target
+    await record(conn, conv, "message_out", "agent", agent.user.id, replied, origin="hopthu")
+    await Conversation.filter(id=conv.id).update(last_message_at=replied)
+    clock.now = start + timedelta(seconds=200)
+    await checker.check()
+    assert await ConversationEvent.filter(conversation_id=conv.id, kind="sla_breached").count() == 1
