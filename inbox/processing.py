@@ -532,23 +532,6 @@ async def _load_conversation(conn: BaseDBAsyncClient, conv_id: int) -> Conversat
     return (await load_conversations(conn, [conv_id])).get(conv_id)
 
 
-async def _forget_erased(
-    conn: BaseDBAsyncClient,
-    inbox: Inbox,
-    event: InboundMessage,
-    out: Outcome,
-    known: Known,
-    learnt: Known,
-    deferred: Deferred,
-    key: tuple[int, str],
-) -> None:
-    """The cached customer was erased since: erasure took the platform id off the identity, so the customer who
-    writes again starts a new, empty profile (the erased one must not fill up again). Looked up afresh."""
-    known.identities.pop(key, None)
-    learnt.identities.pop(key, None)
-    await apply_inbound(conn, inbox, event, out, known, learnt, deferred)
-
-
 async def apply_inbound(
     conn: BaseDBAsyncClient,
     inbox: Inbox,
@@ -583,15 +566,19 @@ async def apply_inbound(
         identity = await ContactIdentity.get(id=ids[0]).using_db(conn)
         # The identity's contact, not the cached id: a merge may have moved the identity to another profile.
         contact = await Contact.get(id=identity.contact_id).using_db(conn)
-        if contact.erased_at is not None and cached:
-            return await _forget_erased(conn, inbox, event, out, known, learnt, deferred, key)
+    else:
+        contact = conv.contact
+    if contact.erased_at is not None and cached:
+        # Erased since these ids were cached: erasure took the platform id off the identity, so the customer who
+        # writes again starts a new, empty profile (the erased one must not fill up again). Looked up afresh.
+        known.identities.pop(key, None)
+        learnt.identities.pop(key, None)
+        return await apply_inbound(conn, inbox, event, out, known, learnt, deferred)
+    if conv is None:
         context = _thread_context(event) if thread != "dm" else None
         conv = await conversation_for(conn, inbox, identity, contact, at, out, thread, context)
         conv.contact = contact
         learnt.conversations[conv_key] = conv.id
-    contact = conv.contact
-    if contact.erased_at is not None and cached:
-        return await _forget_erased(conn, inbox, event, out, known, learnt, deferred, key)
     deferred.conversations[conv.id] = conv
     if contact.do_not_store:  # the customer refused storage of personal data: keep the fact, not the content
         event = withheld(event)

@@ -207,6 +207,20 @@ def postgres_lock_timeout(monkeypatch: pytest.MonkeyPatch, timeout: str = "100ms
     monkeypatch.setattr(db, "tortoise_config", with_lock_timeout)
 
 
+def while_the_body_is_read(monkeypatch: pytest.MonkeyPatch, module: Any, other: Callable[[], Awaitable[Any]]) -> None:
+    """The next request handled by `module` reads its JSON body only after `other` has run: another request lands
+    in the middle of it, every time (the project's way to test two requests at once, without timing)."""
+    read_body = module.json_body
+    pending = [other]
+
+    async def body_read_after_the_other(request: Any) -> Any:
+        if pending:
+            await pending.pop()()
+        return await read_body(request)
+
+    monkeypatch.setattr(module, "json_body", body_read_after_the_other)
+
+
 def published_since(bus: EventBus, since: int) -> list[Event]:
     """What the bus published after `since`, as a client resuming from there gets it. Rows are written before
     their event goes out, so tests that check what agents see wait for the event, not the row."""

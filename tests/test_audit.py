@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from agents.audit import audit
 from agents.models import AuditEntry
 from inbox.api import admin as admin_api
-from tests.conftest import PASSWORD, quick_user
+from tests.conftest import PASSWORD, quick_user, while_the_body_is_read
 
 
 async def test_logins_and_failed_logins_are_audited_without_personal_data(client: TestClient) -> None:
@@ -112,18 +111,12 @@ async def test_a_rename_at_the_moment_of_a_deactivation_does_not_reactivate_the_
 ) -> None:
     first, second, agent = await quick_user("admin"), await quick_user("admin"), await quick_user("agent")
     url = f"/api/users/{agent.user.id}"
-    read_body = admin_api.json_body
-    deactivated = False
 
-    async def body_read_while_the_other_admin_deactivates(request: web.Request) -> dict:
-        nonlocal deactivated
-        if not deactivated:
-            deactivated = True
-            off = await client.patch(url, json={"is_active": False}, headers=second.headers)
-            assert off.status == 200
-        return await read_body(request)
+    async def the_other_admin_deactivates() -> None:
+        off = await client.patch(url, json={"is_active": False}, headers=second.headers)
+        assert off.status == 200
 
-    monkeypatch.setattr(admin_api, "json_body", body_read_while_the_other_admin_deactivates)
+    while_the_body_is_read(monkeypatch, admin_api, the_other_admin_deactivates)
     renamed = await client.patch(url, json={"name": "Lê Minh Khoa"}, headers=first.headers)
     assert renamed.status == 200
     assert ((await renamed.json())["name"], (await renamed.json())["is_active"]) == ("Lê Minh Khoa", False)
@@ -178,18 +171,12 @@ async def test_two_admins_setting_different_credentials_at_once_keep_both(
     first, second = await quick_user("admin"), await quick_user("admin")
     inbox = await Inbox.create(name="Shop", channel="facebook", external_id="556", credentials={"page_token": "old"})
     url = f"/api/inboxes/{inbox.id}"
-    read_body = admin_api.json_body
-    others_saved = False
 
-    async def body_read_while_the_other_admin_saves(request: web.Request) -> dict:
-        nonlocal others_saved
-        if not others_saved:
-            others_saved = True
-            other = await client.patch(url, json={"credentials": {"app_secret": "s3cret"}}, headers=second.headers)
-            assert other.status == 200
-        return await read_body(request)
+    async def the_other_admin_saves() -> None:
+        other = await client.patch(url, json={"credentials": {"app_secret": "s3cret"}}, headers=second.headers)
+        assert other.status == 200
 
-    monkeypatch.setattr(admin_api, "json_body", body_read_while_the_other_admin_saves)
+    while_the_body_is_read(monkeypatch, admin_api, the_other_admin_saves)
     saved = await client.patch(url, json={"credentials": {"page_token": "new"}}, headers=first.headers)
     assert saved.status == 200, await saved.text()
     assert (await saved.json())["credentials_set"] == ["app_secret", "page_token"]

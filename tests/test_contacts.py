@@ -10,7 +10,7 @@ from contacts.profile import reindex
 from inbox.api import contacts as contacts_api
 from inbox.keys import PIPELINE, PROFILES
 from inbox.models import Conversation, ConversationEvent, Message
-from tests.conftest import eventually, quick_user, send_text
+from tests.conftest import eventually, quick_user, send_text, while_the_body_is_read
 
 
 async def state(*ids: int) -> dict:
@@ -168,18 +168,12 @@ async def test_an_accept_and_a_reject_at_once_leave_one_decision(client, inbox, 
     profile = await (await client.get(f"/api/contacts/{contact_id}", headers=first.headers)).json()
     [phone] = profile["suggestions"]
     url = f"/api/contacts/{contact_id}/suggestions/{phone['id']}"
-    read_body = contacts_api.json_body
-    rejected = False
 
-    async def body_read_while_the_other_agent_rejects(request):
-        nonlocal rejected
-        if not rejected:
-            rejected = True
-            other = await client.post(url, json={"accept": False}, headers=second.headers)
-            assert other.status == 200
-        return await read_body(request)
+    async def the_other_agent_rejects() -> None:
+        other = await client.post(url, json={"accept": False}, headers=second.headers)
+        assert other.status == 200
 
-    monkeypatch.setattr(contacts_api, "json_body", body_read_while_the_other_agent_rejects)
+    while_the_body_is_read(monkeypatch, contacts_api, the_other_agent_rejects)
     late = await client.post(url, json={"accept": True}, headers=first.headers)
     assert (late.status, (await late.json())["error"]["message"]) == (409, "this suggestion was already rejected")
     assert (await Contact.get(id=contact_id)).phone is None
@@ -294,18 +288,12 @@ async def test_two_agents_editing_different_attributes_at_once_keep_both(client,
     conv = await conversation_of(client, "PSID-A", "ma", "Alo")
     first, second = await quick_user("agent", inboxes=[inbox]), await quick_user("agent", inboxes=[inbox])
     url = f"/api/contacts/{conv.contact_id}"
-    read_body = contacts_api.json_body
-    other_saved = False
 
-    async def body_read_while_the_other_agent_saves(request):
-        nonlocal other_saved
-        if not other_saved:
-            other_saved = True
-            other = await client.patch(url, json={"attributes": {"size": "M"}, "city": "Huế"}, headers=second.headers)
-            assert other.status == 200
-        return await read_body(request)
+    async def the_other_agent_saves() -> None:
+        other = await client.patch(url, json={"attributes": {"size": "M"}, "city": "Huế"}, headers=second.headers)
+        assert other.status == 200
 
-    monkeypatch.setattr(contacts_api, "json_body", body_read_while_the_other_agent_saves)
+    while_the_body_is_read(monkeypatch, contacts_api, the_other_agent_saves)
     saved = await client.patch(url, json={"attributes": {"kenh": "tiktok"}}, headers=first.headers)
     assert saved.status == 200, await saved.text()
     stored = await Contact.get(id=conv.contact_id)
@@ -358,18 +346,12 @@ async def test_an_edit_landing_after_the_erasure_does_not_write_the_data_back(cl
     conv = await conversation_of(client, "PSID-E", "me", "Alo")
     agent, admin = await quick_user("agent", inboxes=[inbox]), await quick_user("admin")
     url = f"/api/contacts/{conv.contact_id}"
-    read_body = contacts_api.json_body
-    erased = False
 
-    async def body_read_while_the_admin_erases(request):
-        nonlocal erased
-        if not erased:
-            erased = True
-            response = await client.delete(url, headers=admin.headers)
-            assert response.status == 200, await response.text()
-        return await read_body(request)
+    async def the_admin_erases() -> None:
+        response = await client.delete(url, headers=admin.headers)
+        assert response.status == 200, await response.text()
 
-    monkeypatch.setattr(contacts_api, "json_body", body_read_while_the_admin_erases)
+    while_the_body_is_read(monkeypatch, contacts_api, the_admin_erases)
     late = await client.patch(url, json={"name": "Trần Thị Hoa", "phone": "0912 345 678"}, headers=agent.headers)
     assert (late.status, (await late.json())["error"]["code"]) == (409, "not_editable")
     stored = await Contact.get(id=conv.contact_id)

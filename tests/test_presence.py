@@ -8,14 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from agents.models import AgentState
 from agents.presence import PRESENCE, effective
 from inbox.api import routing_settings
 from inbox.models import Inbox
-from tests.conftest import eventually, quick_user
+from tests.conftest import eventually, quick_user, while_the_body_is_read
 from tests.test_routing_helpers import client, clock, conversation, router, set_routing  # noqa: F401
 
 T = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
@@ -155,18 +154,13 @@ async def test_two_supervisors_changing_different_routing_fields_at_once_keep_bo
 ) -> None:
     first, second = await quick_user("supervisor"), await quick_user("supervisor")
     url = f"/api/inboxes/{inbox.id}/routing"
-    read_body = routing_settings.json_body
-    others_saved = False
 
-    async def body_read_while_the_other_saves(request: web.Request) -> dict:
-        nonlocal others_saved
-        if not others_saved:  # the first request: the other supervisor's save lands while it reads its body
-            others_saved = True
-            other = await client.put(url, json={"routing": {"previous_agent": True}}, headers=second.headers)
-            assert other.status == 200
-        return await read_body(request)
+    async def the_other_saves() -> None:
+        # the first request: the other supervisor's save lands while it reads its body
+        other = await client.put(url, json={"routing": {"previous_agent": True}}, headers=second.headers)
+        assert other.status == 200
 
-    monkeypatch.setattr(routing_settings, "json_body", body_read_while_the_other_saves)
+    while_the_body_is_read(monkeypatch, routing_settings, the_other_saves)
     saved = await client.put(url, json={"routing": {"capacity": 20}}, headers=first.headers)
     assert saved.status == 200, await saved.text()
     routing = (await (await client.get(url, headers=first.headers)).json())["routing"]
@@ -181,18 +175,12 @@ async def test_a_team_renamed_while_another_supervisor_changes_its_settings_keep
     first, second = await quick_user("supervisor"), await quick_user("supervisor")
     team = await Team.create(name="Bán lẻ", settings={"capacity": 3})
     url = f"/api/teams/{team.id}"
-    read_body = routing_settings.json_body
-    others_saved = False
 
-    async def body_read_while_the_other_saves(request: web.Request) -> dict:
-        nonlocal others_saved
-        if not others_saved:
-            others_saved = True
-            other = await client.patch(url, json={"settings": {"capacity": 8}}, headers=second.headers)
-            assert other.status == 200
-        return await read_body(request)
+    async def the_other_saves() -> None:
+        other = await client.patch(url, json={"settings": {"capacity": 8}}, headers=second.headers)
+        assert other.status == 200
 
-    monkeypatch.setattr(routing_settings, "json_body", body_read_while_the_other_saves)
+    while_the_body_is_read(monkeypatch, routing_settings, the_other_saves)
     renamed = await client.patch(url, json={"name": "Bán sỉ"}, headers=first.headers)
     assert renamed.status == 200, await renamed.text()
     body = await renamed.json()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from agents.faq_seed import install
@@ -11,7 +10,7 @@ from agents.models import FaqEntry
 from inbox.api import bots as bots_api
 from inbox.keys import BOTS, PROFILES
 from inbox.models import Conversation, Inbox
-from tests.conftest import eventually, make_inbox, make_user
+from tests.conftest import eventually, make_inbox, make_user, while_the_body_is_read
 from tests.test_bots import bot_said, customer_says
 
 
@@ -127,17 +126,15 @@ async def test_bot_routing_and_auto_hide_settings_saved_at_once_all_stay(
 ) -> None:
     """Two admins save different settings of one inbox at the same moment: neither save undoes the other."""
     admin, supervisor = await make_user(client, "admin"), await make_user(client, "supervisor")
-    read_body = bots_api.json_body
 
-    async def body_read_while_others_save(request: web.Request) -> dict:
+    async def others_save() -> None:
         routing = await client.put(f"/api/inboxes/{inbox.id}/routing", json={"routing": {"capacity": 7}},
                                    headers=supervisor.headers)  # fmt: skip
         hide = await client.put(f"/api/inboxes/{inbox.id}/comment-settings", json={"auto_hide": False},
                                 headers=admin.headers)  # fmt: skip
         assert routing.status == 200 and hide.status == 200
-        return await read_body(request)
 
-    monkeypatch.setattr(bots_api, "json_body", body_read_while_others_save)
+    while_the_body_is_read(monkeypatch, bots_api, others_save)
     saved = await client.put(f"/api/inboxes/{inbox.id}/bot", json={"faq_enabled": True}, headers=admin.headers)
     assert saved.status == 200 and (await saved.json())["faq_enabled"] is True
     routing = await client.get(f"/api/inboxes/{inbox.id}/routing", headers=supervisor.headers)
