@@ -213,7 +213,9 @@ class TokenRefused(Exception):
 
 
 _TOKEN_ERRORS = {-216, -124, -14014, -14002, -118}  # access token invalid / expired
-_WINDOW_ERRORS = {-230, -213, -201}  # not interacted recently / not a follower / user unavailable
+# -201 is "Parameters are invalid" (what the fake answers to a malformed send): a rejection to show as Zalo words it,
+# not the interaction window, which would send the agent to wait for a customer who cannot unblock it.
+_WINDOW_ERRORS = {-230, -213}  # not interacted recently / not a follower
 _QUOTA_ERRORS = {-211, -240}
 
 

@@ -468,3 +468,23 @@ async def test_a_failed_auto_hide_is_retried(client: TestClient, inbox: Inbox, f
     msg = await comment(client, 1, "0912.345.678")
     await eventually(lambda: _auto_hidden(msg))
     assert fake_graph.hidden[comment_id(1)] is True
+
+
+async def test_a_private_reply_that_failed_can_be_sent_again(client: TestClient, inbox: Inbox, fake_graph) -> None:
+    """The first private reply failed (the page token had expired): it reached nobody, so once the token is fixed
+    the agent may send it again; one that went out still closes the comment to a second one."""
+    agent = await quick_user("agent", inboxes=[inbox])
+    fake_graph.comment_authors[comment_id(1)] = "7000000000000000123"
+    msg = await comment(client, 1, "Inbox giá giúp mình")
+    expired = {"message": "Error validating access token: Session has expired", "type": "OAuthException",
+               "code": 190, "error_subcode": 463}  # fmt: skip
+    fake_graph.fail_next(1, status=400, error=expired)
+    url = f"/api/messages/{msg.id}/comment/private-reply"
+    first = await client.post(url, json={"text": "Dạ giá 250k ạ"}, headers=agent.headers)
+    assert (await first.json())["delivery_status"] == "failed" and fake_graph.privately_answered == set()
+    again = await client.post(url, json={"text": "Dạ giá 250k ạ"}, headers=agent.headers)
+    body = await again.json()
+    assert body["delivery_status"] == "sent", body["failure_reason"]
+    assert fake_graph.privately_answered == {comment_id(1)}
+    third = await client.post(url, json={"text": "Nhắc lại"}, headers=agent.headers)
+    assert (await third.json())["delivery_status"] == "failed"  # one private reply per comment, as before

@@ -392,3 +392,15 @@ async def test_a_shared_phone_is_found_in_its_local_form(client: TestClient, zin
     for q in ("0912345678", "+84912345678"):
         found = await client.get("/api/contacts", params={"q": q}, headers=agent.headers)
         assert [c["id"] for c in (await found.json())["items"]] == [contact.id], q
+
+
+async def test_invalid_parameters_are_not_reported_as_the_interaction_window(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    agent = await quick_user("agent", inboxes=[zinbox])
+    conv = await _conversation_with_incoming(client, ms(-60))
+    fake_zalo.fail_next(1, error=-201, message="Parameters are invalid")
+    reply = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": "Dạ"}, headers=agent.headers)
+    body = await reply.json()
+    assert body["delivery_status"] == "failed"
+    assert "Parameters are invalid" in body["failure_reason"] and "48" not in body["failure_reason"]

@@ -94,7 +94,11 @@ async def private_reply(request: web.Request) -> web.Response:
     for created in out.new_conversations:
         await bus.publish(Event("conversation.created", conversation_json(created, contact), inbox_id=inbox.id,
                                 team_id=created.team_id))  # fmt: skip
-    already = (comment.extra or {}).get("comment", {}).get("private_reply_message_id")
+    # One private reply per comment (Facebook's rule) counts only once it was not refused: a first try that failed
+    # (an expired page token, say) reached nobody, and may be sent again.
+    earlier = (comment.extra or {}).get("comment", {}).get("private_reply_message_id")
+    previous = await Message.get_or_none(id=earlier) if earlier else None
+    already = previous is not None and previous.delivery_status != "failed"
     extra = {"private_reply_to": {"comment_id": comment.external_id, "comment_message_id": comment.id,
                                   "comment_created_at": comment.created_at.isoformat()}}  # fmt: skip
     if already:
