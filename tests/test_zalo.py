@@ -403,4 +403,4 @@ async def test_invalid_parameters_are_not_reported_as_the_interaction_window(
     reply = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": "Dạ"}, headers=agent.headers)
     body = await reply.json()
     assert body["delivery_status"] == "failed"
-    assert "Parameters are invalid" in body["failure_reason"] and "48" not in body["failure_reason"]
+    assert "Parameters are invalid" in body["failure_reason"] and "interaction window" not in body["failure_reason"]
