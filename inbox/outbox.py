@@ -23,11 +23,13 @@ from inbox.bus import Event, EventBus
 from inbox.metrics import OUTBOX_SENDS
 from inbox.models import Conversation, Inbox, Message, OutboxItem
 from inbox.serialize import message_json
+from inbox.sql import as_datetime
 
 log = logging.getLogger(__name__)
 
 MESSENGER_STANDARD_WINDOW = timedelta(hours=24)
 MESSENGER_HUMAN_AGENT_WINDOW = timedelta(days=7)
+PENDING_LOOKED_AT = 2_000  # pending replies read per pass to find each conversation's oldest
 CLAIM_LEASE = timedelta(seconds=60)  # longer than any platform call (the HTTP client times out at 20 s)
 _CONFIRMED = ("sent", "delivered", "read")  # the platform has the message
 
@@ -143,14 +145,29 @@ class Outbox:
             self._wake.clear()
 
     async def send_due(self) -> float:
-        """Send every due item; return how long until the next one is due (capped)."""
+        """Send the due items, one per conversation: the oldest pending reply of each. Later replies of the same
+        conversation wait behind it (also while it backs off after an error), so the customer reads them in the
+        order they were written, and a platform's per-conversation quota counts each one as it goes. Different
+        conversations still go out at once. Returns how long until the next one is due (capped)."""
         now = datetime.now(UTC)
-        items = await OutboxItem.filter(state="pending", next_attempt_at__lte=now).order_by("id").limit(100)
+        pending = (
+            await OutboxItem.filter(state="pending")
+            .order_by("id")
+            .limit(PENDING_LOOKED_AT)
+            .values("id", "next_attempt_at", "message__conversation_id")
+        )
+        heads: dict[int, dict] = {}
+        for row in pending:
+            heads.setdefault(row["message__conversation_id"], row)
+        due = [row["id"] for row in heads.values() if as_datetime(row["next_attempt_at"]) <= now][:100]
+        items = await OutboxItem.filter(id__in=due).order_by("id") if due else []
         await asyncio.gather(*(self._attempt(item) for item in items))
-        upcoming = await OutboxItem.filter(state="pending").order_by("next_attempt_at").first()
-        if upcoming is None:
+        if items:
+            return 0.05  # the next replies of these conversations may be due now
+        waiting = [as_datetime(row["next_attempt_at"]) for row in heads.values()]
+        if not waiting:
             return 5.0
-        return max(0.05, min(5.0, (upcoming.next_attempt_at - datetime.now(UTC)).total_seconds()))
+        return max(0.05, min(5.0, (min(waiting) - datetime.now(UTC)).total_seconds()))
 
     async def _attempt(self, item: OutboxItem) -> None:
         try:

@@ -399,3 +399,26 @@ async def test_two_outbox_workers_never_send_the_same_reply_twice(client, agent,
     await asyncio.gather(first.send_due(), second.send_due())
     assert (await Message.get(id=msg.id)).delivery_status == "sent"
     assert [m["message"]["text"] for m in fake_graph.sent_messages()] == ["Dạ 250k ạ"]
+
+
+async def test_replies_reach_the_customer_in_the_order_the_agent_wrote_them(aiohttp_client, settings, fake_graph):
+    """The first reply meets a transient Graph error and backs off: the second waits behind it, so the customer
+    never reads the second before the first."""
+    client = await aiohttp_client(create_app(replace(settings, outbox_base_delay=1.0)))
+    inbox = await make_inbox()
+    agent = await make_user(client, "agent", inboxes=[inbox])
+    await send_text(client, "PSID-ORDER", "m_in", "Shop ơi")
+    conv_id = (await eventually(lambda: Message.get_or_none(external_id="m_in"))).conversation_id
+    fake_graph.fail_next(1, status=500)
+    texts = ["Dạ chị cho em xin size ạ", "Mẫu này còn màu đen thôi ạ"]
+    for text in texts:
+        reply = await client.post(f"/api/conversations/{conv_id}/messages", json={"text": text}, headers=agent.headers)
+        assert reply.status == 201
+
+    async def both_sent() -> bool:
+        out = await Message.filter(conversation_id=conv_id, direction="out")
+        return len(out) == 2 and all(m.delivery_status == "sent" for m in out)
+
+    await eventually(both_sent, timeout=20)
+    delivered = [m["message"]["text"] for m in fake_graph.sent_messages()]
+    assert delivered[-2:] == texts and delivered.count(texts[1]) == 1

@@ -404,3 +404,27 @@ async def test_invalid_parameters_are_not_reported_as_the_interaction_window(
     body = await reply.json()
     assert body["delivery_status"] == "failed"
     assert "Parameters are invalid" in body["failure_reason"] and "interaction window" not in body["failure_reason"]
+
+
+async def test_replies_sent_together_never_exceed_the_free_quota(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    """Two agents (or an agent and the bot) answer at once: the outbox sends a conversation's replies one after
+    another, so the eight free replies are counted as they go and the ninth is refused, not sent."""
+    agent = await quick_user("agent", inboxes=[zinbox])
+    conv = await _conversation_with_incoming(client, ms(-60))
+    fake_zalo.delay = 0.2
+
+    async def reply(i: int) -> dict:
+        response = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": f"tin {i}"},
+                                     headers=agent.headers)  # fmt: skip
+        return await response.json()
+
+    await asyncio.gather(*(reply(i) for i in range(10)))
+
+    async def settled() -> bool:
+        return not await Message.filter(conversation_id=conv.id, direction="out", delivery_status="pending").exists()
+
+    await eventually(settled, timeout=20)
+    assert len(fake_zalo.sent_messages()) == 8
+    assert await Message.filter(conversation_id=conv.id, direction="out", delivery_status="failed").count() == 2
