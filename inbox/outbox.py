@@ -223,6 +223,18 @@ class Outbox:
                 )
             else:
                 await self._fail(item, msg, error.reason)
+        except Exception as exc:
+            # A sender's bug or an answer nobody foresaw: retried like a transient error, then given up with a
+            # reason. Never left pending for good, which would also hold the conversation's later replies.
+            log.exception("outbox: message %s attempt %s raised", msg.id, item.attempts)
+            reason = f"Lỗi không mong đợi khi gửi (unexpected error while sending): {type(exc).__name__}"
+            if item.attempts < self.max_attempts:
+                item.next_attempt_at = datetime.now(UTC) + timedelta(seconds=self._backoff(item.attempts, None))
+                item.last_error = reason
+                await item.save(update_fields=["attempts", "next_attempt_at", "last_error"])
+                OUTBOX_SENDS.labels("retry").inc()
+            else:
+                await self._fail(item, msg, reason)
         else:
             item.state = "sent"
             await item.save(update_fields=["attempts", "state"])

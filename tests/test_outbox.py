@@ -422,3 +422,25 @@ async def test_replies_reach_the_customer_in_the_order_the_agent_wrote_them(aioh
     await eventually(both_sent, timeout=20)
     delivered = [m["message"]["text"] for m in fake_graph.sent_messages()]
     assert delivered[-2:] == texts and delivered.count(texts[1]) == 1
+
+
+async def test_a_sender_that_raises_gives_up_with_a_reason_and_holds_nothing_back(
+    client, agent, fake_graph, monkeypatch
+):
+    """A sender's bug (any exception, not a platform's refusal) is retried, then the reply fails with a reason:
+    never pending for good, which would also hold the conversation's later replies."""
+    conv_id = await open_conversation(client, "PSID-bug")
+    facebook = client.app[OUTBOX]._senders["facebook"]
+    send = facebook.send
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("page_token")
+
+    monkeypatch.setattr(facebook, "send", broken)
+    doomed = await reply(client, agent, conv_id, "Dạ em gửi chị ảnh mẫu")
+    msg = await eventually(lambda: status_is(doomed["id"], "failed"))
+    assert "unexpected error" in msg.failure_reason
+    assert (await OutboxItem.get(message_id=doomed["id"])).attempts == 4  # settings.outbox_max_attempts
+    monkeypatch.setattr(facebook, "send", send)
+    after = await reply(client, agent, conv_id, "Dạ shop gửi lại ạ")
+    assert (await eventually(lambda: status_is(after["id"], "sent"))).delivery_status == "sent"
