@@ -49,6 +49,21 @@ async def timeline(inbox: Inbox, agent_id: int, wait: float, start: datetime = D
     return conv
 
 
+async def recent_row(client: TestClient, supervisor, agent_id: int, *, days_back: int = 1, required: bool = True):
+    """The agent's row of GET /api/reports/agents from `days_back` days ago to tomorrow (None when it has none and
+    `required` is false)."""
+    today = datetime.now(UTC)
+    params = {
+        "from": (today - timedelta(days=days_back)).date().isoformat(),
+        "to": (today + timedelta(days=1)).date().isoformat(),
+    }
+    body = await (await client.get("/api/reports/agents", params=params, headers=supervisor.headers)).json()
+    rows = [item for item in body["items"] if item["agent_id"] == agent_id]
+    if required:
+        assert rows, body
+    return rows[0] if rows else None
+
+
 async def test_agent_report_medians_p90_means_and_drill_down(client: TestClient, inbox: Inbox) -> None:
     supervisor = await quick_user("supervisor")
     lan, minh = await quick_user("agent", inboxes=[inbox]), await quick_user("agent", inboxes=[inbox])
@@ -216,13 +231,7 @@ async def test_csat_survey_after_resolution_and_the_answer(client: TestClient, i
     await eventually(lambda: CsatSurvey.filter(id=survey.id, state="answered").exists())
     assert (await CsatSurvey.get(id=survey.id)).rating == 5
     assert (await Conversation.get(id=msg.conversation_id)).status == "resolved"  # a rating does not reopen
-    today = datetime.now(UTC)
-    params = {
-        "from": (today - timedelta(days=1)).date().isoformat(),
-        "to": (today + timedelta(days=1)).date().isoformat(),
-    }
-    body = await (await client.get("/api/reports/agents", params=params, headers=supervisor.headers)).json()
-    row = next(i for i in body["items"] if i["agent_id"] == agent.user.id)
+    row = await recent_row(client, supervisor, agent.user.id)
     assert row["csat"] == {"count": 1, "mean": 5.0, "satisfied_share": 1.0}
     assert row["resolution_time"]["count"] == 1  # the rating made no second cycle
     # A later question is a conversation again, not a rating.
@@ -370,13 +379,7 @@ async def test_a_welcome_message_is_no_answer_the_agents_first_response_counts(
     assert (await client.post(f"{url}/assign", json={"agent_id": agent.user.id}, headers=agent.headers)).ok
     assert (await client.post(f"{url}/messages", json={"text": "Dạ còn ạ"}, headers=agent.headers)).status == 201
     assert (await client.post(f"{url}/status", json={"status": "resolved"}, headers=agent.headers)).ok
-    today = datetime.now(UTC)
-    params = {
-        "from": (today - timedelta(days=1)).date().isoformat(),
-        "to": (today + timedelta(days=1)).date().isoformat(),
-    }
-    body = await (await client.get("/api/reports/agents", params=params, headers=supervisor.headers)).json()
-    row = next(i for i in body["items"] if i["agent_id"] == agent.user.id)
+    row = await recent_row(client, supervisor, agent.user.id)
     assert row["messages_sent"] == 1
     assert row["first_response_time"]["count"] == 1, row  # the welcome did not end the wait
 
@@ -393,13 +396,7 @@ async def test_a_reply_the_window_refused_is_no_answer(client: TestClient, inbox
     assert (await client.post(f"{url}/assign", json={"agent_id": agent.user.id}, headers=agent.headers)).ok
     reply = await client.post(f"{url}/messages", json={"text": "Dạ còn ạ"}, headers=agent.headers)
     assert (await reply.json())["delivery_status"] == "failed"
-    today = datetime.now(UTC)
-    params = {
-        "from": (today - timedelta(days=9)).date().isoformat(),
-        "to": (today + timedelta(days=1)).date().isoformat(),
-    }
-    body = await (await client.get("/api/reports/agents", params=params, headers=supervisor.headers)).json()
-    row = next((i for i in body["items"] if i["agent_id"] == agent.user.id), None)
+    row = await recent_row(client, supervisor, agent.user.id, days_back=9, required=False)
     assert row is None or (row["messages_sent"], row["first_response_time"]["count"]) == (0, 0), row
 
 
