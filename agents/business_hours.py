@@ -8,6 +8,11 @@ Stored in `Inbox.settings["business_hours"]`:
 
 An inbox without the key is open around the clock (in the default time zone), so metrics in business hours equal
 the plain ones until someone sets hours. A day missing from `days` is closed. "24:00" ends a day.
+
+Changing the hours does not rewrite the past: each change through the API appends the hours it replaces to
+`Inbox.settings["business_hours_history"]` as `{"until": <ISO instant>, "hours": <the object above or null>}`, and
+every figure counts each moment with the weekly hours and time zone in force then (`Schedule`), as Zendesk does. A
+holiday is a dated fact, so the current list applies to every period: adding a forgotten holiday corrects its day.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 MAX_HOLIDAYS = 500
+MAX_HISTORY = 100  # earlier versions kept; past that, the oldest period is counted with the next version
 
 
 class InvalidHours(ValueError):
@@ -170,9 +176,71 @@ def _parse(frozen: str) -> BusinessHours:
     )
 
 
-def from_settings(settings: dict[str, Any] | None) -> BusinessHours:
+@dataclass(frozen=True)
+class Schedule:
+    """Hours that changed over time: `parts[i]` applies before `untils[i]`, the last one from then on."""
+
+    parts: tuple[BusinessHours, ...]
+    untils: tuple[datetime, ...]  # one fewer than `parts`, increasing
+
+    @property
+    def always_open(self) -> bool:
+        return all(part.always_open for part in self.parts)
+
+    def at(self, moment: datetime) -> BusinessHours:
+        for part, until in zip(self.parts, self.untils, strict=False):
+            if moment < until:
+                return part
+        return self.parts[-1]
+
+    def local_day(self, at: datetime) -> str:
+        return self.at(at).local_day(at)
+
+    def is_open(self, at: datetime) -> bool:
+        return self.at(at).is_open(at)
+
+    def seconds_between(self, start: datetime, end: datetime) -> float:
+        total, since = 0.0, None
+        for part, until in itertools.zip_longest(self.parts, self.untils):
+            lo = start if since is None else max(start, since)
+            hi = end if until is None else min(end, until)
+            if hi > lo:
+                total += part.seconds_between(lo, hi)
+            since = until
+        return total
+
+    def next_open(self, at: datetime) -> datetime | None:
+        since = None
+        for part, until in itertools.zip_longest(self.parts, self.untils):
+            if until is not None and until <= at:
+                since = until
+                continue
+            opens = part.next_open(at if since is None else max(at, since))
+            if opens is not None and (until is None or opens < until):
+                return opens
+            since = until
+        return None
+
+
+# What every figure takes: one set of hours, or hours that changed over time.
+Hours = BusinessHours | Schedule
+
+
+def from_settings(settings: dict[str, Any] | None) -> Hours:
     """The inbox's hours from its settings (cached by content); invalid stored data means always open."""
-    raw = (settings or {}).get("business_hours")
+    settings = settings or {}
+    raw, history = settings.get("business_hours"), settings.get("business_hours_history")
+    if not history:
+        return _current(raw)
+    import json
+
+    try:
+        return _schedule(json.dumps([raw, history], sort_keys=True, default=str))
+    except (InvalidHours, TypeError, ValueError, KeyError):
+        return _current(raw)
+
+
+def _current(raw: Any) -> BusinessHours:
     if not raw:
         return BusinessHours()
     import json
@@ -181,6 +249,49 @@ def from_settings(settings: dict[str, Any] | None) -> BusinessHours:
         return _parse(json.dumps(validate(raw), sort_keys=True))
     except InvalidHours:
         return BusinessHours()
+
+
+@lru_cache(maxsize=256)
+def _schedule(frozen: str) -> Schedule:
+    import json
+
+    raw, history = json.loads(frozen)
+    current = _current(raw)
+    parts, untils = [], []
+    for entry in sorted(history, key=lambda e: e["until"]):
+        until = datetime.fromisoformat(entry["until"])
+        if until.tzinfo is None:
+            raise ValueError("until needs a time zone")
+        # The current holidays apply to every period (see the module's docstring).
+        parts.append(_with_holidays(_current(entry.get("hours")), current.holidays))
+        untils.append(until)
+    return Schedule((*parts, current), tuple(untils))
+
+
+def _with_holidays(hours: BusinessHours, holidays: frozenset[date]) -> BusinessHours:
+    return BusinessHours(timezone=hours.timezone, week=hours.week, holidays=holidays)
+
+
+def changed(settings: dict[str, Any], new: dict[str, Any] | None, at: datetime) -> dict[str, Any]:
+    """`settings` with `new` as the inbox's hours from `at` on, the replaced ones kept in the history. A change of
+    holidays alone needs no history entry (they apply to every period)."""
+    old = settings.get("business_hours")
+    result = dict(settings)
+    if new is None:
+        result.pop("business_hours", None)
+    else:
+        result["business_hours"] = new
+    if _weekly(old) != _weekly(new):
+        history = [*settings.get("business_hours_history", []), {"until": at.astimezone(UTC).isoformat(), "hours": old}]
+        result["business_hours_history"] = history[-MAX_HISTORY:]
+    return result
+
+
+def _weekly(raw: dict[str, Any] | None) -> tuple[str, Any] | None:
+    """What a change must keep in the history: the time zone and the weekly hours (None: always open)."""
+    if not raw:
+        return None
+    return (raw.get("timezone", DEFAULT_TIMEZONE), raw.get("days"))
 
 
 def is_open(inbox: Any, at: datetime) -> bool:

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agents.business_hours import BusinessHours
+from agents.business_hours import BusinessHours, Hours
 
 DURATION_KINDS = ("first_response", "reply", "resolution")
 COUNT_KINDS = ("message", "reassigned", "sla_breach", "bot_resolution")
@@ -122,22 +122,22 @@ class State:
         self.wait = None
 
 
-def derive(events: Iterable[EventRow], hours: BusinessHours | None = None) -> State:
+def derive(events: Iterable[EventRow], hours: Hours | None = None) -> State:
     return derive_from(State(), events, hours or BusinessHours())
 
 
-def derive_from(state: State, events: Iterable[EventRow], hours: BusinessHours) -> State:
+def derive_from(state: State, events: Iterable[EventRow], hours: Hours) -> State:
     """Go on from `state` with `events`, which must all sort after those that made it (agents/replay.py)."""
     for event in sorted(events, key=lambda e: (e.occurred_at, e.id)):
         _apply(state, event, hours)
     return state
 
 
-def _duration(hours: BusinessHours, start: datetime, end: datetime) -> tuple[float, float]:
+def _duration(hours: Hours, start: datetime, end: datetime) -> tuple[float, float]:
     return (end - start).total_seconds(), hours.seconds_between(start, end)
 
 
-def _apply(s: State, e: EventRow, hours: BusinessHours) -> None:
+def _apply(s: State, e: EventRow, hours: Hours) -> None:
     kind, at, data = e.kind, e.occurred_at, e.data or {}
     if kind == "message_out" and (data.get("refused") or data.get("bot_kind") in COURTESY_KINDS):
         return  # never sent, or a courtesy message: the customer still waits for an answer
@@ -205,7 +205,7 @@ def _touch_human(s: State, at: datetime, event_id: int) -> None:
         s.human_start, s.human_start_event = at, event_id
 
 
-def _human_reply(s: State, e: EventRow, hours: BusinessHours) -> None:
+def _human_reply(s: State, e: EventRow, hours: Hours) -> None:
     at = e.occurred_at
     sender = e.actor_id  # None for an echo written outside hopthu
     if not s.cycle_open:
@@ -233,7 +233,7 @@ def _human_reply(s: State, e: EventRow, hours: BusinessHours) -> None:
     s.facts.append(Fact(wait.kind, owner, s.team_id, value, held, value_bh, held_bh, at, wait.event_id, e.id))
 
 
-def _resolve(s: State, e: EventRow, hours: BusinessHours) -> None:
+def _resolve(s: State, e: EventRow, hours: Hours) -> None:
     at = e.occurred_at
     if s.human_start is None:
         s.facts.append(Fact("bot_resolution", None, s.team_id, 1.0, None, None, None, at, None, e.id))

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from agents.business_hours import BusinessHours
+from agents.business_hours import Hours
 from agents.metrics import EventRow, State, derive_from
 from inbox import db
 
@@ -34,7 +34,7 @@ KEPT = 20_000
 @dataclass(slots=True)
 class Stop:
     state: State  # without facts: those are in `metric_facts`
-    hours: BusinessHours
+    hours: Hours
     events: int  # events replayed
     last_id: int  # the highest event id replayed
     last_at: datetime  # the latest `occurred_at` replayed
@@ -46,7 +46,7 @@ class Replayed:
 
     conv_id: int
     state: State
-    hours: BusinessHours
+    hours: Hours
     events: list[EventRow]  # all its events, or those after `before`
     before: Stop | None
 
@@ -59,7 +59,7 @@ class Stops:
         self._stops: OrderedDict[int, Stop] = OrderedDict()
         self._generation = db.generation()
 
-    def get(self, conv_id: int, hours: BusinessHours) -> Stop | None:
+    def get(self, conv_id: int, hours: Hours) -> Stop | None:
         stop = self._current().get(conv_id)
         if stop is None or stop.hours != hours:
             return None

@@ -157,8 +157,8 @@ async def replace_facts(conn: Any, conv_ids: list[int]) -> list[Replayed]:
         f" WHERE c.id IN ({ids})",
         sql.params,
     )
-    hours_cache: dict[int, business_hours.BusinessHours] = {}
-    hours_of: dict[int, business_hours.BusinessHours] = {}
+    hours_cache: dict[int, business_hours.Hours] = {}
+    hours_of: dict[int, business_hours.Hours] = {}
     for conv in convs:
         hours = hours_cache.get(conv["inbox_id"])
         if hours is None:
@@ -254,7 +254,7 @@ async def _events_after(conn: Any, stops: dict) -> tuple[dict[int, list], dict[i
     return {cid: rows_to_events(conv_rows) for cid, conv_rows in by_conv.items()}, totals
 
 
-def _fact_row(conv: dict[str, Any], fact: Fact, hours: business_hours.BusinessHours) -> tuple:
+def _fact_row(conv: dict[str, Any], fact: Fact, hours: business_hours.Hours) -> tuple:
     return (
         conv["id"],
         conv["inbox_id"],

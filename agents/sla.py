@@ -62,7 +62,7 @@ def validate(raw: Any) -> dict[str, Any]:
     return clean
 
 
-def due_at(start: datetime, seconds: int, hours: business_hours.BusinessHours | None) -> datetime:
+def due_at(start: datetime, seconds: int, hours: business_hours.Hours | None) -> datetime:
     """When `seconds` of (business) time have passed since `start`."""
     if hours is None or hours.always_open:
         return start + timedelta(seconds=seconds)
@@ -84,7 +84,7 @@ def due_at(start: datetime, seconds: int, hours: business_hours.BusinessHours | 
     return at
 
 
-def breaches_due(state: State, policy: SlaPolicy, at: datetime, hours: business_hours.BusinessHours | None) -> list:
+def breaches_due(state: State, policy: SlaPolicy, at: datetime, hours: business_hours.Hours | None) -> list:
     """(target, seconds, due moment, clock-start event id) for every target passed by `at`."""
     found = []
     if state.wait is not None:
@@ -107,9 +107,7 @@ ENDED_LOOKBACK = timedelta(minutes=2)
 ENDED_TARGETS = {"first_response": "first_response", "reply": "next_response", "resolution": "resolution"}
 
 
-def breaches_ended(
-    state: State, policy: SlaPolicy, since: datetime, hours: business_hours.BusinessHours | None
-) -> list:
+def breaches_ended(state: State, policy: SlaPolicy, since: datetime, hours: business_hours.Hours | None) -> list:
     """(target, seconds, due moment, clock-start event id) for waits and cycles that ended since `since` after
     their target had passed; the same keys as `breaches_due` gives while they run, so none is written twice."""
     found = []

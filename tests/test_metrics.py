@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agents.business_hours import BusinessHours, from_settings
+from agents.business_hours import BusinessHours, Schedule, changed, from_settings
 from agents.metrics import EventRow, Fact, derive
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # Monday 09:00 in Hồ Chí Minh City
@@ -224,6 +224,35 @@ def test_business_hours_helpers() -> None:
     assert hours.seconds_between(monday_0700, monday_0700 + timedelta(days=1)) == (4 + 11) * 3600
     assert hours.local_day(datetime(2026, 3, 1, 18, 0, tzinfo=UTC)) == "2026-03-02"
     assert BusinessHours().seconds_between(monday_0700, monday_0700 + timedelta(hours=2)) == 7200
+
+
+def test_hours_that_changed_count_each_moment_with_the_hours_in_force_then() -> None:
+    monday_0700 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # 07:00 in Hồ Chí Minh City
+    change = datetime(2026, 3, 3, 0, 0, tzinfo=UTC)  # Tuesday 07:00: from then on, 09:00–17:00 every weekday
+    nine_to_five = {day: [["09:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+    settings: dict[str, Any] = {"business_hours": {"days": {"mon": [["08:00", "12:00"]], "tue": [["08:00", "12:00"]]}}}
+    settings = changed(settings, {"days": nine_to_five}, change)
+    hours = from_settings(settings)
+    assert isinstance(hours, Schedule)
+    # Monday under the old hours (08:00–12:00), Tuesday under the new ones (09:00–17:00).
+    assert hours.seconds_between(monday_0700, monday_0700 + timedelta(days=1)) == 4 * 3600
+    assert hours.seconds_between(change, change + timedelta(days=1)) == 8 * 3600
+    assert hours.seconds_between(monday_0700, change + timedelta(days=1)) == 12 * 3600
+    assert hours.is_open(monday_0700 + timedelta(hours=1, minutes=30))  # Monday 08:30: open then
+    assert not hours.is_open(change + timedelta(hours=1, minutes=30))  # Tuesday 08:30: no longer
+    monday_1300 = monday_0700 + timedelta(hours=6)
+    assert hours.next_open(monday_1300) == change + timedelta(hours=2)  # Tuesday 09:00, the new hours' opening
+    # A holiday is a dated fact: added later, it still closes its day under the old hours.
+    settings = changed(settings, {"days": nine_to_five, "holidays": ["2026-03-02"]}, change + timedelta(days=30))
+    assert len(settings["business_hours_history"]) == 1  # holidays alone are no new version
+    assert from_settings(settings).seconds_between(monday_0700, change) == 0.0
+    # Back to always open: the earlier versions still count their own periods.
+    settings = changed(settings, None, change + timedelta(days=40))
+    assert "business_hours" not in settings and len(settings["business_hours_history"]) == 2
+    reopened = from_settings(settings)
+    assert reopened.seconds_between(change, change + timedelta(days=1)) == 8 * 3600
+    later = change + timedelta(days=41)
+    assert reopened.seconds_between(later, later + timedelta(hours=2)) == 7200
 
 
 def test_a_csat_answer_that_reopened_the_conversation_is_no_new_cycle() -> None:

@@ -95,7 +95,31 @@ async def test_an_event_that_sorts_before_the_last_one_replayed_replays_the_conv
     await matches_a_rebuild()
 
 
-async def test_changed_business_hours_replay_the_conversation_whole(quiet: TestClient, inbox: Inbox) -> None:
+async def test_hours_changed_by_a_supervisor_leave_past_figures_as_they_were(quiet: TestClient, inbox: Inbox) -> None:
+    supervisor = await quick_user("supervisor")
+    agent = await quick_user("agent", inboxes=[inbox])
+    conv = await conversation(inbox, at=DAY)
+    await exchange(conv, agent.user.id, DAY, 60)  # 08:00, always open then
+    await reports.project_all()
+    url = f"/api/inboxes/{inbox.id}/routing"
+    hours = {"days": {"mon": [["08:30", "17:00"]]}}
+    response = await quiet.put(url, json={"business_hours": hours}, headers=supervisor.headers)
+    assert response.status == 200
+    history = (await response.json())["business_hours_history"]
+    assert [entry["hours"] for entry in history] == [None]
+    # A new event makes the conversation replay: the wait at 08:00 still counts in full.
+    await exchange(conv, agent.user.id, DAY + timedelta(hours=2), 30)
+    await reports.project_all()
+    projected = await matches_a_rebuild()
+    first = next(f for f in projected if f[2] == "first_response")
+    assert first[5] == 60.0  # value_bh: the hours in force at 08:00 (none set) counted it
+    fresh = await (await quiet.get(url, headers=supervisor.headers)).json()
+    assert fresh["business_hours"]["days"]["mon"] == [["08:30", "17:00"]]
+    assert len(fresh["business_hours_history"]) == 1
+
+
+async def test_hours_without_a_history_apply_to_every_period(quiet: TestClient, inbox: Inbox) -> None:
+    """Hours written without a history (a database from before it, or a direct edit) count from the start."""
     agent = await quick_user("agent", inboxes=[inbox])
     conv = await conversation(inbox, at=DAY)
     await exchange(conv, agent.user.id, DAY + timedelta(minutes=1), 60)

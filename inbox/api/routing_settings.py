@@ -7,6 +7,7 @@ every agent reads who is online and switches their own presence.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -39,6 +40,7 @@ async def _inbox_settings(inbox: Inbox) -> dict[str, Any]:
         "inbox_id": inbox.id,
         "routing": routing.settings_of(stored).__dict__,
         "business_hours": stored.get("business_hours"),
+        "business_hours_history": stored.get("business_hours_history", []),
         "sla": sla.policy_json(policy, inbox.id),
         "csat": {"enabled": bool((stored.get("csat") or {}).get("enabled", False)),
                  "message": (stored.get("csat") or {}).get("message")},
@@ -94,11 +96,10 @@ async def put_inbox_routing(request: web.Request) -> web.Response:
         merged_settings = dict(fresh.settings or {})
         if "routing" in body:  # the changed fields onto the routing read now: another save's other fields stay
             merged_settings["routing"] = routing.validate({**(merged_settings.get("routing") or {}), **routing_patch})
-        for key in ("business_hours", "csat"):
-            if key in settings:
-                merged_settings[key] = settings[key]
-            elif key == "business_hours" and "business_hours" in body:
-                merged_settings.pop(key, None)
+        if "csat" in settings:
+            merged_settings["csat"] = settings["csat"]
+        if "business_hours" in body:  # the replaced hours go to the history: past figures keep them
+            merged_settings = business_hours.changed(merged_settings, settings.get("business_hours"), datetime.now(UTC))
         fresh.settings = merged_settings
         await fresh.save(using_db=conn, update_fields=["settings"])
         if "sla" in body:
