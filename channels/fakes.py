@@ -64,6 +64,8 @@ class FakeGraphAPI:
 
     `profiles` maps PSID -> profile dict (missing ones get `vietnamese_profile`). `valid_tokens`, when set,
     makes any other access token fail with Graph error 190. `delay` (seconds) slows every answer (benchmarks).
+    `hold_comment_replies`: while set, a public comment reply is taken (and recorded) but answered only once the
+    event is set (a slow platform).
     """
 
     def __init__(self, *, valid_tokens: set[str] | None = None, delay: float = 0.0) -> None:
@@ -82,6 +84,7 @@ class FakeGraphAPI:
         self.hidden: dict[str, bool] = {}
         self.deleted: set[str] = set()
         self.privately_answered: set[str] = set()
+        self.hold_comment_replies: asyncio.Event | None = None
         self.app = web.Application()
         # One dynamic route covers both /me/messages and /{page_id}/messages.
         self.app.router.add_post("/{version}/{page}/messages", self._send)
@@ -125,6 +128,8 @@ class FakeGraphAPI:
         return self.base_url
 
     async def stop(self) -> None:
+        if self.hold_comment_replies is not None:
+            self.hold_comment_replies.set()  # a held answer must not keep the server from stopping
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -175,6 +180,8 @@ class FakeGraphAPI:
 
     async def _comment_reply(self, request: web.Request) -> web.Response:
         recorded = await self._record(request)
+        if self.hold_comment_replies is not None:
+            await self.hold_comment_replies.wait()
         failure = self._failure("send", recorded.query.get("access_token"))
         if failure is not None:
             return failure

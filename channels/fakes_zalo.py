@@ -28,7 +28,8 @@ class _Failure:
 
 class FakeZaloAPI:
     """`access_token` / `refresh_token` are the pair the fake currently accepts; `refresh_delay` slows the OAuth
-    answer (to make concurrent refreshes overlap); `refuse_refresh` makes every refresh fail."""
+    answer (to make concurrent refreshes overlap); `refuse_refresh` makes every refresh fail. `hold`: while set,
+    a send is taken (and recorded) but answered only once the event is set (a slow platform)."""
 
     def __init__(self, *, access_token: str = "zalo-access-0", refresh_token: str = "zalo-refresh-0",
                  app_secret: str | None = None, refresh_delay: float = 0.0, delay: float = 0.0) -> None:  # fmt: skip
@@ -36,6 +37,7 @@ class FakeZaloAPI:
         self.app_secret = app_secret
         self.refresh_delay, self.delay = refresh_delay, delay
         self.refuse_refresh = False
+        self.hold: asyncio.Event | None = None
         self.expires_in = "90000"
         self.requests: list[RecordedRequest] = []
         self.refresh_calls: list[dict[str, str]] = []
@@ -70,6 +72,8 @@ class FakeZaloAPI:
         return self.base_url
 
     async def stop(self) -> None:
+        if self.hold is not None:
+            self.hold.set()  # a held answer must not keep the server from stopping
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -100,6 +104,8 @@ class FakeZaloAPI:
 
     async def _send(self, request: web.Request) -> web.Response:
         recorded = await self._record(request)
+        if self.hold is not None:
+            await self.hold.wait()
         refused = self._check(recorded)
         if refused is not None:
             return refused

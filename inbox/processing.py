@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import logging
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PREVIEW_LENGTH = 200
 ORIGIN_PREFIX = "hopthu:"  # echoes whose metadata starts with this were sent by hopthu itself
+# An echo without our metadata confirms a pending reply written at most this long before it: the outbox sends
+# within minutes (its retries give up well within this) and the echo follows the send within seconds.
+ECHO_MATCH_WINDOW = timedelta(hours=1)
+ECHO_CLOCK_SKEW = timedelta(minutes=2)  # the platform's clock against ours (comment times are whole seconds)
 
 
 @dataclass(slots=True)
@@ -387,6 +392,8 @@ async def apply_echo(conn: BaseDBAsyncClient, inbox: Inbox, event: InboundMessag
     else:
         identity, contact = await identity_and_contact(conn, inbox, event.contact_external_id, event.occurred_at, out)
         conv = await conversation_for(conn, inbox, identity, contact, event.occurred_at, out)
+    if await _confirm_unconfirmed_reply(conn, conv, event, out):
+        return
     attachments = _attachments(event)
     msg = await Message.create(
         using_db=conn,
@@ -409,6 +416,47 @@ async def apply_echo(conn: BaseDBAsyncClient, inbox: Inbox, event: InboundMessag
     await index_messages(conn, [(msg.id, msg.search_text)])
     out.new_messages.append((conv, contact, msg))
     out.touch(conv, contact)
+
+
+async def _confirm_unconfirmed_reply(
+    conn: BaseDBAsyncClient, conv: Conversation, event: InboundMessage, out: Outcome
+) -> bool:
+    """An echo without hopthu's metadata (Zalo's, a page's own comment) that reports a reply of ours whose send
+    has not answered yet, or answered with an error although it went through: confirm that reply instead of
+    storing a copy. The outbox then records the same id, or skips the retry (it never resends a sent message).
+
+    Matched on the conversation and the content, oldest first: the outbox sends one reply per conversation at
+    a time, in order, so the oldest pending reply with this text is the one on its way. An identical text typed
+    in the platform's own tool at that moment is indistinguishable and confirms our reply (one message shown).
+    """
+    earliest = event.occurred_at - ECHO_MATCH_WINDOW
+    latest = event.occurred_at + ECHO_CLOCK_SKEW  # an echo never comes before its message was written
+    candidates = (
+        await Message.filter(
+            conversation_id=conv.id, direction="out", origin="hopthu", private=False, delivery_status="pending",
+            external_id__isnull=True, created_at__gte=earliest, created_at__lte=latest,
+        )
+        .using_db(conn)
+        .order_by("id")  # the outbox's order: its items are created with their messages
+    )  # fmt: skip
+    content = _content_key(event.text, [a.kind for a in event.attachments])
+    for msg in candidates:
+        if _content_key(msg.text, [a.get("kind") for a in msg.attachments or []]) != content:
+            continue
+        # Conditional, like the outbox's own update: whichever of the two comes first stores the id.
+        unconfirmed = Message.filter(id=msg.id, delivery_status="pending", external_id__isnull=True)
+        if await unconfirmed.using_db(conn).update(external_id=event.external_id, delivery_status="sent"):
+            msg.external_id, msg.delivery_status = event.external_id, "sent"
+            out.updated_messages.append((conv, msg))
+            return True
+        if await Message.filter(id=msg.id, external_id=event.external_id).using_db(conn).exists():
+            return True  # the outbox stored this very id meanwhile
+    return False
+
+
+def _content_key(text: str | None, kinds: list[str | None]) -> tuple[str, list[str | None]]:
+    """What an echo and our reply must share: the text as the customer reads it, and the attachments' kinds."""
+    return unicodedata.normalize("NFC", (text or "").strip()), kinds
 
 
 async def _comment_thread_of_page_reply(

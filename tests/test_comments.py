@@ -3,7 +3,9 @@ comments, public / private replies, hide / unhide / delete and auto-hide — aga
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -12,11 +14,23 @@ from aiohttp.test_utils import TestClient
 from channels.fakes import FakeGraphAPI, messenger_text, page_comment, page_reaction
 from contacts.models import ContactIdentity
 from inbox.api import comments as comments_api
+from inbox.app import create_app
 from inbox.autohide import COMMENTS
 from inbox.bus import Event
-from inbox.keys import BUS
-from inbox.models import Conversation, ConversationEvent, DeadLetter, InboundEvent, Inbox, Message
-from tests.conftest import PAGE_ID, PAGE_TOKEN, Staff, eventually, now_ms, post_webhook, published_since, quick_user
+from inbox.config import Settings
+from inbox.keys import BUS, OUTBOX
+from inbox.models import Conversation, ConversationEvent, DeadLetter, InboundEvent, Inbox, Message, OutboxItem
+from tests.conftest import (
+    PAGE_ID,
+    PAGE_TOKEN,
+    Staff,
+    eventually,
+    make_inbox,
+    now_ms,
+    post_webhook,
+    published_since,
+    quick_user,
+)
 
 POST = f"{PAGE_ID}_712750021053074"
 BIG_USER = "24260000000000001234"  # beyond 2^53: must survive as a string
@@ -308,6 +322,74 @@ async def test_public_reply_goes_under_the_comment_and_its_echo_is_not_duplicate
     assert (await post_webhook(client, echo)).status == 200
     await processed(client)
     assert await Message.filter(conversation_id=msg.conversation_id, direction="out").count() == 1
+
+
+def _reply_id(n: int) -> str:
+    return f"712750021053074_9{n:08d}"  # the id the fake Graph API gives the n-th comment reply on POST
+
+
+async def _outbox_done(message_id: int) -> bool:
+    return (await OutboxItem.get(message_id=message_id)).state != "pending"
+
+
+async def test_a_public_reply_echoed_before_its_answer_is_one_message(
+    client: TestClient, inbox: Inbox, agent: Staff, fake_graph: FakeGraphAPI
+) -> None:
+    """The page's new comment can come back through the feed before Graph answers the reply: it confirms the
+    agent's reply (matched by its thread and text) instead of showing a second copy."""
+    msg = await comment(client, 1, "Còn size L không?")
+    fake_graph.hold_comment_replies = asyncio.Event()
+
+    async def reply() -> dict:
+        response = await client.post(f"/api/messages/{msg.id}/comment/reply", json={"text": "Dạ còn ạ"},
+                                     headers=agent.headers)  # fmt: skip
+        return await response.json()
+
+    sending = asyncio.ensure_future(reply())
+    await eventually(lambda: _replies_seen(fake_graph))
+    echo = page_comment(PAGE_ID, POST, _reply_id(1), PAGE_ID, "Dạ còn ạ", now_s(), parent_id=comment_id(1))
+    assert (await post_webhook(client, echo)).status == 200
+    await processed(client)
+    [shown] = await Message.filter(conversation_id=msg.conversation_id, direction="out")
+    assert (shown.origin, shown.delivery_status, shown.external_id) == ("hopthu", "sent", _reply_id(1))
+
+    fake_graph.hold_comment_replies.set()  # Graph answers now, with the same id
+    assert (await sending)["external_id"] == _reply_id(1)
+    await eventually(lambda: _outbox_done(shown.id))
+    [shown] = await Message.filter(conversation_id=msg.conversation_id, direction="out")
+    assert (shown.delivery_status, shown.external_id) == ("sent", _reply_id(1))
+
+
+async def test_a_public_reply_that_went_through_despite_a_500_is_not_posted_again(
+    aiohttp_client, settings: Settings, fake_graph: FakeGraphAPI
+) -> None:
+    """Graph answered 500 but the comment was posted, and its echo came: the retry must not post it twice."""
+    # A long backoff: the retry comes only when the test says so (below), after the echo.
+    client = await aiohttp_client(create_app(replace(settings, outbox_base_delay=30.0)))
+    agent = await quick_user("agent", inboxes=[await make_inbox()])
+    msg = await comment(client, 1, "Ship Đà Nẵng bao lâu?")
+    fake_graph.fail_next(1, status=500)
+    response = await client.post(f"/api/messages/{msg.id}/comment/reply", json={"text": "Dạ 2-3 ngày ạ"},
+                                 headers=agent.headers)  # fmt: skip
+    pending = await response.json()
+    assert pending["delivery_status"] == "pending"
+
+    echo = page_comment(PAGE_ID, POST, "712750021053074_977", PAGE_ID, "Dạ 2-3 ngày ạ", now_s(),
+                        parent_id=comment_id(1))  # fmt: skip
+    assert (await post_webhook(client, echo)).status == 200
+    await processed(client)
+    # The retry falls due.
+    await OutboxItem.filter(message_id=pending["id"]).update(next_attempt_at=datetime.now(UTC))
+    client.app[OUTBOX].notify()
+    await eventually(lambda: _outbox_done(pending["id"]))
+
+    assert fake_graph.comment_replies() == [(comment_id(1), "Dạ 2-3 ngày ạ")]  # the one that went through
+    [shown] = await Message.filter(conversation_id=msg.conversation_id, direction="out")
+    assert (shown.id, shown.delivery_status, shown.external_id) == (pending["id"], "sent", "712750021053074_977")
+
+
+async def _replies_seen(fake: FakeGraphAPI) -> bool:
+    return bool(fake.comment_replies())
 
 
 async def test_a_plain_reply_in_a_comment_thread_answers_the_latest_comment(

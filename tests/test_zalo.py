@@ -31,9 +31,18 @@ from channels.fakes_zalo import (
 )
 from contacts.models import Contact, ContactIdentity
 from inbox.config import Settings, load_settings
-from inbox.models import Conversation, ConversationEvent, DeadLetter, InboundEvent, Inbox, Message, ZaloToken
+from inbox.models import (
+    Conversation,
+    ConversationEvent,
+    DeadLetter,
+    InboundEvent,
+    Inbox,
+    Message,
+    OutboxItem,
+    ZaloToken,
+)
 from inbox.zalo_tokens import ZaloTokens
-from tests.conftest import FakeGraphAPI, eventually, quick_user
+from tests.conftest import FakeGraphAPI, Staff, eventually, quick_user
 
 APP_ID = "360846524940903967"
 OA_ID = "388613280878808645"
@@ -317,6 +326,103 @@ async def test_an_expired_access_token_is_refreshed_once_and_the_send_retried(
     assert len(fake_zalo.refresh_calls) == 1
     row = await ZaloToken.get(inbox_id=zinbox.id)
     assert (row.access_token, row.refresh_token) == ("zalo-access-1", "zalo-refresh-1")
+
+
+async def _reply_in_background(client: TestClient, agent: Staff, conv: Conversation, text: str) -> asyncio.Task:
+    async def post_reply() -> dict:
+        response = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": text},
+                                     headers=agent.headers)  # fmt: skip
+        assert response.status == 201, await response.text()
+        return await response.json()
+
+    return asyncio.ensure_future(post_reply())
+
+
+async def _sends_seen(fake: FakeZaloAPI, n: int) -> bool:
+    return len(fake.sent_messages()) >= n
+
+
+async def _outbox_done(message_id: int) -> bool:
+    return (await OutboxItem.get(message_id=message_id)).state != "pending"
+
+
+async def _outgoing(conv: Conversation, n: int) -> list[Message] | None:
+    messages = await Message.filter(conversation_id=conv.id, direction="out").order_by("id")
+    return messages if len(messages) == n else None
+
+
+def _zalo_id(n: int) -> str:
+    return f"zmsg{n:016d}"  # the n-th message id the fake hands out
+
+
+async def test_echo_arriving_before_the_send_answers_is_the_reply_not_a_second_message(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    """Zalo's echo carries nothing of hopthu's; when it comes before the send's answer it still confirms the
+    agent's reply: one message, sent, with Zalo's id, and the late answer changes nothing."""
+    agent = await quick_user("agent", inboxes=[zinbox])
+    conv = await _conversation_with_incoming(client, ms(-60))
+    fake_zalo.hold = asyncio.Event()
+    sending = await _reply_in_background(client, agent, conv, "Dạ shop gửi mẫu ạ")
+    await eventually(lambda: _sends_seen(fake_zalo, 1))
+    reply = await Message.get(conversation_id=conv.id, direction="out")
+
+    await deliver(client, oa_echo(APP_ID, OA_ID, USER, _zalo_id(1), "Dạ shop gửi mẫu ạ", ms()))
+    [shown] = await Message.filter(conversation_id=conv.id, direction="out")
+    assert (shown.id, shown.delivery_status, shown.external_id) == (reply.id, "sent", _zalo_id(1))
+
+    fake_zalo.hold.set()  # only now does the send answer, with the same id
+    assert (await sending)["delivery_status"] == "sent"
+    await eventually(lambda: _outbox_done(reply.id))
+    [shown] = await Message.filter(conversation_id=conv.id, direction="out")
+    assert (shown.id, shown.origin, shown.delivery_status, shown.external_id) == (
+        reply.id, "hopthu", "sent", _zalo_id(1),
+    )  # fmt: skip
+    assert len(fake_zalo.sent_messages()) == 1
+
+
+async def test_echoes_of_two_identical_replies_confirm_each_its_own_oldest_first(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    agent = await quick_user("agent", inboxes=[zinbox])
+    conv = await _conversation_with_incoming(client, ms(-60))
+    first_hold = fake_zalo.hold = asyncio.Event()
+    first = await _reply_in_background(client, agent, conv, "Dạ vâng")
+    await eventually(lambda: _sends_seen(fake_zalo, 1))
+    second = await _reply_in_background(client, agent, conv, "Dạ vâng")  # waits behind the first in the outbox
+    older, newer = await eventually(lambda: _outgoing(conv, 2))
+    await deliver(client, oa_echo(APP_ID, OA_ID, USER, _zalo_id(1), "Dạ vâng", ms()))
+    assert (await Message.get(id=older.id)).external_id == _zalo_id(1)
+    assert (await Message.get(id=newer.id)).delivery_status == "pending"  # never sent yet: not its echo
+
+    fake_zalo.hold = asyncio.Event()  # the second send is held in its turn
+    first_hold.set()
+    await eventually(lambda: _sends_seen(fake_zalo, 2))
+    await deliver(client, oa_echo(APP_ID, OA_ID, USER, _zalo_id(2), "Dạ vâng", ms()))
+    fake_zalo.hold.set()
+    await asyncio.gather(first, second)
+    await eventually(lambda: _outbox_done(newer.id))
+    shown = await Message.filter(conversation_id=conv.id, direction="out").order_by("id")
+    assert [(m.id, m.delivery_status, m.external_id) for m in shown] == [
+        (older.id, "sent", _zalo_id(1)), (newer.id, "sent", _zalo_id(2)),
+    ]  # fmt: skip
+    assert len(fake_zalo.sent_messages()) == 2
+
+
+async def test_the_same_text_sent_from_zalo_after_a_refused_reply_is_its_own_message(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    """A refused reply never went out: the staff typing the same words in Zalo's own tool does not turn it into
+    a sent one (only replies still in the outbox are matched by text)."""
+    agent = await quick_user("agent", inboxes=[zinbox])
+    conv = await _conversation_with_incoming(client, ms(-49 * 3600))
+    refused = await (await _reply_in_background(client, agent, conv, "Dạ shop xin lỗi ạ"))
+    assert refused["delivery_status"] == "failed"
+    await deliver(client, oa_echo(APP_ID, OA_ID, USER, "oa-typed", "Dạ shop xin lỗi ạ", ms()))
+    shown = await Message.filter(conversation_id=conv.id, direction="out").order_by("id")
+    assert [(m.origin, m.delivery_status, m.external_id) for m in shown] == [
+        ("hopthu", "failed", None), ("platform", "sent", "oa-typed"),
+    ]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- tokens
