@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 MESSENGER_STANDARD_WINDOW = timedelta(hours=24)
 MESSENGER_HUMAN_AGENT_WINDOW = timedelta(days=7)
 PENDING_LOOKED_AT = 2_000  # pending replies read per pass to find each conversation's oldest
+RECORD_ATTEMPTS = 5  # writing down a send that went through: tried again this often (0.2 s, 0.4 s, … apart)
 CLAIM_LEASE = timedelta(seconds=60)  # longer than any platform call (the HTTP client times out at 20 s)
 _CONFIRMED = ("sent", "delivered", "read")  # the platform has the message
 
@@ -236,16 +237,8 @@ class Outbox:
             else:
                 await self._fail(item, msg, reason)
         else:
-            item.state = "sent"
-            await item.save(update_fields=["attempts", "state"])
+            await self._record_sent(item, msg, result.external_id)
             OUTBOX_SENDS.labels("sent").inc()
-            # An echo or a receipt may have moved the message on while the request was in flight (`msg` is what
-            # was read before it): only move forward, in the database itself.
-            async with in_transaction() as conn:
-                unconfirmed = Message.filter(_unconfirmed(msg.id)).using_db(conn)
-                await unconfirmed.update(delivery_status="sent", failure_reason=None)
-                without_id = Message.filter(id=msg.id, external_id__isnull=True).using_db(conn)
-                await without_id.update(external_id=result.external_id)
             await msg.refresh_from_db(fields=["delivery_status", "external_id", "failure_reason"])
             after_sent = getattr(self._senders[inbox.channel], "after_sent", None)
             if after_sent is not None:  # e.g. a private reply to a comment learns the commenter's Messenger id
@@ -254,6 +247,29 @@ class Outbox:
                 except Exception:
                     log.exception("after-send step for message %s failed", msg.id)
             await self._publish(conv, msg)
+
+    async def _record_sent(self, item: OutboxItem, msg: Message, external_id: str | None) -> None:
+        """The item and its message together: an item marked sent over a message left pending would show the reply
+        pending for good, with nothing left to move it. The platform has the message now, so a database hiccup is
+        tried again here rather than left to the lease, which would send it a second time."""
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                async with in_transaction() as conn:
+                    item.state = "sent"
+                    await item.save(using_db=conn, update_fields=["attempts", "state"])
+                    # An echo or a receipt may have moved the message on while the request was in flight (`msg`
+                    # is what was read before it): only move forward, in the database itself.
+                    unconfirmed = Message.filter(_unconfirmed(msg.id)).using_db(conn)
+                    await unconfirmed.update(delivery_status="sent", failure_reason=None)
+                    without_id = Message.filter(id=msg.id, external_id__isnull=True).using_db(conn)
+                    await without_id.update(external_id=external_id)
+                return
+            except Exception:
+                item.state = "pending"
+                if attempt == RECORD_ATTEMPTS - 1:
+                    raise
+                log.warning("outbox: recording message %s as sent failed, trying again", msg.id, exc_info=True)
+                await asyncio.sleep(0.2 * 2**attempt)
 
     async def _fail(self, item: OutboxItem, msg: Message, reason: str) -> None:
         OUTBOX_SENDS.labels("failed").inc()

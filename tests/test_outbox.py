@@ -444,3 +444,25 @@ async def test_a_sender_that_raises_gives_up_with_a_reason_and_holds_nothing_bac
     monkeypatch.setattr(facebook, "send", send)
     after = await reply(client, agent, conv_id, "Dạ shop gửi lại ạ")
     assert (await eventually(lambda: status_is(after["id"], "sent"))).delivery_status == "sent"
+
+
+async def test_a_send_whose_recording_fails_once_is_recorded_and_not_sent_again(client, agent, fake_graph, monkeypatch):
+    """The platform took the reply, then writing that down met a database error: the reply ends up sent (not
+    pending for good behind an item already marked sent), and the customer gets it once."""
+    from inbox import outbox
+
+    conv_id = await open_conversation(client, "PSID-hiccup")
+    real = outbox.in_transaction
+    failures = [RuntimeError("database is locked")]
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(outbox, "in_transaction", flaky)
+    sent = await reply(client, agent, conv_id, "Dạ đơn của chị đã lên rồi ạ")
+    msg = await eventually(lambda: status_is(sent["id"], "sent"))
+    assert msg.external_id is not None and not failures
+    assert (await OutboxItem.get(message_id=sent["id"])).state == "sent"
+    assert [body["message"]["text"] for body in sends_to(fake_graph, "PSID-hiccup")] == ["Dạ đơn của chị đã lên rồi ạ"]
