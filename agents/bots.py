@@ -76,6 +76,20 @@ def bot_settings(inbox: Inbox) -> dict[str, Any]:
     return {**DEFAULTS, **(inbox.settings or {}).get("bot", {})}
 
 
+async def holds(conv: Conversation) -> bool:
+    """Whether the bot keeps this unassigned conversation away from routing, as `decide` would at the customer's
+    next message: its FAQ answers in the inbox, the thread is private, it has not handed the conversation to people,
+    and no person has written in it."""
+    if (conv.thread_key or "dm") != "dm":
+        return False
+    if not await BotSession.filter(conversation_id=conv.id, state="bot").exists():
+        return False
+    inbox = await Inbox.get_or_none(id=conv.inbox_id).only("id", "settings")
+    if inbox is None or not bot_settings(inbox)["faq_enabled"]:
+        return False
+    return not await Message.filter(conversation_id=conv.id, direction="out", sender_type="agent").exists()
+
+
 def render(template: str, variables: dict[str, str]) -> str:
     """Fill `{name}` variables; an unknown one is left out rather than shown to the customer as `{…}`."""
     return _VARIABLE.sub(lambda m: variables.get(m.group(1), ""), template).strip()

@@ -260,7 +260,14 @@ class Supervision:
                 resolved.append((data["id"], data.get("inbox_id")))
             if data.get("inbox_id") is not None:
                 inboxes.add(data["inbox_id"])
-            if data.get("status") == "open" and data.get("assignee_id") is None and data.get("team_id"):
+            waiting = data.get("status") == "open" and data.get("assignee_id") is None
+            if event.type == "conversation.assigned" and waiting:
+                # Unassigned by hand (or moved to a team without an agent): the next available agent gets it.
+                await _dequeue(taken)
+                taken = []
+                for routed in await self.router.reroute(data["id"]):
+                    await self.bus.publish(routed)
+            elif waiting and data.get("team_id"):
                 conv = await Conversation.get_or_none(id=data["id"])
                 if conv is not None and conv.assignee_id is None:
                     await _dequeue(taken)  # in order: an earlier assignment's row goes before this one is routed

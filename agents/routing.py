@@ -17,7 +17,8 @@ taken twice.
 Every decision is an `assigned` (or `queued`) conversation event with its `reason`: `round_robin`, `least_busy`,
 `previous_agent`, `reply_timeout`, `agent_offline`, `manual`. Reassignment: when the assignee has not answered a
 waiting customer within `reassign_after_minutes`, or has been offline longer than `offline_grace_seconds`, the
-conversation goes back to the queue (ahead of newer ones: it keeps its waiting time) and to someone else.
+conversation goes back to the queue (ahead of newer ones: it keeps its waiting time) and to someone else. A
+conversation a person unassigns goes back to the queue too (`reroute`), and to someone other than its last agent.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from aiohttp import web
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from agents import bots
 from agents import presence as presence_rules
 from agents.metrics import derive, rows_to_events
 from agents.models import Team
@@ -40,7 +42,7 @@ from contacts.models import Contact
 from inbox import db
 from inbox.bus import Event, EventBus
 from inbox.http import MAX_ID
-from inbox.models import Conversation, Inbox, Message
+from inbox.models import Conversation, ConversationEvent, Inbox, Message
 from inbox.processing import record
 from inbox.serialize import conversation_json
 from inbox.sql import Sql, as_datetime, as_json
@@ -227,16 +229,8 @@ class QueueRouter:
         inboxes: set[int] = set()  # inboxes whose queue got entries: drained at the end
         pools: dict[tuple[int, int | None], list[tuple[Conversation, list[str]]]] = {}
         for conv, routing in todo:
-            reasons = reasons_by_conv.get(conv.id, set())
-            if conv.sentiment == "negative":
-                reasons.add("negative")
-            if conv.intent in ("complaint", "human_handoff"):
-                reasons.add(conv.intent)
-            contact = contacts.get(conv.contact_id)
-            vip_data = {"tags": contact.tags, "attributes": contact.attributes} if contact else None
-            if self.vip(vip_data, conv.labels or []):
-                reasons.add("vip")
-            pools.setdefault((conv.inbox_id, conv.team_id or routing.team_id), []).append((conv, sorted(reasons)))
+            reasons = self._reasons(conv, contacts.get(conv.contact_id), reasons_by_conv.get(conv.id, set()))
+            pools.setdefault((conv.inbox_id, conv.team_id or routing.team_id), []).append((conv, reasons))
         batch = {c.id: c for c, _ in todo}
         for (inbox_id, team_id), items in pools.items():
             leftovers = items
@@ -251,6 +245,17 @@ class QueueRouter:
         for inbox_id in inboxes:
             events += await self.drain(inbox_id, batch=batch)
         return events
+
+    def _reasons(self, conv: Conversation, contact: Contact | None, reasons: set[str]) -> list[str]:
+        """The conversation's priority reasons: its messages' (`reasons`), its summary's and a VIP customer."""
+        if conv.sentiment == "negative":
+            reasons.add("negative")
+        if conv.intent in ("complaint", "human_handoff"):
+            reasons.add(conv.intent)
+        vip_data = {"tags": contact.tags, "attributes": contact.attributes} if contact else None
+        if self.vip(vip_data, conv.labels or []):
+            reasons.add("vip")
+        return sorted(reasons)
 
     async def _assign_batch(
         self,
@@ -620,6 +625,26 @@ class QueueRouter:
             team_id=conv.team_id,
         )
 
+    async def reroute(self, conv_id: int) -> list[Event]:
+        """A conversation a person left unassigned (given up, or moved to a team without an agent), where routing is
+        automatic: queued and offered to the next available agent, as a new one would be, but never straight back
+        to the agent who just gave it up (they may still take it by hand). Not while the bot answers it."""
+        conv = await Conversation.get_or_none(id=conv_id)
+        if conv is None or conv.assignee_id is not None or conv.status != "open":
+            return []
+        routing = await self.settings(conv.inbox_id)
+        team_id = conv.team_id or routing.team_id
+        policy, _ = await self._policy(routing, team_id)
+        if policy == "manual" or await bots.holds(conv):
+            return []
+        contact = await Contact.get_or_none(id=conv.contact_id)
+        reasons = self._reasons(conv, contact, set())
+        giver = await _given_up_by(conv_id)
+        if giver is not None:
+            reasons.append(f"not:{giver}")
+        await self.enqueue(conv, reasons, team_id=team_id)
+        return await self.drain(conv.inbox_id)
+
     # ------------------------------------------------------------------------------------------ reassignment
 
     async def release(self, conv_id: int, from_agent: int, reason: str, since: datetime | None) -> bool:
@@ -740,6 +765,15 @@ async def _queue_has(inbox_id: int) -> bool:
         f"SELECT 1 AS x FROM routing_queue WHERE inbox_id = {sql.p(inbox_id)} LIMIT 1", sql.params
     )
     return bool(rows)
+
+
+async def _given_up_by(conv_id: int) -> int | None:
+    """The agent a person just took the conversation from (by hand), if its last assignment event says so."""
+    last = await ConversationEvent.filter(conversation_id=conv_id, kind="assigned").order_by("-id").only("data").first()
+    data = last.data if last is not None else {}
+    if data.get("reason") != "manual" or data.get("agent_id") is not None:
+        return None
+    return (data.get("previous") or {}).get("agent_id")
 
 
 async def _queued_inboxes() -> list[int]:

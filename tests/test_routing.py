@@ -12,14 +12,14 @@ from datetime import UTC, datetime, timedelta
 from aiohttp.test_utils import TestClient
 
 from agents.metrics import derive
-from agents.models import AgentState, Team, TeamMember
+from agents.models import AgentState, BotSession, Team, TeamMember
 from agents.presence import PRESENCE
 from agents.routing import Candidate, QueueRouter, priority_of
 from contacts.models import Contact, ContactIdentity
 from inbox import db
 from inbox.models import Conversation, ConversationEvent, Inbox
 from inbox.processing import record
-from tests.conftest import eventually, quick_user
+from tests.conftest import Staff, eventually, quick_user
 from tests.test_routing_helpers import (  # noqa: F401
     Clock,
     client,
@@ -339,3 +339,61 @@ async def test_a_new_customer_message_is_routed_end_to_end(client: TestClient, i
             break
     assert frame["data"]["assignee_id"] == agent.user.id
     await socket.close()
+
+
+async def unassign(client: TestClient, conv: Conversation, by: Staff) -> None:
+    response = await client.post(f"/api/conversations/{conv.id}/assign", json={"agent_id": None}, headers=by.headers)
+    assert response.status == 200, await response.text()
+
+
+async def test_a_conversation_unassigned_by_hand_goes_to_the_next_available_agent(
+    client: TestClient, inbox: Inbox, router: QueueRouter
+) -> None:
+    await set_routing(inbox, router, policy="least_busy")
+    giver, busier = await online_agent(inbox), await online_agent(inbox)
+    await Conversation.filter(id=(await conversation(inbox)).id).update(assignee_id=busier.user.id)
+    conv = await conversation(inbox)
+    await Conversation.filter(id=conv.id).update(assignee_id=giver.user.id)
+    await unassign(client, conv, giver)  # the agent gives it up
+    # The least busy agent is the one who just gave it up: it goes to the other one, never straight back.
+    assert await eventually(lambda: assigned_to(conv.id)) == busier.user.id
+    assert (await decisions(conv.id))[-2:] == [(None, "manual"), (busier.user.id, "least_busy")]
+    await AgentState.filter(user_id=giver.user.id).update(status="offline")
+    supervisor = await quick_user("supervisor")
+    await unassign(client, conv, supervisor)  # nobody else is there: it waits in the queue
+
+    async def queued() -> list[list[str]] | None:
+        events = await ConversationEvent.filter(conversation_id=conv.id, kind="queued").order_by("id")
+        return [e.data["reasons"] for e in events] if len(events) == 2 else None
+
+    assert await eventually(queued) == [[f"not:{giver.user.id}"], [f"not:{busier.user.id}"]]
+    assert await assigned_to(conv.id) is None
+    third = await online_agent(inbox)
+    await router.drain(inbox.id)
+    assert await assigned_to(conv.id) == third.user.id
+
+
+async def test_an_unassigned_conversation_stays_with_the_bot_or_in_a_manual_inbox(
+    client: TestClient, inbox: Inbox, router: QueueRouter
+) -> None:
+    await set_routing(inbox, router)
+    inbox.settings = {**inbox.settings, "bot": {"faq_enabled": True}}
+    await inbox.save(update_fields=["settings"])
+    agent, colleague = await online_agent(inbox), await online_agent(inbox)
+    with_bot, resolved, other = await conversation(inbox), await conversation(inbox), await conversation(inbox)
+    await BotSession.create(conversation_id=with_bot.id, state="bot")  # the bot answers this customer
+    for conv in (with_bot, resolved, other):
+        await Conversation.filter(id=conv.id).update(assignee_id=agent.user.id)
+    await Conversation.filter(id=resolved.id).update(status="resolved")
+    for conv in (with_bot, resolved, other):
+        await unassign(client, conv, agent)
+    # The bot keeps its conversation, a resolved one waits for nobody; `other`, unassigned last, shows that the
+    # reactions to the first two have run.
+    assert await eventually(lambda: assigned_to(other.id)) == colleague.user.id
+    assert await assigned_to(with_bot.id) is None and await assigned_to(resolved.id) is None
+    assert not await ConversationEvent.filter(conversation_id__in=[with_bot.id, resolved.id], kind="queued").exists()
+    # In a manual inbox a person assigns it.
+    await set_routing(inbox, router, policy="manual")
+    await Conversation.filter(id=other.id).update(assignee_id=None)
+    assert await router.reroute(other.id) == []
+    assert await assigned_to(other.id) is None
