@@ -9,13 +9,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 from agents.access import Viewer
 from agents.models import AuthSession, User
+from contacts.masking import can_view_pii
 from inbox.db import connection
-from inbox.sql import Sql, as_datetime, model_from_row, model_select
+from inbox.sql import Sql, as_datetime, as_json, model_from_row, model_select
 
 SESSION_COOKIE = "hopthu_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -94,6 +97,44 @@ async def viewer_for(user: User) -> Viewer:
     inboxes = _shared(frozenset(r["ref"] for r in rows if r["kind"] == "i"))
     teams = _shared(frozenset(r["ref"] for r in rows if r["kind"] == "t"))
     return Viewer(user.id, user.role, inboxes, teams)
+
+
+async def current_access(session_ids: Sequence[int]) -> dict[int, tuple[Viewer, bool]]:
+    """What each session would get at a handshake now: its viewer, and whether it may see contacts' PII. Sessions
+    no longer valid (revoked, expired, their user deactivated or gone) are absent. Two queries for any number of
+    sessions: open sockets are checked against it periodically (inbox/realtime.py), to catch changes that never
+    reached the bus."""
+    if not session_ids:
+        return {}
+    conn = connection()
+    sql = Sql(conn.capabilities.dialect)
+    rows = await conn.execute_query_dict(
+        "SELECT s.id AS session_id, s.expires_at, u.id AS user_id, u.role, u.permissions"
+        f" FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE s.id IN ({sql.marks(session_ids)})"
+        f" AND s.revoked = {sql.p(False)} AND u.is_active = {sql.p(True)}",
+        sql.params,
+    )
+    now = datetime.now(UTC)
+    rows = [r for r in rows if (as_datetime(r["expires_at"]) or now) > now]
+    agents = sorted({r["user_id"] for r in rows if r["role"] not in ("supervisor", "admin")})
+    memberships: dict[tuple[str, int], set[int]] = {}
+    if agents:
+        members = Sql(sql.dialect)
+        inbox_marks, team_marks = members.marks(agents), members.marks(agents)
+        for row in await conn.execute_query_dict(
+            f"SELECT 'i' AS kind, user_id, inbox_id AS ref FROM inbox_members WHERE user_id IN ({inbox_marks}) "
+            f"UNION ALL SELECT 't' AS kind, user_id, team_id AS ref FROM team_members WHERE user_id IN ({team_marks})",
+            members.params,
+        ):
+            memberships.setdefault((row["kind"], row["user_id"]), set()).add(row["ref"])
+    access = {}
+    for row in rows:
+        user_id, role = row["user_id"], row["role"]
+        inboxes = _shared(frozenset(memberships.get(("i", user_id), ())))
+        teams = _shared(frozenset(memberships.get(("t", user_id), ())))
+        pii = can_view_pii(SimpleNamespace(role=role, permissions=as_json(row["permissions"])))
+        access[row["session_id"]] = (Viewer(user_id, role, inboxes, teams), pii)
+    return access
 
 
 async def revoke(session_id: int) -> None:

@@ -154,7 +154,23 @@ async def assign(
             reason="manual",
         )
     await _publish_conversation(bus, conv, "conversation.assigned")
+    if previous["team_id"] is not None and previous["team_id"] != team_id:
+        await _tell_lost_readers(bus, conv, previous["team_id"], team_id)
     return conv
+
+
+async def _tell_lost_readers(bus: EventBus, conv: Conversation, old_team: int, new_team: int | None) -> None:
+    """The agents who read the conversation only through the team it left get `conversation.removed` (its id, no
+    more): the move's own frame is no longer theirs to read, and their lists would keep it."""
+    members = await TeamMember.filter(team_id=old_team, user__role="agent").values_list("user_id", flat=True)
+    if not members:
+        return
+    still = set(await InboxMember.filter(inbox_id=conv.inbox_id, user_id__in=members).values_list("user_id", flat=True))
+    if new_team is not None:
+        still |= set(await TeamMember.filter(team_id=new_team, user_id__in=members).values_list("user_id", flat=True))
+    lost = frozenset(members) - still
+    if lost:
+        await bus.publish(Event("conversation.removed", {"id": conv.id}, team_id=old_team, user_ids=lost))
 
 
 async def _agent_may_read(agent_id: int, conv: Conversation, team_id: int | None) -> bool:

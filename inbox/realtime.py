@@ -21,6 +21,7 @@ from aiohttp import WSMsgType, web
 
 from agents.access import ACCESS_CHANGED, Viewer
 from agents.presence import PRESENCE
+from agents.sessions import current_access
 from contacts.masking import can_view_pii
 from inbox.api.guard import authenticate
 from inbox.bus import NOTHING, Event, EventBus, Subscription
@@ -37,6 +38,10 @@ MAX_UNSENT_BYTES = 4 * 1024 * 1024  # a client with this much unread is told to 
 PING_FRAME = b"\x89\x00"  # FIN + ping, no payload (server frames are not masked)
 BEAT_STEP = 500  # sockets pinged per turn of the event loop
 SESSION_ENDED = 4001  # close code: the session ended or the user's rights changed; connect again (or log in)
+# How soon a socket ends after a change the bus never carried (made by another program on the database, such as a
+# script or SQL, or a session expiring): every open socket's session is checked again at this interval.
+ACCESS_CHECK_SECONDS = 60.0
+ACCESS_CHECK_STEP = 500  # sessions per query: well within SQLite's and Postgres's limits on parameters
 
 
 def _frame(kind: str, seq: int, data: dict[str, Any]) -> str:
@@ -365,10 +370,11 @@ class Heartbeat:
     (≈ 1 KiB per idle socket once a ping has gone out); with thousands of agents' tabs open, one loop over the
     sockets is cheaper. A socket silent for a whole interval after its ping is closed (`Sender.beat`)."""
 
-    def __init__(self, interval: float = HEARTBEAT_SECONDS) -> None:
-        self.interval = interval
+    def __init__(self, interval: float = HEARTBEAT_SECONDS, access_interval: float = ACCESS_CHECK_SECONDS) -> None:
+        self.interval, self.access_interval = interval, access_interval
         self._senders: set[Sender] = set()
         self._task: asyncio.Task[None] | None = None
+        self._access_task: asyncio.Task[None] | None = None
 
     def add(self, sender: Sender) -> None:
         self._senders.add(sender)
@@ -383,6 +389,18 @@ class Heartbeat:
             if sender.viewer.user_id in users and (sessions is None or sender.session_id in sessions):
                 sender.end_session()
 
+    async def check_access(self) -> None:
+        """End the sockets whose session is no longer valid, or whose user's rights differ from the handshake's:
+        `access.changed` covers the changes made through the server, this the rest. A query per 500 sessions,
+        for all the sockets of the process."""
+        sockets = [(sender.session_id, sender) for sender in self._senders if sender.session_id is not None]
+        for start in range(0, len(sockets), ACCESS_CHECK_STEP):
+            chunk = sockets[start : start + ACCESS_CHECK_STEP]
+            access = await current_access(sorted({session_id for session_id, _ in chunk}))
+            for session_id, sender in chunk:
+                if access.get(session_id) != (sender.viewer, sender.pii):
+                    sender.end_session()
+
     async def beat(self) -> None:
         senders = tuple(self._senders)
         for start in range(0, len(senders), BEAT_STEP):
@@ -395,13 +413,25 @@ class Heartbeat:
             await asyncio.sleep(self.interval)
             await self.beat()
 
+    async def _check_access_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.access_interval)
+            try:
+                await self.check_access()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database was away: the next round checks again
+                log.exception("checking the agent sockets' sessions failed")
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="websocket-heartbeat")
+        self._access_task = asyncio.create_task(self._check_access_periodically(), name="websocket-access-check")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [task for task in (self._task, self._access_task) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 HEARTBEAT = web.AppKey("heartbeat", Heartbeat)
@@ -410,9 +440,13 @@ AUDIENCES = web.AppKey("audiences", Audiences)
 
 async def heartbeats(app: web.Application) -> AsyncIterator[None]:
     """The agent sockets' shared heartbeat, audiences and frame writer, for the app's lifetime (`ws_heartbeat_seconds`
-    shortens the heartbeat in tests)."""
+    and `ws_access_check_seconds` shorten the heartbeat and the sessions' check in tests)."""
     app[AUDIENCES] = Audiences(FrameWriter())
-    heartbeat = app[HEARTBEAT] = Heartbeat(float(app[SETTINGS].extra.get("ws_heartbeat_seconds", HEARTBEAT_SECONDS)))
+    extra = app[SETTINGS].extra
+    heartbeat = app[HEARTBEAT] = Heartbeat(
+        float(extra.get("ws_heartbeat_seconds", HEARTBEAT_SECONDS)),
+        float(extra.get("ws_access_check_seconds", ACCESS_CHECK_SECONDS)),
+    )
     heartbeat.start()
     # Access changes reach every process through the bus; each closes its own sockets of those users.
     changes = app[BUS].subscribe(None, lambda event: event.type == ACCESS_CHANGED)

@@ -4,13 +4,21 @@ client connects again with what its session allows now, or gets a 401."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
 import aiohttp
 import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
-from agents.models import Team, TeamMember
+from agents.models import AuthSession, InboxMember, Team, TeamMember, User
 from agents.sessions import create_session
+from inbox.app import create_app
+from inbox.config import Settings
 from inbox.models import Conversation, Inbox
 from inbox.realtime import SESSION_ENDED
 from tests.conftest import Staff, make_inbox, quick_user
@@ -122,3 +130,76 @@ async def test_leaving_a_team_ends_the_socket_that_read_through_it(client: TestC
     assert await ended(sockets[0])
     assert await still_live(client, sockets[1])
     await sockets[1].close()
+
+
+@pytest.mark.parametrize("to_team", [True, False], ids=["to-another-team", "out-of-its-team"])
+async def test_a_conversation_moved_away_leaves_the_lists_of_those_who_read_it_through_the_old_team(
+    client: TestClient, inbox: Inbox, to_team: bool
+) -> None:
+    conv = await incoming(client, "PSID-M", "m.move", "Shop ơi đổi size giúp em")
+    old, new = await Team.create(name="Đội đổi trả"), await Team.create(name="Đội VIP")
+    await Conversation.filter(id=conv.id).update(team_id=old.id)
+    only_old, in_both, new_member = await quick_user("agent"), await quick_user("agent"), await quick_user("agent")
+    of_inbox = await quick_user("agent", inboxes=[inbox])
+    await TeamMember.create(team=old, user=of_inbox.user)  # reads it through the inbox too
+    for staff, teams in ((only_old, [old]), (in_both, [old, new]), (new_member, [new])):
+        for team in teams:
+            await TeamMember.create(team=team, user=staff.user)
+    supervisor = await quick_user("supervisor")
+    watchers = {s.user.id: await connected(client, s) for s in (only_old, in_both, new_member, of_inbox)}
+
+    body = {"agent_id": None, "team_id": new.id if to_team else None}
+    response = await client.post(f"/api/conversations/{conv.id}/assign", json=body, headers=supervisor.headers)
+    assert response.status == 200, await response.text()
+
+    # The agent who could read it only through the old team is told it is gone, with nothing more than its id.
+    removed = await watchers[only_old.user.id].until(lambda f: f["type"] == "conversation.removed")
+    assert removed["data"] == {"id": conv.id}
+    await marker(client, *watchers.values())
+    assert not watchers[only_old.user.id].events("conversation.assigned")
+    # Those who still read it get the move, and no removal.
+    readers = (in_both, of_inbox, new_member) if to_team else (of_inbox,)
+    for staff in readers:
+        frames = watchers[staff.user.id].events()
+        assert [f["data"]["team_id"] for f in frames if f["type"] == "conversation.assigned"] == [body["team_id"]]
+        assert not [f for f in frames if f["type"] == "conversation.removed"]
+    for socket in watchers.values():
+        await socket.close()
+
+
+@pytest.fixture
+async def checking_client(aiohttp_client: Callable[..., Awaitable[TestClient]], settings: Settings) -> TestClient:
+    """The app checking its sockets' sessions every 0.2 s (every minute by default)."""
+    extra = {**settings.extra, "ws_access_check_seconds": "0.2"}
+    return await aiohttp_client(create_app(dataclasses.replace(settings, extra=extra)))
+
+
+CHANGES_OUTSIDE_THE_SERVER = {
+    "deactivated": lambda staff: User.filter(id=staff.user.id).update(is_active=False),
+    "new-role": lambda staff: User.filter(id=staff.user.id).update(role="supervisor"),
+    "new-permissions": lambda staff: User.filter(id=staff.user.id).update(permissions=["view_contact_pii"]),
+    "left-the-inbox": lambda staff: InboxMember.filter(user_id=staff.user.id).delete(),
+    "session-revoked": lambda staff: AuthSession.filter(user_id=staff.user.id).update(revoked=True),
+    "session-expired": lambda staff: AuthSession.filter(user_id=staff.user.id).update(expires_at=datetime.now(UTC)),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES_OUTSIDE_THE_SERVER))
+async def test_a_change_made_outside_the_server_ends_the_socket_within_the_check_interval(
+    checking_client: TestClient, change: str
+) -> None:
+    """Another program (a script, an SQL console) changes the database directly: no `access.changed` reaches the
+    server, and the periodic check ends the socket all the same."""
+    inbox = await make_inbox()
+    agent = await quick_user("agent", inboxes=[inbox])
+    bystanders = [await quick_user("agent", inboxes=[inbox]), await quick_user("supervisor"), await quick_user("admin")]
+    socket = await connected(checking_client, agent)
+    others = [await connected(checking_client, staff) for staff in bystanders]
+    await CHANGES_OUTSIDE_THE_SERVER[change](agent)
+    started = time.monotonic()
+    assert await ended(socket)
+    assert time.monotonic() - started < 3
+    await asyncio.sleep(0.5)  # a few more checks: the unchanged users' sockets stay
+    for other in others:
+        assert await still_live(checking_client, other)
+        await other.close()

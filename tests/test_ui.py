@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from agents.models import InboxMember, SavedReply, User
+from agents.models import InboxMember, SavedReply, Team, TeamMember, User
 from agents.sessions import create_session
 from channels.fakes import messenger_delivery, messenger_text, page_comment
 from inbox.app import create_app
@@ -433,3 +433,25 @@ async def test_a_demoted_supervisors_page_drops_the_supervisor_views_by_itself(s
     assert response.status == 200, await response.text()
     await expect(page.get_by_test_id("nav-dashboard")).to_have_count(0, timeout=10_000)
     await expect(page.get_by_test_id("connection")).to_have_attribute("class", "conn conn-online")
+
+
+async def test_a_conversation_moved_to_another_team_leaves_the_old_teams_page(server, http, page):
+    """An agent who reads a conversation only through its team has it open when a supervisor moves it to another
+    team: it leaves the list and the thread closes, without a reload."""
+    await make_inbox()
+    old, new = await Team.create(name="Đội đổi trả"), await Team.create(name="Đội VIP")
+    agent, supervisor = await staff("agent"), await staff("supervisor")
+    await TeamMember.create(team=old, user=agent)
+    msg = await customer_writes(http, "PSID-MOVE", "mid.move", "Shop ơi đổi size giúp em")
+    await Conversation.filter(id=msg.conversation_id).update(team_id=old.id)
+    await log_in(page, server, agent)
+    item = page.locator(f"[data-testid=conv-item][data-id='{msg.conversation_id}']")
+    await item.click()
+    await expect(page.get_by_test_id("message-text").first).to_be_visible()
+    token, _ = await create_session(supervisor)
+    response = await http.post(f"/api/conversations/{msg.conversation_id}/assign", json={"team_id": new.id},
+                               headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert response.status == 200, await response.text()
+    await expect(item).to_have_count(0)
+    await expect(page.get_by_test_id("message-text")).to_have_count(0)
+    assert not page.url.endswith(f"/{msg.conversation_id}")

@@ -143,7 +143,7 @@ export async function openConversation(id) {
   state.messages = [];
   state.nextBefore = null;
   emit("thread");
-  if (id === null) return;
+  if (id === null) return emit("messages"); // none open: the last one's messages go too
   const [conv, page] = await Promise.all([
     get(`/api/conversations/${id}`),
     get(`/api/conversations/${id}/messages?limit=50`),
@@ -188,6 +188,16 @@ export function upsertConversation(conv, { keepInList = false } = {}) {
   if (conv.id === state.currentId) emit("thread");
 }
 
+/** A conversation this agent may no longer read (moved to a team they are not in) or that was deleted. */
+export function removeConversation(id) {
+  state.conversations.delete(id);
+  state.listIds = state.listIds.filter((other) => other !== id);
+  state.typing.delete(id);
+  emit("list");
+  emit("conversation-removed", id);
+  if (id === state.currentId) openConversation(null);
+}
+
 export function upsertMessage(msg) {
   if (msg.conversation_id !== state.currentId) return false;
   const index = state.messages.findIndex((m) => m.id === msg.id);
@@ -216,6 +226,11 @@ export function applyEvent(frame) {
     case "conversation.updated":
     case "conversation.assigned":
       upsertConversation(data);
+      emit("conversation-event", frame);
+      break;
+    case "conversation.removed":
+    case "conversation.deleted":
+      removeConversation(data.id);
       emit("conversation-event", frame);
       break;
     case "message.created":

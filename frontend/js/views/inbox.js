@@ -206,6 +206,8 @@ export function mount(main, args, ctx) {
     on("list", () => renderList(listEl, ctx)),
     on("filters", () => renderFilters(filtersEl)),
     on("reloaded", () => renderFilters(filtersEl)),
+    // The open conversation is no longer ours to read: back to the list (the thread is already cleared).
+    on("conversation-removed", (id) => location.hash === "#/inbox/" + id && ctx.navigate("#/inbox")),
     thread.unmount,
     customer.unmount,
   ];
