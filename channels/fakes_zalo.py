@@ -45,6 +45,7 @@ class FakeZaloAPI:
         self.profiles: dict[str, dict[str, Any]] = {}  # user id → {display_name, avatar, shared_info…}
         self.base_url = ""
         self._failures: deque[_Failure] = deque()
+        self._refresh_failures: deque[tuple[int, dict[str, Any] | str]] = deque()
         self._counter = 0
         self._generation = 0
         self._runner: web.AppRunner | None = None
@@ -56,6 +57,11 @@ class FakeZaloAPI:
     def fail_next(self, n: int = 1, error: int = -32, message: str = "Exceed rate limit", status: int = 200) -> None:
         """The next `n` send / detail calls answer with Zalo error `error` (HTTP 200, as Zalo does)."""
         self._failures.extend(_Failure({"error": error, "message": message}, status) for _ in range(n))
+
+    def fail_next_refresh(self, n: int = 1, *, status: int = 429, body: dict[str, Any] | str = "") -> None:
+        """The next `n` refreshes answer `status` with `body` (JSON for a dict) and leave the refresh token unspent:
+        a rate limit, a gateway's error page, a timeout answered by a proxy."""
+        self._refresh_failures.extend((status, body) for _ in range(n))
 
     def expire_access_token(self) -> None:
         """The current access token stops working (the API answers -216) until a refresh."""
@@ -141,6 +147,11 @@ class FakeZaloAPI:
         self.refresh_calls.append(form)
         if self.refresh_delay:
             await asyncio.sleep(self.refresh_delay)
+        if self._refresh_failures:
+            status, body = self._refresh_failures.popleft()
+            if isinstance(body, dict):
+                return web.json_response(body, status=status)
+            return web.Response(text=body, status=status, content_type="text/html")
         token = form.get("refresh_token", "")
         secret_ok = self.app_secret is None or recorded.headers.get("secret_key") == self.app_secret
         if self.refuse_refresh or not secret_ok or token != self.refresh_token or token in self.used_refresh_tokens:

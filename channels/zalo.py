@@ -242,6 +242,31 @@ def classify_error(status: int, body: Any) -> SendError:
     return SendError(f"Zalo từ chối tin nhắn ({detail})", retryable=False, code="rejected")
 
 
+_REFRESH_NOT_JUDGED = {408, 425, 429}  # HTTP: timed out or rate limited before the refresh token was looked at
+_RATE_LIMIT_ERRORS = {-32}  # "Exceed rate limit"
+
+
+def _refresh_failure(status: int, data: dict[str, Any] | None, retry_after: str | None) -> Exception:
+    """A failed refresh. Only Zalo's own refusal (its answer names an error) means the refresh token is dead and the
+    OA must be authorised again; a rate limit, a timeout, a server error or an answer that is not Zalo's leaves the
+    token unjudged: a SendError to try again later, with the same refresh token."""
+    code = (data or {}).get("error")
+    number = int(code) if isinstance(code, int | str) and str(code).lstrip("-").isdigit() else None
+    wait = float(retry_after) if retry_after and retry_after.isdigit() else None
+    if status == 429 or number in _RATE_LIMIT_ERRORS:
+        return SendError("Zalo OAuth đang giới hạn tốc độ làm mới mã truy cập (token refresh rate limited)",
+                         retryable=True, code="rate_limited", retry_after=wait)  # fmt: skip
+    if status >= 500 or status in _REFRESH_NOT_JUDGED:
+        return SendError(f"Zalo OAuth lỗi tạm thời (HTTP {status})", retryable=True, code="platform_error",
+                         retry_after=wait)  # fmt: skip
+    refused = number not in (None, 0) or (isinstance(code, str) and code not in ("", "0"))
+    described = _str(dig(data, "error_description")) or _str(dig(data, "error_reason")) or _str(dig(data, "error_name"))
+    if refused or described:
+        return TokenRefused(described or f"{code} (HTTP {status})")
+    return SendError(f"Zalo OAuth trả lời không rõ ràng (unexpected token refresh answer, HTTP {status})",
+                     retryable=True, code="bad_response")  # fmt: skip
+
+
 class ZaloClient:
     """The OA customer-service message API, user detail and the OAuth refresh. Failures are SendErrors."""
 
@@ -284,19 +309,17 @@ class ZaloClient:
         try:
             request = self.session.post(url, data=form, headers={"secret_key": app_secret}, timeout=self.timeout)
             async with request as resp:
-                status, raw = resp.status, await resp.read()
+                status, raw, retry_after = resp.status, await resp.read(), resp.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SendError(NETWORK_REASON, retryable=True, code="network_error") from exc
         try:
-            data = json.loads(raw) if raw else {}
+            data = json.loads(raw) if raw else None
         except ValueError:
-            data = {}
-        if status >= 500:
-            raise SendError(f"Zalo OAuth lỗi tạm thời (HTTP {status})", retryable=True, code="platform_error")
+            data = None
+        data = data if isinstance(data, dict) else None
         access, refresh = _str(dig(data, "access_token")), _str(dig(data, "refresh_token"))
-        if not access or not refresh:
-            reason = _str(dig(data, "error_description")) or _str(dig(data, "error_name")) or f"HTTP {status}"
-            raise TokenRefused(reason)
+        if status >= 400 or not access or not refresh:
+            raise _refresh_failure(status, data, retry_after)
         expires = dig(data, "expires_in")
         seconds = int(expires) if isinstance(expires, int | str) and str(expires).isdigit() else 90000
         return TokenPair(access, refresh, (now or datetime.now(UTC)) + timedelta(seconds=seconds))

@@ -5,7 +5,8 @@ Zalo refresh tokens work once. Two refreshes with the same token lock the OA out
 - across processes, a lease row claimed with a conditional UPDATE on the stored refresh token decides who
   spends it; the others wait for the new pair to appear;
 - the new pair replaces the old one only by compare-and-swap on the refresh token that was spent.
-A refused refresh puts the inbox into the visible state "needs_reauth" instead of failing silently.
+A refused refresh puts the inbox into the visible state "needs_reauth" instead of failing silently; a refresh
+that Zalo did not judge (rate limit, timeout, outage) changes no state and is tried again later.
 """
 
 from __future__ import annotations
@@ -81,7 +82,15 @@ class ZaloTokens:
         row = await self._row(inbox)
         if row.expires_at - now() > self._ahead:
             return row.access_token
-        return await self.refresh(inbox, stale_access_token=row.access_token)
+        try:
+            return await self.refresh(inbox, stale_access_token=row.access_token)
+        except SendError as error:
+            if not error.retryable or row.expires_at <= now():
+                raise
+            # Zalo did not answer the early refresh (rate limit, outage): the current token still works meanwhile,
+            # and the next call tries the same refresh token again.
+            log.info("zalo inbox %s: early refresh failed, the current token serves: %s", inbox.id, error.reason)
+            return row.access_token
 
     async def refresh(self, inbox: Inbox, *, stale_access_token: str) -> str:
         """Replace `stale_access_token` (expiring, or refused by the API). If another caller already replaced it,

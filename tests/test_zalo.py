@@ -16,6 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from channels import zalo
+from channels.base import SendError
 from channels.events import InboundMessage
 from channels.fakes_zalo import (
     FakeZaloAPI,
@@ -41,7 +42,7 @@ from inbox.models import (
     OutboxItem,
     ZaloToken,
 )
-from inbox.zalo_tokens import ZaloTokens
+from inbox.zalo_tokens import ZALO_TOKENS, ZaloTokens
 from tests.conftest import FakeGraphAPI, Staff, eventually, quick_user
 
 APP_ID = "360846524940903967"
@@ -487,6 +488,74 @@ async def test_a_refused_refresh_puts_the_inbox_into_needs_reauthorisation(
     assert put.status == 200 and (await put.json())["state"] == "active"
     again = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": "Dạ ạ"}, headers=agent.headers)
     assert (await again.json())["delivery_status"] == "sent"
+
+
+NOT_A_REFUSAL = {  # answers that do not judge the refresh token: tried again later with the same one
+    "rate limited (HTTP 429)": (429, ""),
+    "Zalo's rate-limit code": (200, {"error": -32, "message": "Exceed rate limit"}),
+    "a proxy's timeout (HTTP 408)": (408, "<html>408 Request Timeout</html>"),
+    "a gateway's error page": (502, "<html>502 Bad Gateway</html>"),
+    "an answer that is not Zalo's": (200, "<html>Bảo trì hệ thống</html>"),
+}
+
+
+@pytest.mark.parametrize("answer", NOT_A_REFUSAL.values(), ids=NOT_A_REFUSAL.keys())
+async def test_a_refresh_not_answered_leaves_the_oa_active_and_the_reply_goes_out(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI, answer: tuple[int, dict | str]
+) -> None:
+    """Refreshing ahead of expiry meets a rate limit or an outage: the current token still works, so the reply goes
+    out with it; the OA stays active, and the unspent refresh token works at the next try."""
+    agent = await quick_user("agent", inboxes=[zinbox])
+    conv = await _conversation_with_incoming(client, ms(-60))
+    await _expiring(zinbox)
+    status, body = answer
+    fake_zalo.fail_next_refresh(1, status=status, body=body)
+    response = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": "Dạ"}, headers=agent.headers)
+    sent = await response.json()
+    assert sent["delivery_status"] == "sent", sent["failure_reason"]
+    assert fake_zalo.sent_messages()[-1] is not None
+    assert (await Inbox.get(id=zinbox.id)).state == "active"
+    assert await client.app[ZALO_TOKENS].access_token(zinbox) == "zalo-access-1"  # the same refresh token, spent now
+    assert [call["refresh_token"] for call in fake_zalo.refresh_calls] == ["zalo-refresh-0", "zalo-refresh-0"]
+
+
+async def test_a_rate_limited_refresh_of_an_expired_token_is_retried_not_a_reauthorisation(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    """No usable token left and the refresh is rate limited: the reply waits and goes out on a later try."""
+    agent = await quick_user("agent", inboxes=[zinbox])
+    conv = await _conversation_with_incoming(client, ms(-60))
+    await ZaloToken.filter(inbox_id=zinbox.id).update(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+    fake_zalo.expire_access_token()
+    fake_zalo.fail_next_refresh(2, status=429)
+    response = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": "Dạ"}, headers=agent.headers)
+    first = await response.json()
+    assert first["delivery_status"] in ("pending", "sent"), first["failure_reason"]
+    await eventually(lambda: _outbox_done(first["id"]))
+    msg = await Message.get(id=first["id"])
+    assert msg.delivery_status == "sent", msg.failure_reason
+    assert (await Inbox.get(id=zinbox.id)).state == "active"
+    assert len(fake_zalo.refresh_calls) == 3
+
+
+async def test_zalos_refusal_of_the_refresh_token_is_told_apart_from_a_failure_to_answer(
+    fake_zalo: FakeZaloAPI,
+) -> None:
+    refusal = {"error": -14014, "error_name": "Invalid parameter", "error_reason": "Invalid refresh token",
+               "error_description": "refresh_token is invalid or already used"}  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        client = zalo.ZaloClient(fake_zalo.base_url, fake_zalo.base_url, session)
+        for status in (200, 400):
+            fake_zalo.fail_next_refresh(1, status=status, body=refusal)
+            with pytest.raises(zalo.TokenRefused, match="already used"):
+                await client.refresh(APP_ID, "zalo-app-secret", "zalo-refresh-0")
+        for status, body in NOT_A_REFUSAL.values():
+            fake_zalo.fail_next_refresh(1, status=status, body=body)
+            with pytest.raises(SendError) as failed:
+                await client.refresh(APP_ID, "zalo-app-secret", "zalo-refresh-0")
+            assert failed.value.retryable, (status, body)
+        pair = await client.refresh(APP_ID, "zalo-app-secret", "zalo-refresh-0")
+    assert pair.refresh_token == "zalo-refresh-1"
 
 
 async def test_a_shared_phone_is_found_in_its_local_form(client: TestClient, zinbox: Inbox) -> None:
