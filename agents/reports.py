@@ -137,6 +137,16 @@ async def project_all() -> int:
         total += done
 
 
+async def forget_facts(conn: Any, conv_ids: list[int]) -> None:
+    """Deleted conversations' report figures go with them, as a rebuild from the (now deleted) events would have
+    it: the facts, and the day digests they were summed into are marked to be summed again."""
+    sql = Sql(conn.capabilities.dialect)
+    where = f"conversation_id IN ({sql.marks(conv_ids)})"
+    days = await conn.execute_query_dict(f"SELECT DISTINCT at FROM metric_facts WHERE {where}", sql.params)
+    await digests.mark_stale(conn, {digests.bucket_of(as_datetime(row["at"])) for row in days})
+    await conn.execute_query(f"DELETE FROM metric_facts WHERE {where}", sql.params)
+
+
 async def rebuild() -> int:
     """Forget every fact and replay every event."""
     STOPS.forget()

@@ -18,11 +18,11 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from channels.base import SendError, SendResult
-from contacts.models import ContactIdentity
+from contacts.models import Contact, ContactIdentity
 from inbox.bus import Event, EventBus
 from inbox.metrics import OUTBOX_SENDS
 from inbox.models import Conversation, Inbox, Message, OutboxItem
-from inbox.serialize import message_json
+from inbox.serialize import conversation_json, message_json
 from inbox.sql import as_datetime
 
 log = logging.getLogger(__name__)
@@ -243,9 +243,13 @@ class Outbox:
             after_sent = getattr(self._senders[inbox.channel], "after_sent", None)
             if after_sent is not None:  # e.g. a private reply to a comment learns the commenter's Messenger id
                 try:
-                    conv = await after_sent(inbox, identity, conv, msg, result) or conv
+                    joined = await after_sent(inbox, identity, conv, msg, result) or conv
                 except Exception:
                     log.exception("after-send step for message %s failed", msg.id)
+                else:
+                    if joined.id != conv.id:
+                        await self._publish_move(conv, joined)
+                    conv = joined
             await self._publish(conv, msg)
 
     async def _record_sent(self, item: OutboxItem, msg: Message, external_id: str | None) -> None:
@@ -280,6 +284,16 @@ class Outbox:
         await msg.refresh_from_db(fields=["delivery_status", "failure_reason"])
         conv = await Conversation.get(id=msg.conversation_id)
         await self._publish(conv, msg)
+
+    async def _publish_move(self, left: Conversation, joined: Conversation) -> None:
+        """The message moved to another conversation: agents see it there, and no longer see the one it left if
+        that one was deleted (it held nothing else)."""
+        contact = await Contact.get(id=joined.contact_id)
+        data = conversation_json(joined, contact)
+        await self._bus.publish(Event("conversation.updated", data, inbox_id=joined.inbox_id, team_id=joined.team_id))
+        if not await Conversation.exists(id=left.id):
+            gone = Event("conversation.deleted", {"id": left.id}, inbox_id=left.inbox_id, team_id=left.team_id)
+            await self._bus.publish(gone)
 
     async def _publish(self, conv: Conversation, msg: Message) -> None:
         await self._bus.publish(

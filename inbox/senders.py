@@ -5,15 +5,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import aiohttp
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
+from agents import reports
 from channels.base import Profile, SendError, SendResult
 from channels.facebook import GraphClient
 from channels.zalo import ZaloClient
 from contacts.models import Contact, ContactIdentity
-from inbox.models import Conversation, Inbox, Message
+from inbox.models import Conversation, ConversationEvent, Inbox, Message
 from inbox.outbox import SendPlan, WindowClosed, messenger_plan
-from inbox.processing import apply_shared_phone, record
+from inbox.processing import apply_shared_phone, preview, record
 from inbox.zalo_tokens import ZaloTokens
 
 PRIVATE_REPLY_WINDOW = timedelta(days=7)
@@ -35,6 +38,22 @@ def private_reply_plan(comment_created_at: datetime, at: datetime) -> SendPlan:
     return PRIVATE_REPLY
 
 
+def _window_refusal(plan: SendPlan) -> str | None:
+    """Facebook's window error (#10 / 2018278) says nothing of which window: the reason names the one this message
+    was sent under. None: the standard 24-hour one, as the adapter words it."""
+    if plan.tag == "HUMAN_AGENT":
+        return (
+            "Ngoài khung 7 ngày cho nhân viên trả lời (thẻ HUMAN_AGENT) của Messenger "
+            "(outside Messenger's 7-day human agent window)"
+        )
+    if plan.messaging_type == PRIVATE_REPLY.messaging_type:
+        return (
+            "Facebook không cho nhắn riêng cho bình luận này: chỉ một lần, trong 7 ngày sau bình luận "
+            "(private replies: once per comment, within 7 days of it)"
+        )
+    return None
+
+
 class FacebookSender:
     def __init__(self, graph_url: str, session: aiohttp.ClientSession) -> None:
         self.client = GraphClient(graph_url, session)
@@ -52,6 +71,15 @@ class FacebookSender:
         return messenger_plan(conv.last_incoming_at, at, human=msg.sender_type == "agent")
 
     async def send(self, inbox: Inbox, identity: ContactIdentity, msg: Message, plan: SendPlan) -> SendResult:
+        try:
+            return await self._send(inbox, identity, msg, plan)
+        except SendError as error:
+            reason = _window_refusal(plan) if error.code == "outside_window" else None
+            if reason is None:
+                raise
+            raise SendError(reason, retryable=False, code=error.code) from error
+
+    async def _send(self, inbox: Inbox, identity: ContactIdentity, msg: Message, plan: SendPlan) -> SendResult:
         token = inbox.credentials["page_token"]
         if plan is PRIVATE_REPLY or plan.messaging_type == PRIVATE_REPLY.messaging_type:
             comment_id = msg.extra["private_reply_to"]["comment_id"]
@@ -99,8 +127,7 @@ class FacebookSender:
                 conv.identity_id = psid.id
                 target = conv
             elif target.id != conv.id:  # they wrote on Messenger before: the reply joins that thread
-                await Message.filter(id=msg.id).using_db(conn).update(conversation_id=target.id)
-                msg.conversation_id = target.id
+                await _join_thread(conn, conv, target, msg)
             at = msg.created_at
             await record(conn, target, "identity_linked", "system", None, at, msg.id,
                          comment_identity=identity.external_id, psid=result.recipient_id)  # fmt: skip
@@ -108,6 +135,24 @@ class FacebookSender:
 
     async def fetch_profile(self, inbox: Inbox, identity: ContactIdentity) -> Profile:
         return await self.client.fetch_profile(inbox.credentials["page_token"], identity.external_id)
+
+
+async def _join_thread(conn: BaseDBAsyncClient, opened: Conversation, target: Conversation, msg: Message) -> None:
+    """Move a private reply, with its facts, into the PSID's Messenger thread. `opened` was opened for the reply
+    before the send told us the PSID: left without a message, it is deleted, not listed empty for good."""
+    await Message.filter(id=msg.id).using_db(conn).update(conversation_id=target.id)
+    events = ConversationEvent.filter(conversation_id=opened.id, message_id=msg.id).using_db(conn)
+    await events.update(conversation_id=target.id)  # the reply counts in the thread it joined (reports)
+    msg.conversation_id = target.id
+    at = msg.created_at
+    # Conditional: a customer message that arrived meanwhile stays the thread's latest.
+    older = Conversation.filter(Q(last_message_at__isnull=True) | Q(last_message_at__lt=at), id=target.id)
+    await older.using_db(conn).update(last_message_at=at, last_message_preview=preview(msg.text, []))
+    await Conversation.filter(id=target.id, last_activity_at__lt=at).using_db(conn).update(last_activity_at=at)
+    await target.refresh_from_db(using_db=conn)
+    if not await Message.filter(conversation_id=opened.id).using_db(conn).exists():
+        await reports.forget_facts(conn, [opened.id])
+        await Conversation.filter(id=opened.id).using_db(conn).delete()  # its events go with it (cascade)
 
 
 async def _latest_comment(conversation_id: int) -> str | None:

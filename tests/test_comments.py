@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 import pytest
 from aiohttp.test_utils import TestClient
 
+from agents import reports
+from agents.models import MetricFact
 from channels.fakes import FakeGraphAPI, messenger_text, page_comment, page_reaction
 from contacts.models import ContactIdentity
 from inbox.api import comments as comments_api
@@ -433,6 +435,49 @@ async def test_private_reply_reaches_messenger_by_comment_id_and_the_thread_cont
     assert len(fake_graph.sent_messages()) == calls
 
 
+async def test_private_reply_to_a_customer_already_on_messenger_joins_that_conversation(
+    client: TestClient, inbox: Inbox, agent: Staff, fake_graph: FakeGraphAPI
+) -> None:
+    """The commenter wrote to the page on Messenger before, under their PSID (not the comment's author id): the
+    private reply lands in that conversation, and no empty Messenger conversation is left in the list."""
+    psid = "7000000000000000123"
+    await post_webhook(client, messenger_text(PAGE_ID, psid, "m_before", "Shop ơi áo còn không", now_ms()))
+    earlier = await eventually(lambda: Message.get_or_none(external_id="m_before"))
+    fake_graph.comment_authors[comment_id(1)] = psid
+    msg = await comment(client, 1, "Inbox giá giúp mình")
+    since = client.app[BUS].last_seq
+    fake_graph.delay = 0.5  # the reports count the reply where it waits to go out, before the PSID is known
+    url = f"/api/messages/{msg.id}/comment/private-reply"
+    replying = asyncio.create_task(client.post(url, json={"text": "Dạ giá 250k ạ"}, headers=agent.headers))
+    await eventually(lambda: OutboxItem.exists())
+    await reports.project_all()
+    sent = await (await replying).json()
+    fake_graph.delay = 0
+    assert sent["delivery_status"] == "sent"
+    assert sent["conversation_id"] == earlier.conversation_id
+    texts = await Message.filter(conversation_id=earlier.conversation_id).order_by("id").values_list("text", flat=True)
+    assert texts == ["Shop ơi áo còn không", "Dạ giá 250k ạ"]
+    listed = await (await client.get("/api/conversations", headers=agent.headers)).json()
+    assert sorted(c["id"] for c in listed["items"]) == sorted([earlier.conversation_id, msg.conversation_id])
+    dm = next(c for c in listed["items"] if c["id"] == earlier.conversation_id)
+    assert dm["last_message_preview"] == "Dạ giá 250k ạ"
+    assert await Conversation.filter(messages=None).count() == 0  # no conversation without a message
+    await reports.project_all()  # the reply counts once, in the conversation it joined
+    facts = await MetricFact.filter(kind="message").values_list("conversation_id", flat=True)
+    assert facts == [earlier.conversation_id]
+    # Agents' screens drop the placeholder that the pending reply was shown in, and see the thread it joined.
+    kinds = {(e.type, (e.data or {}).get("id")) for e in published_since(client.app[BUS], since)}
+    assert ("conversation.updated", earlier.conversation_id) in kinds
+    assert any(kind == "conversation.deleted" for kind, _ in kinds)
+    # A second private reply, on another comment, joins the same conversation too.
+    fake_graph.comment_authors[comment_id(2)] = psid
+    other = await comment(client, 2, "Còn màu đen không?")
+    again = await client.post(f"/api/messages/{other.id}/comment/private-reply", json={"text": "Dạ còn ạ"},
+                              headers=agent.headers)  # fmt: skip
+    assert (await again.json())["conversation_id"] == earlier.conversation_id
+    assert await Conversation.filter(thread_key="dm").count() == 1
+
+
 async def test_a_hide_by_another_agent_during_a_private_reply_is_kept(
     client: TestClient, inbox: Inbox, agent: Staff, fake_graph: FakeGraphAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -455,6 +500,21 @@ async def test_a_hide_by_another_agent_during_a_private_reply_is_kept(
     await msg.refresh_from_db()
     assert msg.extra["comment"]["hidden"] is True and fake_graph.hidden[comment_id(1)] is True
     assert msg.extra["comment"]["private_reply_message_id"] == (await response.json())["id"]
+
+
+async def test_private_reply_refused_by_facebook_says_why_in_terms_of_private_replies(
+    client: TestClient, inbox: Inbox, agent: Staff, fake_graph: FakeGraphAPI
+) -> None:
+    """Someone already answered the comment privately from Meta Business Suite: Facebook refuses with its window
+    error, and the reason speaks of private replies, not of Messenger's 24 hours."""
+    msg = await comment(client, 1, "Inbox giá giúp mình")
+    fake_graph.privately_answered.add(comment_id(1))
+    response = await client.post(f"/api/messages/{msg.id}/comment/private-reply", json={"text": "Dạ giá 250k ạ"},
+                                 headers=agent.headers)  # fmt: skip
+    body = await response.json()
+    assert body["delivery_status"] == "failed"
+    assert "một lần" in body["failure_reason"] and "once per comment" in body["failure_reason"]
+    assert "24" not in body["failure_reason"]
 
 
 async def test_private_reply_after_seven_days_is_refused_before_sending(

@@ -201,6 +201,23 @@ async def test_platform_window_refusal_fails_at_once_with_a_readable_reason(clie
     assert len(fake_graph.sent_messages()) == 1
 
 
+async def test_platform_refusal_of_a_human_agent_reply_speaks_of_the_7_day_window(client, agent, fake_graph):
+    """Sent with the HUMAN_AGENT tag (3 days after the customer's message) and still refused as outside the window:
+    the reason is about the 7-day human agent window, not the 24 hours that no longer apply."""
+    conv_id = await open_conversation(client, "PSID-1", now_ms() - 3 * DAY_MS)
+    fake_graph.fail_next(1, status=400, error=OUTSIDE_WINDOW)
+    refused = await reply(client, agent, conv_id, "Xin lỗi chị vì trả lời muộn ạ")
+    [body] = fake_graph.sent_messages()
+    assert body["tag"] == "HUMAN_AGENT"
+    assert refused["delivery_status"] == "failed"
+    reason = refused["failure_reason"]
+    assert "7 ngày" in reason and "HUMAN_AGENT" in reason  # Vietnamese for the agent…
+    assert "7-day human agent window" in reason  # …and English
+    assert "24" not in reason
+    item = await OutboxItem.get(message_id=refused["id"])
+    assert (item.state, item.attempts) == ("failed", 1)
+
+
 async def test_token_refusal_fails_at_once(client, agent, fake_graph):
     conv_id = await open_conversation(client, "PSID-1")
     error = {"message": "Error validating access token", "type": "OAuthException", "code": 190}

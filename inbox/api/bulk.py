@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 from tortoise.transactions import in_transaction
 
-from agents import digests
+from agents import reports
 from agents.access import ROLE_RANK
 from agents.audit import audit
 from inbox import db
@@ -33,7 +33,7 @@ from inbox.keys import BUS, INGEST
 from inbox.models import STATUSES, Conversation, Message
 from inbox.processing import append_events, event_row, load_conversations
 from inbox.serialize import conversation_json, iso
-from inbox.sql import Sql, as_datetime
+from inbox.sql import Sql
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -229,21 +229,11 @@ async def _delete(app: web.Application, chunk: list[int]) -> int:
                 await conn.execute_many(
                     "INSERT INTO message_fts(message_fts, rowid, search_text) VALUES ('delete', ?, ?)", rows
                 )
-        await _forget_metrics(conn, existing)
+        await reports.forget_facts(conn, existing)
         await Conversation.filter(id__in=existing).using_db(conn).delete()
     for conv_id, inbox_id, team_id in where:
         await app[BUS].publish(Event("conversation.deleted", {"id": conv_id}, inbox_id=inbox_id, team_id=team_id))
     return len(existing)
-
-
-async def _forget_metrics(conn: Any, conv_ids: list[int]) -> None:
-    """Their report figures go with them, as a rebuild from the (now deleted) events would have it: the facts, and
-    the day digests they were summed into are marked to be summed again."""
-    sql = Sql(conn.capabilities.dialect)
-    where = f"conversation_id IN ({sql.marks(conv_ids)})"
-    days = await conn.execute_query_dict(f"SELECT DISTINCT at FROM metric_facts WHERE {where}", sql.params)
-    await digests.mark_stale(conn, {digests.bucket_of(as_datetime(row["at"])) for row in days})
-    await conn.execute_query(f"DELETE FROM metric_facts WHERE {where}", sql.params)
 
 
 async def cancel_jobs(app: web.Application) -> None:
