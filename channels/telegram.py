@@ -8,6 +8,7 @@ without a customer message are ignored (an empty list), never an error. The Bot 
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from collections.abc import Callable
 from datetime import datetime
@@ -16,6 +17,7 @@ from typing import Any
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ContentType
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
@@ -35,6 +37,15 @@ from channels.events import Attachment, ChannelEvent, InboundMessage, MessageEdi
 CHANNEL = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_TEXT = 4096
+# What a customer can send that has no text or file to show: the agent is told what it was, never shown an empty
+# message. Any other kind without text or file is a service message (a pin, a payment, a member change): dropped.
+SHOWN_AS_FALLBACK = frozenset(
+    {
+        ContentType.DICE, ContentType.POLL, ContentType.GAME, ContentType.STORY, ContentType.INVOICE,
+        ContentType.PAID_MEDIA, ContentType.GIVEAWAY, ContentType.CHECKLIST, ContentType.WEB_APP_DATA,
+        ContentType.UNKNOWN,
+    }
+)  # fmt: skip
 FileUrl = Callable[[str], str | None]
 
 
@@ -69,7 +80,12 @@ def parse(payload: Any, bot_id: str, file_url: FileUrl = lambda file_id: None) -
         msg = update.message
         if not _from_customer(msg):
             return []
-        return [_inbound(msg, bot_id, file_url)]
+        inbound = _inbound(msg, bot_id, file_url)
+        if inbound.text is None and not inbound.attachments:
+            if msg.content_type not in SHOWN_AS_FALLBACK:
+                return []
+            inbound = dataclasses.replace(inbound, attachments=(_fallback(msg),))
+        return [inbound]
     if update.edited_message is not None:
         msg = update.edited_message
         if not _from_customer(msg):
@@ -92,6 +108,18 @@ def parse(payload: Any, bot_id: str, file_url: FileUrl = lambda file_id: None) -
 
 def _from_customer(msg: Message) -> bool:
     return msg.chat.type == "private" and not (msg.from_user is not None and msg.from_user.is_bot)
+
+
+def _fallback(msg: Message) -> Attachment:
+    """A placeholder naming what the customer sent (`dice`, `poll`…), with its gist where there is one."""
+    title = None
+    if msg.dice is not None:
+        title = f"{msg.dice.emoji} {msg.dice.value}"
+    elif msg.poll is not None:
+        title = msg.poll.question
+    elif msg.game is not None:
+        title = msg.game.title
+    return Attachment(kind="fallback", name=str(msg.content_type.value), title=title)
 
 
 def _inbound(msg: Message, bot_id: str, file_url: FileUrl) -> InboundMessage:

@@ -286,3 +286,31 @@ async def test_out_of_range_edit_date_is_kept_as_a_dead_letter(client: TestClien
     response = await post_update(client, bot_inbox, update)
     assert response.status == 200, (response.status, await response.text())
     assert await DeadLetter.filter(channel="telegram").count() == 1
+
+
+async def test_content_hopthu_cannot_show_is_named_and_service_messages_are_dropped(
+    client: TestClient, bot_inbox: Inbox
+) -> None:
+    """A dice or a poll is something the customer sent: the agent sees what it was, never an empty bubble. A
+    service message (the customer pinned a message in the chat) is not something they said: nothing is stored."""
+    u = Updates()
+    poll = {"id": "5", "question": "Màu nào đẹp hơn?", "total_voter_count": 0, "is_closed": False,
+            "is_anonymous": True, "type": "regular", "allows_multiple_answers": False, "allows_revoting": False,
+            "members_only": False, "options": [{"persistent_id": "1", "text": "Đỏ", "voter_count": 0},
+                                               {"persistent_id": "2", "text": "Xanh", "voter_count": 0}]}  # fmt: skip
+    pinned = {"message_id": 1, "date": 1700000000, "chat": {"id": u.chat_id, "type": "private"}, "text": "đơn hàng"}
+    updates = [u.message(dice={"emoji": "🎲", "value": 4}), u.message(poll=poll), u.message(pinned_message=pinned),
+               u.text("shop ơi")]  # fmt: skip
+    for update in updates:
+        assert (await post_update(client, bot_inbox, update)).status == 200
+
+    async def stored() -> list[Message]:
+        rows = await messages_of(u.chat_id)
+        return rows if rows and rows[-1].text == "shop ơi" else []
+
+    rows = await eventually(stored)
+    assert [(m.text, m.attachments) for m in rows] == [
+        (None, [{"kind": "fallback", "name": "dice", "title": "🎲 4"}]),
+        (None, [{"kind": "fallback", "name": "poll", "title": "Màu nào đẹp hơn?"}]),
+        ("shop ơi", []),
+    ]
