@@ -25,7 +25,7 @@ from tortoise.transactions import in_transaction
 from channels import webchat
 from channels.events import ParseError, Receipt
 from contacts.audience import contact_events
-from contacts.models import Contact, ContactIdentity
+from contacts.models import ConsentRecord, Contact, ContactIdentity
 from inbox.bus import NOTHING, Event, EventBus, Subscription
 from inbox.ingest import Accepted, StorageUnavailable
 from inbox.keys import BUS, INGEST, SETTINGS
@@ -37,6 +37,7 @@ from inbox.serialize import contact_summary, iso
 HISTORY_LIMIT = 100
 HELLO_TIMEOUT = 15.0
 EARLY_EVENTS = 500  # per socket, only until its conversation is known
+PRECHAT_METHOD = "prechat_form"  # how a consent given on the pre-chat form is recorded
 
 
 @dataclass
@@ -138,6 +139,10 @@ class VisitorSession:
         self.writer: asyncio.Task[None] | None = None
         self.seq = 0
         self.last_typing = 0.0
+        self.typing_on = False  # what the agents were last told; an "off" repeating it is not published again
+        # A reply the visitor may not have read yet (the history may hold some): `read` frames are only stored as a
+        # receipt when there is one, so repeating them cannot grow the inbound log.
+        self.unread_replies = True
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
@@ -262,6 +267,8 @@ class VisitorSession:
             return
         view = visitor_view(event.data)
         if view is not None:
+            if event.type == "message.created" and view["direction"] == "out":
+                self.unread_replies = True  # (its later updates, such as being read, are nothing new to read)
             await self.send(event.type, view)
 
     async def _write_events(self) -> None:
@@ -337,7 +344,10 @@ class VisitorSession:
         now = time.monotonic()
         if (on and now - self.last_typing < self.state.limits.typing_interval) or not self.conversations:
             return
+        if not on and not self.typing_on:
+            return  # already off for the agents
         self.last_typing = now
+        self.typing_on = on
         conv = await Conversation.filter(id__in=list(self.conversations)).order_by("-id").first()
         if conv is None:
             return
@@ -352,11 +362,14 @@ class VisitorSession:
 
     async def on_read(self) -> None:
         """The visitor has the panel open: every reply so far is read (stored like a platform's read receipt)."""
-        if not self.conversations or self.visitor is None:
+        if not self.conversations or self.visitor is None or not self.unread_replies:
             return
+        self.unread_replies = False
         receipt = Receipt(webchat.CHANNEL, self.inbox.external_id, self.visitor.external_id, "read", datetime.now(UTC))
-        with contextlib.suppress(StorageUnavailable):
+        try:
             await self.request.app[INGEST].store([Accepted(self.inbox.id, webchat.CHANNEL, receipt)])
+        except StorageUnavailable:
+            self.unread_replies = True  # the next `read` tries again
 
     async def on_prechat(self, data: Any) -> None:
         try:
@@ -405,7 +418,12 @@ class VisitorSession:
         if identity is None:
             return False
         contact = await Contact.get_or_none(id=identity.contact_id)
-        return bool(contact and (contact.phone or contact.email))
+        if contact is None:
+            return False
+        if contact.phone or contact.email:
+            return True
+        # The form takes any one field: a visitor who sent only their name has answered it too.
+        return await ConsentRecord.filter(contact_id=contact.id, method=PRECHAT_METHOD).exists()
 
 
 def _json_frame(message: Any) -> dict[str, Any] | None:
@@ -469,7 +487,7 @@ async def save_prechat(bus: EventBus, inbox: Inbox, visitor: webchat.Visitor, fo
         if changed:
             await contact.save(using_db=conn, update_fields=changed)
             await update_contact_search(conn, contact)
-    await record_consent(contact.id, kind=STORAGE, granted=True, channel=webchat.CHANNEL, method="prechat_form", at=now)
+    await record_consent(contact.id, kind=STORAGE, granted=True, channel=webchat.CHANNEL, method=PRECHAT_METHOD, at=now)
     for event in await contact_events("contact.updated", contact_summary(contact) or {}, contact.id):
         await bus.publish(event)
     return contact

@@ -16,8 +16,9 @@ from aiohttp.test_utils import TestClient
 from channels import webchat
 from contacts.consent import current_consents
 from contacts.models import ConsentRecord, Contact, ContactIdentity
-from inbox.keys import PIPELINE
-from inbox.models import Conversation, Inbox, Message
+from inbox.bus import Event
+from inbox.keys import BUS, PIPELINE
+from inbox.models import Conversation, InboundEvent, Inbox, Message
 from inbox.webchat import WEBCHAT, create_inbox
 from tests.conftest import eventually, quick_user
 
@@ -286,6 +287,17 @@ async def test_prechat_form_fills_the_profile_with_consent(client: TestClient, s
     await again.close()
 
 
+async def test_prechat_form_with_only_a_name_is_not_asked_again(client: TestClient, site: Inbox) -> None:
+    """The form accepts any one field; once sent, the next page load must not show it again."""
+    visitor = await visit(client, site)
+    await visitor.send("prechat", {"name": "Lê Thu Hà", "consent": True})
+    assert (await visitor.frame("prechat.saved"))["data"]["name"] == "Lê Thu Hà"
+    await visitor.close()
+    again = await visit(client, site, visitor_token=visitor.token)
+    assert again.welcome["data"]["prechat_done"] is True
+    await again.close()
+
+
 async def test_bad_frames_get_clear_errors(client: TestClient, site: Inbox) -> None:
     ws = await client.ws_connect(f"/widget/{site.external_id}/ws", headers={"Origin": ORIGIN})
     await ws.send_str('{"type": "message", "data": {}}')  # no hello first
@@ -324,6 +336,32 @@ async def test_visitor_reading_marks_replies_read(client: TestClient, site: Inbo
     await visitor.frame("message.created", direction="out")
     await visitor.send("read", {})
     await eventually(lambda: Message.filter(id=reply_id, delivery_status="read").exists())
+    await visitor.close()
+
+
+async def test_a_flood_of_read_and_typing_frames_stores_and_publishes_little(client: TestClient, site: Inbox) -> None:
+    """Each `read` is a durable receipt and each `typing` a frame to every agent of the inbox: a script repeating
+    them must not grow the inbound log or flood the agents' sockets."""
+    agent = await quick_user("agent", inboxes=[site])
+    visitor = await visit(client, site)
+    await visitor.say("shop ơi")
+    conv = await conversation_of(visitor, site)
+    await client.post(f"/api/conversations/{conv.id}/messages", json={"text": "Dạ shop đây ạ"}, headers=agent.headers)
+    await visitor.frame("message.created", direction="out")
+    typing: list[Event] = []
+    subscription = client.app[BUS].subscribe(None, lambda e: e.type == "typing" and not typing.append(e))
+    try:
+        await visitor.send("typing", {"on": True})
+        for _ in range(20):
+            await visitor.send("read", {})
+            await visitor.send("typing", {"on": False})
+        await visitor.send("ping", {})
+        await visitor.frame("pong")
+    finally:
+        subscription.close()
+    receipts = await InboundEvent.filter(inbox_id=site.id, dedupe_key__startswith="rcpt:").count()
+    assert receipts == 1
+    assert [e.data["on"] for e in typing] == [True, False]
     await visitor.close()
 
 
