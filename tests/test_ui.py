@@ -6,6 +6,7 @@ local fake Graph API. Screenshots land in tests/screenshots/ (git-ignored).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
@@ -19,9 +20,10 @@ from aiohttp import web
 from agents.models import InboxMember, SavedReply, Team, TeamMember, User
 from agents.sessions import create_session
 from channels.fakes import messenger_delivery, messenger_text, page_comment
+from channels.fakes_telegram import Updates, running_fake_bot_api
 from inbox.app import create_app
 from inbox.config import Settings
-from inbox.models import Conversation, Message
+from inbox.models import Conversation, Inbox, Message
 from tests.conftest import PAGE_ID, PASSWORD, eventually, make_inbox, now_ms, password_hash, post_webhook
 
 CHROMIUM = os.environ.get("HOPTHU_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -37,6 +39,7 @@ pytestmark = pytest.mark.skipif(
     not BROWSER_REQUIRED and not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}"
 )
 expect.set_options(timeout=10_000)
+TELEGRAM_TOKEN = "7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 
 
 def free_port() -> int:
@@ -455,3 +458,39 @@ async def test_a_conversation_moved_to_another_team_leaves_the_old_teams_page(se
     await expect(item).to_have_count(0)
     await expect(page.get_by_test_id("message-text")).to_have_count(0)
     assert not page.url.endswith(f"/{msg.conversation_id}")
+
+
+async def test_telegram_photo_location_and_contact_card_show_what_they_are(server, page):
+    """Stored attachments name their `kind`: a photo shows as a picture, a place with its coordinates, a shared
+    contact card with its phone number — not a bare link or "📎 file"."""
+    async with running_fake_bot_api() as bot_api:
+        bot_api.add_bot(TELEGRAM_TOKEN)
+        bot_api.files["AgACAgIAAxkBAAMElarge"] = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40
+        await server.stop()  # the same server, now reaching the fake Bot API
+        server.settings = dataclasses.replace(server.settings, telegram_api_url=bot_api.base_url)
+        await server.start()
+        inbox = await Inbox.create(
+            name="Shop — Telegram", channel="telegram", external_id=TELEGRAM_TOKEN.split(":")[0],
+            credentials={"bot_token": TELEGRAM_TOKEN, "secret_token": "bi-mat", "username": "shop_bot"},
+        )  # fmt: skip
+        agent = await staff("agent", inbox)
+        u = Updates(first_name="Hà", last_name="Lê")
+        async with aiohttp.ClientSession(base_url=server.url) as http:
+            for update in (u.photo(), u.location(), u.contact("84912345678", own=False)):
+                response = await http.post(
+                    f"/webhooks/telegram/{inbox.id}", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "bi-mat"}
+                )
+                assert response.status == 200
+        conv = await eventually(lambda: Conversation.get_or_none(inbox_id=inbox.id))
+
+        async def all_three() -> bool:
+            return await Message.filter(conversation_id=conv.id).count() == 3
+
+        await eventually(all_three)
+        await log_in(page, server, agent)
+        await page.locator(f"[data-testid=conv-item][data-id='{conv.id}']").click()
+        messages = page.get_by_test_id("message")
+        await expect(messages).to_have_count(3)
+        await expect(messages.nth(0).locator("img.attachment-img")).to_have_count(1)
+        await expect(messages.nth(1)).to_contain_text("16.0544")
+        await expect(messages.nth(2)).to_contain_text("84912345678")

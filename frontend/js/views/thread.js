@@ -20,11 +20,19 @@ function errorText(err) {
 }
 
 
+// Stored attachments say what they are in `kind` (image, location, contact, fallback…); `title` carries a place's
+// name, a contact card's phone number or what an item the inbox cannot show was.
 function attachmentView(att) {
-  const url = safeUrl(att.url || att.payload?.url || "");
-  if (!url) return h("span", { class: "attachment" }, "📎 " + (att.type || "file"));
-  if ((att.type || "").startsWith("image")) return h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, h("img", { class: "attachment-img", src: url, alt: att.name || "", loading: "lazy" }));
-  return h("a", { class: "attachment", href: url, target: "_blank", rel: "noopener noreferrer" }, "📎 " + (att.name || att.type || url));
+  const kind = att.kind || att.type || "file";
+  const raw = att.url || att.payload?.url;
+  const url = raw ? safeUrl(raw) : null; // (an empty URL would resolve to this page)
+  const what = [att.name, att.title].filter(Boolean).join(" · ") || kind;
+  if (kind === "location" && att.latitude != null && att.longitude != null) {
+    return h("span", { class: "attachment" }, `📍 ${att.title ? att.title + " " : ""}(${att.latitude}, ${att.longitude})`);
+  }
+  if (!url) return h("span", { class: "attachment" }, "📎 " + what);
+  if (kind.startsWith("image")) return h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, h("img", { class: "attachment-img", src: url, alt: att.name || "", loading: "lazy" }));
+  return h("a", { class: "attachment", href: url, target: "_blank", rel: "noopener noreferrer" }, "📎 " + what);
 }
 
 export function mountThread(el, ctx) {
