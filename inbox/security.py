@@ -109,11 +109,14 @@ def origin_allowed(request: web.Request, allowed: Iterable[str] | None = None) -
         wanted = normalise_origin(origin)
     except ValueError:  # a port past 65535 or not a number, an unclosed [IPv6: no browser sends it
         return False
-    own = normalise_origin(f"{request.scheme}://{request.host}")
+    try:
+        own = normalise_origin(f"{request.scheme}://{request.host}")
+    except ValueError:  # a Host header no browser sends (port 99999): only the configured origins can match
+        own = None
     if wanted == own:
         return True
     # Behind a TLS-terminating proxy the server sees http:// while the browser says https://: the host decides.
-    if wanted.split("://", 1)[1] == own.split("://", 1)[1] and wanted.startswith("https://"):
+    if own is not None and wanted.split("://", 1)[1] == own.split("://", 1)[1] and wanted.startswith("https://"):
         return True
     if allowed is None:
         allowed = request.app.get(ALLOWED_ORIGINS, frozenset())

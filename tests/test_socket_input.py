@@ -32,6 +32,19 @@ async def test_widget_socket_bad_origin_is_403_not_500(client: TestClient, origi
     assert refused.value.status == 403, refused.value.status
 
 
+@pytest.mark.parametrize("host", ["shop.example:99999", "[::1"])
+async def test_a_host_header_no_browser_sends_is_403_not_500(client: TestClient, inbox: Inbox, host: str) -> None:
+    agent = await quick_user("agent", inboxes=[inbox])
+    site = await create_inbox("Shop", [ORIGIN])
+    for path, params in (("/ws", {"token": agent.token}), (f"/widget/{site.external_id}/ws", {})):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await client.ws_connect(path, params=params, headers={"Origin": "https://other.example", "Host": host})
+        assert refused.value.status == 403, (path, refused.value.status)
+    # A configured origin still passes whatever the Host says (the widget's own site).
+    ws = await client.ws_connect(f"/widget/{site.external_id}/ws", headers={"Origin": ORIGIN, "Host": host})
+    await ws.close()
+
+
 @pytest.mark.parametrize("frame", [
     {"type": "typing", "data": "on"},
     {"type": "typing", "data": [1]},
