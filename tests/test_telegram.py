@@ -274,6 +274,31 @@ async def test_agents_fetch_telegram_files_through_hopthu(
     assert missing.status == 502 and "invalid file_id" in (await missing.json())["error"]["message"]
 
 
+async def test_a_voice_note_plays_in_the_browser_and_a_document_downloads_with_its_extension(
+    client: TestClient, bot_inbox: Inbox, fake_bot_api: FakeBotAPI
+) -> None:
+    fake_bot_api.files["AwACAgIAAxkBAAMGvoice"] = b"OggS\x00\x02" + b"\x00" * 40  # Opus in Ogg, as Telegram sends
+    fake_bot_api.files["BAACAgIAAxkBAAMHvideo"] = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 40
+    fake_bot_api.files["BQACAgIAAxkBAAMFdoc"] = b"%PDF-1.4 hoa don"
+    member = await quick_user("agent", inboxes=[bot_inbox])
+    u = Updates()
+    for update in (u.voice(), u.video(), u.document()):
+        await post_update(client, bot_inbox, update)
+
+    async def all_three() -> list[Message]:
+        rows = await messages_of(u.chat_id)
+        return rows if len(rows) == 3 else []
+
+    voice, video, document = await eventually(all_three)
+    sound = await client.get(voice.attachments[0]["url"], headers=member.headers)
+    assert sound.status == 200 and sound.content_type == "audio/ogg" and "Content-Disposition" not in sound.headers
+    clip = await client.get(video.attachments[0]["url"], headers=member.headers)
+    assert clip.content_type == "video/mp4" and "Content-Disposition" not in clip.headers
+    doc = await client.get(document.attachments[0]["url"], headers=member.headers)
+    assert doc.content_type == "application/octet-stream"
+    assert doc.headers["Content-Disposition"] == 'attachment; filename="BQACAgIAAxkBAAMFdoc.pdf"'
+
+
 async def test_out_of_range_edit_date_is_kept_as_a_dead_letter(client: TestClient, bot_inbox: Inbox) -> None:
     update = {
         "update_id": 77,

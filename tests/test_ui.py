@@ -462,10 +462,11 @@ async def test_a_conversation_moved_to_another_team_leaves_the_old_teams_page(se
 
 async def test_telegram_photo_location_and_contact_card_show_what_they_are(server, page):
     """Stored attachments name their `kind`: a photo shows as a picture, a place with its coordinates, a shared
-    contact card with its phone number — not a bare link or "📎 file"."""
+    contact card with its phone number, a voice note as a player — not a bare link or "📎 file"."""
     async with running_fake_bot_api() as bot_api:
         bot_api.add_bot(TELEGRAM_TOKEN)
         bot_api.files["AgACAgIAAxkBAAMElarge"] = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40
+        bot_api.files["AwACAgIAAxkBAAMGvoice"] = b"OggS\x00\x02" + b"\x00" * 40
         await server.stop()  # the same server, now reaching the fake Bot API
         server.settings = dataclasses.replace(server.settings, telegram_api_url=bot_api.base_url)
         await server.start()
@@ -476,21 +477,22 @@ async def test_telegram_photo_location_and_contact_card_show_what_they_are(serve
         agent = await staff("agent", inbox)
         u = Updates(first_name="Hà", last_name="Lê")
         async with aiohttp.ClientSession(base_url=server.url) as http:
-            for update in (u.photo(), u.location(), u.contact("84912345678", own=False)):
+            for update in (u.photo(), u.location(), u.contact("84912345678", own=False), u.voice()):
                 response = await http.post(
                     f"/webhooks/telegram/{inbox.id}", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "bi-mat"}
                 )
                 assert response.status == 200
         conv = await eventually(lambda: Conversation.get_or_none(inbox_id=inbox.id))
 
-        async def all_three() -> bool:
-            return await Message.filter(conversation_id=conv.id).count() == 3
+        async def all_four() -> bool:
+            return await Message.filter(conversation_id=conv.id).count() == 4
 
-        await eventually(all_three)
+        await eventually(all_four)
         await log_in(page, server, agent)
         await page.locator(f"[data-testid=conv-item][data-id='{conv.id}']").click()
         messages = page.get_by_test_id("message")
-        await expect(messages).to_have_count(3)
+        await expect(messages).to_have_count(4)
         await expect(messages.nth(0).locator("img.attachment-img")).to_have_count(1)
         await expect(messages.nth(1)).to_contain_text("16.0544")
         await expect(messages.nth(2)).to_contain_text("84912345678")
+        await expect(messages.nth(3).locator("audio[controls]")).to_have_count(1)  # a voice note plays in place

@@ -32,6 +32,11 @@ function attachmentView(att) {
   }
   if (!url) return h("span", { class: "attachment" }, "📎 " + what);
   if (kind.startsWith("image")) return h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, h("img", { class: "attachment-img", src: url, alt: att.name || "", loading: "lazy" }));
+  // A voice note or a clip plays where it is; the link stays for saving it.
+  if (kind === "audio" || kind === "video") {
+    const player = h(kind, { class: "attachment-media", src: url, controls: true, preload: "none" });
+    return h("span", { class: "attachment" }, player, h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, "📎 " + what));
+  }
   return h("a", { class: "attachment", href: url, target: "_blank", rel: "noopener noreferrer" }, "📎 " + what);
 }
 
