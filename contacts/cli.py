@@ -34,7 +34,10 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         if args.action == "import":
             rejects = Path(args.rejects) if args.rejects else Path(args.file).with_suffix(".rejected.csv")
             fn = importer.import_contacts if args.what == "contacts" else importer.import_orders
-            report = await fn(Path(args.file), rejects, progress_bar)
+            try:
+                report = await fn(Path(args.file), rejects, progress_bar)
+            except importer.ImportFileError as exc:
+                return {"error": str(exc), "imported": 0}
             result = report.as_dict()
             if report.rejected:
                 result["rejects_file"] = str(rejects)
@@ -48,7 +51,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 def _main(args: argparse.Namespace) -> int:
     result = asyncio.run(_run(args))
     print(json.dumps(result, ensure_ascii=False))
-    return 1 if result.get("rejected") or result.get("problems") else 0
+    return 1 if result.get("rejected") or result.get("problems") or result.get("error") else 0
 
 
 def register(sub: Any) -> None:

@@ -4,16 +4,22 @@ Every row is validated; a bad row is reported (row number, field, reason) and wr
 `_error` column, and the rest are imported. Nothing is silently dropped: imported + rejected = rows read.
 Contacts: columns name, phone, email, city, gender, birthday, tags (separated by ;), address, external_id.
 Orders: columns order_id, phone or email or contact_id (which customer), total (VND), status, ordered_at, items.
+Files as Excel and shop systems write them: `,` `;` or tab separated, UTF-8 (BOM or not), UTF-16 or Windows-1258,
+column names in any case and in Vietnamese ("Họ tên", "Số điện thoại"…, see COLUMN_ALIASES).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from contacts.models import Contact, Order
 from contacts.normalize import (
@@ -24,10 +30,13 @@ from contacts.normalize import (
     normalize_name,
     normalize_phone,
 )
-from contacts.orders import STATUSES
+from contacts.orders import MAX_AMOUNT, STATUSES
 from contacts.profile import _unique, reindex
+from inbox.http import plausible
+from inbox.search import fold
 
 Progress = Callable[[int, int], None]
+SHOP_TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 @dataclass
@@ -47,21 +56,84 @@ class Report:
         }
 
 
-def _rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        rows = list(reader)
-        return list(reader.fieldnames or []), rows
+class ImportFileError(ValueError):
+    """The file as a whole cannot be read (not text, or an encoding we do not know): nothing was imported."""
 
 
-def _write_rejects(path: Path | None, header: list[str], bad: list[tuple[dict[str, str], str]]) -> None:
+# Column names as shops and POS systems write them (folded: lower case, no diacritics), to the names used here.
+COLUMN_ALIASES = {
+    "name": ("ho ten", "ho va ten", "ten", "ten khach hang", "ten khach", "khach hang", "full name", "customer name"),
+    "phone": ("so dien thoai", "dien thoai", "sdt", "so dt", "dt", "di dong", "mobile", "phone number"),
+    "email": ("e mail", "thu dien tu"),
+    "city": ("thanh pho", "tinh thanh", "tinh thanh pho", "tinh"),
+    "gender": ("gioi tinh",),
+    "birthday": ("ngay sinh", "sinh nhat", "date of birth", "dob"),
+    "tags": ("tag", "nhan", "the"),
+    "address": ("dia chi",),
+    "external_id": ("external id", "ma khach hang", "ma kh", "customer id"),
+    "order_id": ("order id", "ma don", "ma don hang", "so don hang", "ma hoa don", "so hoa don", "order number"),
+    "contact_id": ("contact id",),
+    "total": ("tong tien", "thanh tien", "tong cong", "so tien", "amount"),
+    "status": ("trang thai",),
+    "ordered_at": ("ordered at", "ngay dat", "ngay dat hang", "ngay mua", "ngay tao", "order date"),
+    "items": ("san pham", "hang hoa", "mat hang"),
+    "channel": ("kenh", "kenh ban"),
+}
+_COLUMNS = {alias: key for key, aliases in COLUMN_ALIASES.items() for alias in (key, *aliases)}
+
+
+def _decode(data: bytes) -> str:
+    """Excel writes UTF-8 with a BOM, UTF-16 ("Unicode text") or the Windows code page (1258 in Vietnam, whose tone
+    marks are combining characters: NFC puts them back on their letters, as typed text has them)."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = data.decode("utf-16")
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            try:
+                text = data.decode("cp1258")
+            except UnicodeDecodeError:
+                text = "\x00"
+    if "\x00" in text:
+        raise ImportFileError("the file is not a CSV text file (save it as CSV UTF-8)")
+    return unicodedata.normalize("NFC", text)
+
+
+def _column(raw: str) -> str:
+    folded = fold(raw)
+    return _COLUMNS.get(folded, folded or raw)
+
+
+Row = tuple[list[str], dict[str, str]]  # the values as written (for the rejects file), and keyed by column name
+
+
+def _rows(path: Path) -> tuple[list[str], list[Row]]:
+    """The header as written and each row, whatever the separator and the column names (see COLUMN_ALIASES)."""
+    lines = _decode(path.read_bytes()).splitlines(keepends=True)
+    delimiter = None
+    if lines and re.fullmatch(r"sep=[,;\t|]", lines[0].strip("\r\n")):
+        delimiter = lines.pop(0)[4]  # Excel's own hint line
+    first = lines[0] if lines else ""
+    delimiter = delimiter or max(",;\t", key=lambda d: (first.count(d), d == ","))
+    reader = csv.reader(lines, delimiter=delimiter)
+    header = next(reader, [])
+    keys: list[str] = []
+    for raw in header:  # a second column with the same meaning keeps its own name
+        key = _column(raw)
+        keys.append(key if key not in keys else raw)
+    return header, [(values, dict(zip(keys, values, strict=False))) for values in reader if values]
+
+
+def _write_rejects(path: Path | None, header: list[str], bad: list[tuple[list[str], str]]) -> None:
+    """The rejected rows as they were written (same columns, comma-separated, UTF-8), with the reason last."""
     if path is None:
         return
     with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=[*header, "_error"], extrasaction="ignore")
-        writer.writeheader()
-        for row, error in bad:
-            writer.writerow({**row, "_error": error})
+        writer = csv.writer(f)
+        writer.writerow([*header, "_error"])
+        for values, error in bad:
+            writer.writerow([*values[: len(header)], *[""] * (len(header) - len(values)), error])
 
 
 def clean_contact_row(row: dict[str, str]) -> dict[str, Any]:
@@ -94,16 +166,19 @@ def clean_contact_row(row: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+_FURTHER = {"phone": "phones", "email": "emails"}  # the list holding a profile's further values
+
+
 async def import_contacts(path: Path, rejects: Path | None = None, progress: Progress | None = None) -> Report:
     header, rows = _rows(path)
     report = Report(read=len(rows))
-    bad: list[tuple[dict[str, str], str]] = []
-    for n, row in enumerate(rows, start=2):  # line 1 is the header
+    bad: list[tuple[list[str], str]] = []
+    for n, (raw, row) in enumerate(rows, start=2):  # line 1 is the header
         try:
             values = clean_contact_row(row)
         except ValueError as exc:
             report.rejected.append({"row": n, "errors": str(exc)})
-            bad.append((row, str(exc)))
+            bad.append((raw, str(exc)))
             if progress:
                 progress(n - 1, len(rows))
             continue
@@ -119,6 +194,8 @@ async def import_contacts(path: Path, rejects: Path | None = None, progress: Pro
                     setattr(existing, key, _unique([*(current or []), *value]))
                 elif not current:
                     setattr(existing, key, value)
+                elif key in _FURTHER and value != current:  # another phone / e-mail of theirs: kept as a further one
+                    setattr(existing, _FURTHER[key], _unique([*(getattr(existing, _FURTHER[key]) or []), value]))
             await existing.save()
             await reindex(existing)
             report.updated += 1
@@ -133,6 +210,7 @@ async def import_contacts(path: Path, rejects: Path | None = None, progress: Pro
 
 
 def _parse_time(raw: str) -> datetime:
+    """A shop system's time without a zone is the shop's local time (Vietnam), as its staff saw it."""
     text = raw.strip()
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -141,7 +219,37 @@ def _parse_time(raw: str) -> datetime:
             value = datetime.strptime(text, "%d/%m/%Y")
         except ValueError as exc:
             raise ValueError(f"ordered_at: '{text}' is not a date") from exc
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        value = (value if value.tzinfo else value.replace(tzinfo=SHOP_TIMEZONE)).astimezone(UTC)
+    except OverflowError:  # year 1 moved back to UTC
+        value = datetime.min.replace(tzinfo=UTC)
+    if not plausible(value):
+        raise ValueError("ordered_at: must be between 1970 and 2100")
+    return value
+
+
+_CURRENCY = re.compile(r"(vnđ|vnd|đồng|đ|₫)$")
+_THOUSANDS = re.compile(r"\d{1,3}(?:([.,])\d{3})(?:\1\d{3})*")  # 1.500.000 or 1,500,000
+_DECIMALS = re.compile(r"(\d+|\d{1,3}(?:([.,])\d{3})+)([.,])(\d{1,2})")  # 150000.00, 1,500,000.00, 150.000,00
+
+
+def parse_vnd(raw: str) -> int:
+    """An amount in VND as shops write it: '150000', '150.000', '1,500,000', '150000.00' (Excel), '150.000,00 đ'.
+    VND has no minor unit: '.00' is a decimal part, not three more zeros, and a non-zero one is refused."""
+    text = _CURRENCY.sub("", "".join(raw.split()).lower())
+    if text.isdigit():
+        value = int(text)
+    elif _THOUSANDS.fullmatch(text):
+        value = int(re.sub(r"[.,]", "", text))
+    elif (m := _DECIMALS.fullmatch(text)) and m.group(2) != m.group(3):
+        if int(m.group(4)):
+            raise ValueError(f"total: '{raw}' is not a whole amount in VND")
+        value = int(re.sub(r"[.,]", "", m.group(1)))
+    else:
+        raise ValueError(f"total: '{raw}' is not an amount in VND")
+    if value > MAX_AMOUNT:
+        raise ValueError(f"total: more than {MAX_AMOUNT:,} VND")
+    return value
 
 
 async def _order_contact(row: dict[str, str]) -> Contact:
@@ -177,12 +285,10 @@ async def _order_contact(row: dict[str, str]) -> Contact:
 async def import_orders(path: Path, rejects: Path | None = None, progress: Progress | None = None) -> Report:
     header, rows = _rows(path)
     report = Report(read=len(rows))
-    bad: list[tuple[dict[str, str], str]] = []
-    for n, row in enumerate(rows, start=2):
+    bad: list[tuple[list[str], str]] = []
+    for n, (raw, row) in enumerate(rows, start=2):
         try:
-            total_raw = (row.get("total") or "").replace(",", "").replace(".", "").replace("₫", "").strip()
-            if not total_raw.isdigit():
-                raise ValueError(f"total: '{row.get('total')}' is not an amount in VND")
+            total = parse_vnd(row.get("total") or "")
             status = (row.get("status") or "completed").strip().lower()
             if status not in STATUSES:
                 raise ValueError(f"status: must be one of {', '.join(STATUSES)}")
@@ -193,7 +299,7 @@ async def import_orders(path: Path, rejects: Path | None = None, progress: Progr
             contact = await _order_contact(row)
         except ValueError as exc:
             report.rejected.append({"row": n, "errors": str(exc)})
-            bad.append((row, str(exc)))
+            bad.append((raw, str(exc)))
             if progress:
                 progress(n - 1, len(rows))
             continue
@@ -205,7 +311,7 @@ async def import_orders(path: Path, rejects: Path | None = None, progress: Progr
         await Order.create(
             contact=contact,
             status=status,
-            total=int(total_raw),
+            total=total,
             ordered_at=ordered_at,
             items=items,
             source="import",

@@ -7,8 +7,10 @@ import json
 import os
 import subprocess
 import sys
+import unicodedata
+from datetime import UTC, datetime
 
-from contacts.importer import import_contacts, import_orders
+from contacts.importer import ImportFileError, import_contacts, import_orders
 from contacts.models import Contact, Order
 
 
@@ -117,3 +119,114 @@ async def test_check_reports_and_fixes_unclean_stored_values(client) -> None:
     await check_contacts(fix=True)
     messy = await Contact.get(id=messy.id)
     assert (messy.name, messy.phone, messy.email) == ("Lê Văn Tám", "+84901234567", "tam@shop.vn")
+
+
+TONE_MARKS = "\u0300\u0301\u0303\u0309\u0323"
+
+
+def windows_1258(text: str) -> bytes:
+    """As Windows writes Vietnamese: letters with their vowel marks (â, ơ, ư…), then the tone mark combining."""
+    out = []
+    for char in text:
+        decomposed = unicodedata.normalize("NFD", char)
+        tones = "".join(c for c in decomposed if c in TONE_MARKS)
+        out.append(unicodedata.normalize("NFC", "".join(c for c in decomposed if c not in TONE_MARKS)) + tones)
+    return "".join(out).encode("cp1258")
+
+
+async def test_contacts_import_reads_files_as_shops_export_them(client, tmp_path) -> None:
+    """Excel in a Vietnamese locale writes `;`-separated files (with a BOM, or as UTF-16 "Unicode text", or in
+    Windows-1258); shop systems name columns in Vietnamese or capitalise them. All of them import."""
+    files = {
+        "excel.csv": (
+            "\ufeffHọ tên;Số điện thoại;Email;Thành phố\nNguyễn An;0901 234 567;an@shop.vn;hà nội\n",
+            "utf-8",
+        ),
+        "sep.csv": ("sep=;\nName;Phone\nTrần Bình;0912.345.678\n", "utf-8"),
+        "unicode.txt": ("Tên khách hàng\tSĐT\nLê Chi\t0987654321\n", "utf-16"),
+        "ansi.csv": ("Họ và tên,Điện thoại\nPhạm Dũng,0934567890\n", "windows-1258"),
+    }
+    for name, (text, encoding) in files.items():
+        source = tmp_path / name
+        source.write_bytes(windows_1258(text) if encoding == "windows-1258" else text.encode(encoding))
+        report = await import_contacts(source, tmp_path / "rejected.csv")
+        assert (report.imported, report.rejected) == (1, []), (name, report.as_dict())
+    stored = {c.phone: (c.name, c.email, c.city) for c in await Contact.all()}
+    assert stored == {
+        "+84901234567": ("Nguyễn An", "an@shop.vn", "Hà Nội"),
+        "+84912345678": ("Trần Bình", None, None),
+        "+84987654321": ("Lê Chi", None, None),
+        "+84934567890": ("Phạm Dũng", None, None),
+    }
+
+
+async def test_an_unreadable_file_is_refused_with_a_reason(client, tmp_path) -> None:
+    source = tmp_path / "photo.csv"
+    source.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x81\x8d\x8f\x90\x9d")
+    try:
+        await import_contacts(source, tmp_path / "rejected.csv")
+    except ImportFileError as exc:
+        assert "UTF-8" in str(exc)
+    else:
+        raise AssertionError("an unreadable file must be refused")
+    assert await Contact.all().count() == 0
+
+
+async def test_order_amounts_are_read_as_written_in_vnd(client, tmp_path) -> None:
+    """A POS writes 150000.00 or 150.000,00 đ for 150 000 ₫ (not 15 million); a total no bank could hold is a
+    rejected row, not an import that stops half-way."""
+    await Contact.create(name="Lan", phone="+84901234567")
+    source = tmp_path / "don.csv"
+    source.write_text(
+        "order_id,phone,total,ordered_at\n"
+        "A1,0901234567,150000.00,2026-05-01\n"
+        'A2,0901234567,"1,500,000",2026-05-01\n'
+        "A3,0901234567,99999999999999999999,2026-05-01\n"
+        'A4,0901234567,"150.000,00 đ",2026-05-01\n'
+        "A5,0901234567,250.000 VND,2026-05-01\n"
+        "A6,0901234567,1.5,2026-05-01\n"
+        "A7,0901234567,99000,2026-05-01\n",
+        encoding="utf-8",
+    )
+    report = await import_orders(source, tmp_path / "don.rejected.csv")
+    assert [(p["row"], p["errors"].split(":")[0]) for p in report.rejected] == [(4, "total"), (7, "total")]
+    stored = {o.external_id: o.total for o in await Order.all()}
+    assert stored == {"A1": 150_000, "A2": 1_500_000, "A4": 150_000, "A5": 250_000, "A7": 99_000}
+
+
+async def test_order_times_without_a_zone_are_vietnam_time(client, tmp_path) -> None:
+    """An order the POS logged at 23:30 on 1 May happened on 1 May in Vietnam (16:30 UTC), not at 06:30 on 2 May."""
+    source = tmp_path / "don.csv"
+    source.write_text(
+        "order_id,phone,total,ordered_at\n"
+        "B1,0901234567,100000,2026-05-01 23:30\n"
+        "B2,0901234567,100000,01/05/2026\n"
+        "B3,0901234567,100000,2026-05-01T10:00:00Z\n"
+        "B4,0901234567,100000,0001-01-01\n",
+        encoding="utf-8",
+    )
+    report = await import_orders(source, tmp_path / "don.rejected.csv")
+    assert [(p["row"], p["errors"].split(":")[0]) for p in report.rejected] == [(5, "ordered_at")]
+    stored = {o.external_id: o.ordered_at.astimezone(UTC) for o in await Order.all()}
+    assert stored == {
+        "B1": datetime(2026, 5, 1, 16, 30, tzinfo=UTC),
+        "B2": datetime(2026, 4, 30, 17, 0, tzinfo=UTC),
+        "B3": datetime(2026, 5, 1, 10, 0, tzinfo=UTC),
+    }
+
+
+async def test_import_into_a_known_customer_keeps_a_second_phone_and_email(client, tmp_path) -> None:
+    """The profile's own values stay first; a different phone or e-mail in the file is added, not dropped."""
+    lan = await Contact.create(name="Lan", phone="+84901234567", email="lan@shop.vn")
+    source = tmp_path / "khach.csv"
+    source.write_text(
+        "name,phone,email\nLan Nguyễn,0912 345 678,LAN@shop.vn\nLan,0901234567,lan.nguyen@gmail.com\n",
+        encoding="utf-8",
+    )
+    report = await import_contacts(source, tmp_path / "rejected.csv")
+    assert (report.imported, report.updated, report.rejected) == (0, 2, [])
+    lan = await Contact.get(id=lan.id)
+    assert (lan.name, lan.phone, lan.email) == ("Lan", "+84901234567", "lan@shop.vn")
+    assert (lan.phones, lan.emails) == (["+84912345678"], ["lan.nguyen@gmail.com"])
+    assert await import_contacts(source) and await Contact.all().count() == 1  # the same file again: no change
+    assert (await Contact.get(id=lan.id)).phones == ["+84912345678"]
