@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from agents.models import AuditEntry
 from contacts.duplicates import find_duplicates
 from contacts.merge import merge_contacts, undo_merge
 from contacts.models import Contact, ContactIdentity, Order
+from contacts.normalize import InvalidValue, normalize_phone
 from contacts.profile import reindex
 from inbox.api import contacts as contacts_api
 from inbox.keys import PIPELINE, PROFILES
@@ -73,6 +76,21 @@ async def test_same_phone_written_two_ways_is_suggested(client) -> None:
     assert "phone" in pairs[(one.id, two.id)].reasons and "name" in pairs[(one.id, two.id)].reasons
     assert pairs[(one.id, two.id)].score == 1.0
     assert len(pairs) == 1
+
+
+async def test_old_eleven_digit_numbers_are_the_new_ten_digit_ones(client) -> None:
+    """Since 2018 0168 xxx xxxx is 038 xxx xxxx (Viettel), 0123… is 083… (VinaPhone) and so on; customer lists and
+    customers still write the old form. It is the same number, not an invalid one."""
+    assert normalize_phone("0168 234 5678") == "+84382345678"
+    assert normalize_phone("+84 1682345678") == "+84382345678"
+    assert normalize_phone("841232345678") == "+84832345678"
+    assert normalize_phone("01202345678") == "+84702345678"
+    assert normalize_phone("0199 234 5678") == "+84592345678"
+    with pytest.raises(InvalidValue):
+        normalize_phone("01002345678")  # never a mobile prefix
+    old = await Contact.create(name="Lê Văn Tám", phone="01682345678")
+    new = await Contact.create(name="Le Van Tam", phone="+84382345678")
+    assert {(s.a, s.b) for s in await find_duplicates(min_score=0.5)} == {(old.id, new.id)}
 
 
 async def settled_message(client, psid: str, mid: str, text: str) -> Message:
