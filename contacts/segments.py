@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from contacts.models import Segment
+from contacts.models import Contact, Segment
+from contacts.normalize import InvalidValue, normalize_gender
 from contacts.rfm import SEGMENTS, SPEND_TIERS
 from inbox.http import digits_id
+from inbox.search import fold
 from inbox.sql import Sql
 
 RULE_KEYS = (
@@ -53,6 +55,13 @@ def clean_rules(rules: Any) -> dict[str, Any]:
     for key in ("min_orders", "min_revenue", "birthday_month"):
         if key in rules and (not isinstance(rules[key], int) or isinstance(rules[key], bool) or rules[key] < 0):
             raise SegmentError(f"{key} must be a non-negative integer")
+    if "birthday_month" in rules and not 1 <= rules["birthday_month"] <= 12:
+        raise SegmentError("birthday_month must be from 1 to 12")
+    if rules.get("gender"):
+        try:
+            rules = {**rules, "gender": normalize_gender(rules["gender"])}  # stored as male | female | other
+        except InvalidValue as exc:
+            raise SegmentError(str(exc)) from exc
     return rules
 
 
@@ -81,7 +90,9 @@ def where_sql(rules: dict[str, Any], sql: Sql, alias: str = "ct") -> str:
             else:
                 ors.append(f"({alias}.tags)::jsonb ? {sql.p(tag)}")
         parts.append("(" + " OR ".join(ors) + ")")
-    if rules.get("city"):
+    if isinstance(rules.get("city"), list):  # the stored spellings of the city (see `_resolved`)
+        parts.append(f"{alias}.city IN ({sql.marks(rules['city'])})" if rules["city"] else "1 = 0")
+    elif rules.get("city"):
         parts.append(f"{alias}.city = {sql.p(rules['city'])}")
     if rules.get("gender"):
         parts.append(f"{alias}.gender = {sql.p(rules['gender'])}")
@@ -110,7 +121,23 @@ async def rules_of(ref: str) -> dict[str, Any]:
     segment = await Segment.get_or_none(id=segment_id)
     if segment is None:
         raise SegmentError("no such segment")
-    return segment.rules
+    return await _resolved(segment.rules)
+
+
+async def _resolved(rules: dict[str, Any]) -> dict[str, Any]:
+    """The rules as SQL can match them: a city is matched like search, without case or diacritics ('ha noi' is
+    'Hà Nội'), so it becomes the list of stored spellings that fold to it; a gender as written ('nữ') its value."""
+    out = dict(rules)
+    if rules.get("city"):
+        wanted = fold(rules["city"])
+        stored = await Contact.filter(city__not_isnull=True).distinct().values_list("city", flat=True)
+        out["city"] = sorted(c for c in stored if fold(c) == wanted)
+    if rules.get("gender"):
+        try:
+            out["gender"] = normalize_gender(rules["gender"])
+        except InvalidValue:
+            pass  # saved before genders were checked: matches what it says
+    return out
 
 
 async def segment_filter(ref: str, alias: str = "ct") -> Callable[[Sql], str]:

@@ -85,3 +85,26 @@ async def test_customer_kpis_show_the_monthly_csat_trend(client, inbox) -> None:
         {"month": last_month.strftime("%Y-%m"), "answered": 1, "mean": 4.0, "satisfied_share": 1.0},
         {"month": now.strftime("%Y-%m"), "answered": 2, "mean": 4.0, "satisfied_share": 0.5},
     ]
+
+
+async def test_segment_rules_match_cities_and_genders_as_people_type_them(client) -> None:
+    """A supervisor types 'ha noi' or 'hà nội' for the customers stored as 'Hà Nội', and 'nữ' for female."""
+    hanoi = await Contact.create(name="Lan", city="Hà Nội", gender="female")
+    await Contact.create(name="Huệ", city="Huế", gender="female")
+    await Contact.create(name="Nam", city="Hà Nam", gender="male")
+    supervisor = await quick_user("supervisor")
+
+    async def members(rules: dict) -> list[int]:
+        created = await client.post("/api/segments", json={"name": "x", "rules": rules}, headers=supervisor.headers)
+        assert created.status == 201, await created.text()
+        seg = str((await created.json())["id"])
+        found = await client.get("/api/contacts", params={"segment": seg}, headers=supervisor.headers)
+        return [c["id"] for c in (await found.json())["items"]]
+
+    for city in ("Hà Nội", "hà nội", "ha noi", " HA  NOI "):
+        assert await members({"city": city}) == [hanoi.id], city
+    assert await members({"city": "ha noi", "gender": "nữ"}) == [hanoi.id]
+    assert await members({"city": "Đà Nẵng"}) == []
+    for rules in ({"gender": "robot"}, {"birthday_month": 13}, {"birthday_month": 0}):
+        refused = await client.post("/api/segments", json={"name": "x", "rules": rules}, headers=supervisor.headers)
+        assert refused.status == 422, rules
