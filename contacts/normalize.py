@@ -11,6 +11,7 @@ from datetime import date
 
 import phonenumbers
 
+from inbox.phones import renumbered
 from inbox.search import fold
 
 DEFAULT_REGION = "VN"
@@ -22,16 +23,6 @@ _GENDER_WORDS = {
     "male": "male", "m": "male", "nam": "male", "trai": "male",
     "female": "female", "f": "female", "nu": "female", "gai": "female",
     "other": "other", "khac": "other",
-}  # fmt: skip
-
-
-# Mobile prefixes renumbered in 2018 (11 → 10 digits), without the leading 0: old → new.
-OLD_MOBILE_PREFIXES = {
-    "162": "32", "163": "33", "164": "34", "165": "35", "166": "36", "167": "37", "168": "38", "169": "39",  # Viettel
-    "120": "70", "121": "79", "122": "77", "126": "76", "128": "78",  # MobiFone
-    "123": "83", "124": "84", "125": "85", "127": "81", "129": "82",  # VinaPhone
-    "186": "56", "188": "58",  # Vietnamobile
-    "199": "59",  # Gmobile
 }  # fmt: skip
 
 
@@ -66,18 +57,10 @@ def normalize_phone(raw: str | None, region: str = DEFAULT_REGION) -> str:
         number = phonenumbers.parse(candidate, region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidValue("phone", f"'{text}' is not a phone number") from exc
-    number = _renumbered(number)
+    number = renumbered(number)
     if not phonenumbers.is_valid_number(number):
         raise InvalidValue("phone", f"'{text}' is not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def _renumbered(number: phonenumbers.PhoneNumber) -> phonenumbers.PhoneNumber:
-    """A Vietnamese mobile number in its pre-2018 11-digit form (0168…) as the 10-digit number it became (038…)."""
-    national = str(number.national_number)
-    if number.country_code != 84 or len(national) != 10 or national[:3] not in OLD_MOBILE_PREFIXES:
-        return number
-    return phonenumbers.parse("+84" + OLD_MOBILE_PREFIXES[national[:3]] + national[3:])
 
 
 def phone_key(raw: str | None) -> str | None:

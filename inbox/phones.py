@@ -5,6 +5,23 @@ from __future__ import annotations
 import phonenumbers
 
 DEFAULT_REGION = "VN"
+# Mobile prefixes renumbered in 2018 (11 → 10 digits), without the leading 0: old → new. Customers still write
+# the old forms (0168…, 0123…) and old customer lists hold them.
+OLD_MOBILE_PREFIXES = {
+    "162": "32", "163": "33", "164": "34", "165": "35", "166": "36", "167": "37", "168": "38", "169": "39",  # Viettel
+    "120": "70", "121": "79", "122": "77", "126": "76", "128": "78",  # MobiFone
+    "123": "83", "124": "84", "125": "85", "127": "81", "129": "82",  # VinaPhone
+    "186": "56", "188": "58",  # Vietnamobile
+    "199": "59",  # Gmobile
+}  # fmt: skip
+
+
+def renumbered(number: phonenumbers.PhoneNumber) -> phonenumbers.PhoneNumber:
+    """A Vietnamese mobile number in its pre-2018 11-digit form (0168…) as the 10-digit number it became (038…)."""
+    national = str(number.national_number)
+    if number.country_code != 84 or len(national) != 10 or national[:3] not in OLD_MOBILE_PREFIXES:
+        return number
+    return phonenumbers.parse("+84" + OLD_MOBILE_PREFIXES[national[:3]] + national[3:])
 
 
 def normalize_phone(raw: str, region: str = DEFAULT_REGION) -> str | None:
@@ -19,7 +36,7 @@ def normalize_phone(raw: str, region: str = DEFAULT_REGION) -> str | None:
         candidates.insert(0, "+" + digits)
     for candidate in candidates:
         try:
-            number = phonenumbers.parse(candidate, region)
+            number = renumbered(phonenumbers.parse(candidate, region))
         except phonenumbers.NumberParseException:
             continue
         if phonenumbers.is_valid_number(number):

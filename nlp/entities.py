@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import phonenumbers
 
+from inbox.phones import renumbered
 from nlp.text import Folded, fold
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ def _parse_phone(digits: str) -> str | None:
         return None
     candidate = "+" + digits if digits.startswith("84") and len(digits) >= 11 else digits
     try:
-        num = phonenumbers.parse(candidate, "VN")
+        num = renumbered(phonenumbers.parse(candidate, "VN"))  # 0168… is the 038… it became
     except phonenumbers.NumberParseException:
         return None
     if num.country_code != 84 or not phonenumbers.is_valid_number(num):

@@ -54,6 +54,13 @@ PHONE_CASES = [
 ]
 
 
+@pytest.mark.parametrize("text", ["sdt 0168 234 5678 nha", "0168.234.5678", "+84 168 234 5678", "841682345678"])
+def test_an_old_eleven_digit_mobile_number_is_the_number_it_became(text: str) -> None:
+    """Renumbered in 2018 (0168 → 038): still a phone to extract, to offer as the contact's, and to hide."""
+    assert phones(text) == ["+84382345678"]
+    assert has_personal_data(text)
+
+
 def test_phone_spellings_normalise_to_e164_with_f1_at_least_098() -> None:
     tp = fp = fn = 0
     misses = []
