@@ -126,10 +126,12 @@ def _rows(path: Path) -> tuple[list[str], list[Row]]:
 
 
 def _write_rejects(path: Path | None, header: list[str], bad: list[tuple[list[str], str]]) -> None:
-    """The rejected rows as they were written (same columns, comma-separated, UTF-8), with the reason last."""
+    """The rejected rows as they were written (same columns, comma-separated, UTF-8), with the reason last. With a
+    byte-order mark: the shop fixes them in Excel, which reads UTF-8 without one as ANSI (garbled Vietnamese), and
+    the importer reads it back either way."""
     if path is None:
         return
-    with path.open("w", newline="", encoding="utf-8") as f:
+    with path.open("w", newline="", encoding="utf-8-sig") as f:
         writer = csv.writer(f)
         writer.writerow([*header, "_error"])
         for values, error in bad:

@@ -89,7 +89,8 @@ async def test_cli_import_shows_progress_and_writes_rejects(client, settings, tm
     report = json.loads(done.stdout)
     assert (report["read"], report["imported"], report["rejected"]) == (2, 1, 1)
     assert "2/2" in done.stderr  # the progress bar reached the end
-    assert "Bình" in (tmp_path / "khach.rejected.csv").read_text(encoding="utf-8")
+    rejected = (tmp_path / "khach.rejected.csv").read_bytes()
+    assert rejected.startswith(b"\xef\xbb\xbf") and "Bình" in rejected.decode("utf-8-sig")  # Excel reads it as UTF-8
     out = tmp_path / "export.csv"
     done = await asyncio.to_thread(
         subprocess.run,
