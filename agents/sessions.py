@@ -85,18 +85,27 @@ def _shared(ids: frozenset[int]) -> frozenset[int]:
 async def viewer_for(user: User) -> Viewer:
     if user.role in ("supervisor", "admin"):
         return Viewer(user.id, user.role, _shared(frozenset()), _shared(frozenset()))
+    inboxes, teams = (await _memberships([user.id])).get(user.id, (frozenset(), frozenset()))
+    return Viewer(user.id, user.role, _shared(inboxes), _shared(teams))
+
+
+async def _memberships(user_ids: Sequence[int]) -> dict[int, tuple[frozenset[int], frozenset[int]]]:
+    """Each agent's inboxes and teams, in one query for both (it keeps an agent's list page within three queries)."""
     conn = connection()
-    p = "?" if conn.capabilities.dialect == "sqlite" else "$1"
-    p2 = "?" if conn.capabilities.dialect == "sqlite" else "$2"
-    # One query for both memberships keeps an agent's list page within three queries.
+    sql = Sql(conn.capabilities.dialect)
+    inbox_marks, team_marks = sql.marks(user_ids), sql.marks(user_ids)
     rows = await conn.execute_query_dict(
-        f"SELECT 'i' AS kind, inbox_id AS ref FROM inbox_members WHERE user_id = {p} "
-        f"UNION ALL SELECT 't' AS kind, team_id AS ref FROM team_members WHERE user_id = {p2}",
-        [user.id, user.id],
+        f"SELECT 'i' AS kind, user_id, inbox_id AS ref FROM inbox_members WHERE user_id IN ({inbox_marks}) "
+        f"UNION ALL SELECT 't' AS kind, user_id, team_id AS ref FROM team_members WHERE user_id IN ({team_marks})",
+        sql.params,
     )
-    inboxes = _shared(frozenset(r["ref"] for r in rows if r["kind"] == "i"))
-    teams = _shared(frozenset(r["ref"] for r in rows if r["kind"] == "t"))
-    return Viewer(user.id, user.role, inboxes, teams)
+    found: dict[tuple[str, int], set[int]] = {}
+    for row in rows:
+        found.setdefault((row["kind"], row["user_id"]), set()).add(row["ref"])
+    return {
+        user_id: (frozenset(found.get(("i", user_id), ())), frozenset(found.get(("t", user_id), ())))
+        for user_id in user_ids
+    }
 
 
 async def current_access(session_ids: Sequence[int]) -> dict[int, tuple[Viewer, bool]]:
@@ -117,21 +126,12 @@ async def current_access(session_ids: Sequence[int]) -> dict[int, tuple[Viewer, 
     now = datetime.now(UTC)
     rows = [r for r in rows if (as_datetime(r["expires_at"]) or now) > now]
     agents = sorted({r["user_id"] for r in rows if r["role"] not in ("supervisor", "admin")})
-    memberships: dict[tuple[str, int], set[int]] = {}
-    if agents:
-        members = Sql(sql.dialect)
-        inbox_marks, team_marks = members.marks(agents), members.marks(agents)
-        for row in await conn.execute_query_dict(
-            f"SELECT 'i' AS kind, user_id, inbox_id AS ref FROM inbox_members WHERE user_id IN ({inbox_marks}) "
-            f"UNION ALL SELECT 't' AS kind, user_id, team_id AS ref FROM team_members WHERE user_id IN ({team_marks})",
-            members.params,
-        ):
-            memberships.setdefault((row["kind"], row["user_id"]), set()).add(row["ref"])
+    memberships = await _memberships(agents) if agents else {}
     access = {}
     for row in rows:
         user_id, role = row["user_id"], row["role"]
-        inboxes = _shared(frozenset(memberships.get(("i", user_id), ())))
-        teams = _shared(frozenset(memberships.get(("t", user_id), ())))
+        inboxes, teams = memberships.get(user_id, (frozenset(), frozenset()))
+        inboxes, teams = _shared(inboxes), _shared(teams)
         pii = can_view_pii(SimpleNamespace(role=role, permissions=as_json(row["permissions"])))
         access[row["session_id"]] = (Viewer(user_id, role, inboxes, teams), pii)
     return access
