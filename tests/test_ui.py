@@ -22,8 +22,11 @@ from agents.sessions import create_session
 from channels.fakes import messenger_delivery, messenger_text, page_comment
 from channels.fakes_telegram import Updates, running_fake_bot_api
 from inbox.app import create_app
+from inbox.bus import Event
 from inbox.config import Settings
+from inbox.keys import BUS
 from inbox.models import Conversation, Inbox, Message
+from inbox.serialize import message_json
 from tests.conftest import PAGE_ID, PASSWORD, eventually, make_inbox, now_ms, password_hash, post_webhook
 
 CHROMIUM = os.environ.get("HOPTHU_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -421,6 +424,42 @@ async def test_a_colleague_typing_shows_in_the_thread(server, http, page):
         await expect(page.get_by_test_id("typing")).to_have_text(f"{colleague.name} đang soạn tin…")
         await ws.send_json({"type": "typing", "data": {"conversation_id": msg.conversation_id, "on": False}})
         await expect(page.get_by_test_id("typing")).to_have_text("")
+
+
+async def test_a_late_sent_frame_never_moves_a_delivered_reply_back(server, http, page):
+    """Frames about one reply come from different writers: the outbox announces "sent" after its send, the processor
+    "delivered" on the receipt. When the outbox's frame arrives last, the thread keeps "delivered"."""
+    inbox = await make_inbox()
+    agent = await staff("agent", inbox)
+    first = await customer_writes(http, "PSID-LATE", "mid.late.1", "Shop ơi áo còn không")
+    reply = await Message.create(
+        conversation_id=first.conversation_id,
+        inbox_id=inbox.id,
+        direction="out",
+        sender_type="agent",
+        sender_user_id=agent.id,
+        origin="hopthu",
+        text="Dạ còn ạ",
+        delivery_status="sent",
+        external_id="m_late",
+        created_at=first.created_at,
+    )
+    await log_in(page, server, agent)
+    await page.locator(f"[data-testid=conv-item][data-id='{first.conversation_id}']").click()
+    badge = page.get_by_test_id("message").filter(has_text="Dạ còn ạ").get_by_test_id("delivery")
+    await expect(badge).to_have_attribute("data-status", "sent")
+
+    bus = server.runner.app[BUS]
+    stale = message_json(reply)
+    reply.delivery_status = "delivered"
+    await reply.save(update_fields=["delivery_status"])
+    await bus.publish(Event("message.updated", message_json(reply), inbox_id=inbox.id))
+    await expect(badge).to_have_attribute("data-status", "delivered")
+    await bus.publish(Event("message.updated", stale, inbox_id=inbox.id))
+    # A message written after the stale frame shows once the page has read that frame too.
+    await customer_writes(http, "PSID-LATE", "mid.late.2", "Vậy chị lấy size M nhé")
+    await expect(page.get_by_test_id("message-text").filter(has_text="size M")).to_be_visible()
+    await expect(badge).to_have_attribute("data-status", "delivered")
 
 
 async def test_a_demoted_supervisors_page_drops_the_supervisor_views_by_itself(server, http, page):

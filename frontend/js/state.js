@@ -198,10 +198,21 @@ export function removeConversation(id) {
   if (id === state.currentId) openConversation(null);
 }
 
+// Delivery only moves forward. Frames about one message come from different writers (the outbox after its send,
+// the processor on a receipt, the thread's own fetch), so a "sent" written before a "delivered" may arrive after it.
+const DELIVERY_RANK = { pending: 0, sent: 1, delivered: 2, read: 3 };
+
+function newerDelivery(known, incoming) {
+  const before = DELIVERY_RANK[known.delivery_status];
+  const after = DELIVERY_RANK[incoming.delivery_status];
+  if (before === undefined || after === undefined || after >= before) return incoming;
+  return { ...incoming, delivery_status: known.delivery_status, failure_reason: known.failure_reason };
+}
+
 export function upsertMessage(msg) {
   if (msg.conversation_id !== state.currentId) return false;
   const index = state.messages.findIndex((m) => m.id === msg.id);
-  if (index >= 0) state.messages[index] = msg;
+  if (index >= 0) state.messages[index] = newerDelivery(state.messages[index], msg);
   else state.messages.push(msg);
   state.messages.sort((a, b) => a.id - b.id);
   emit("messages", { added: index < 0 ? msg : null });
