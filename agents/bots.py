@@ -87,7 +87,16 @@ async def holds(conv: Conversation) -> bool:
     inbox = await Inbox.get_or_none(id=conv.inbox_id).only("id", "settings")
     if inbox is None or not bot_settings(inbox)["faq_enabled"]:
         return False
-    return not await Message.filter(conversation_id=conv.id, direction="out", sender_type="agent").exists()
+    return await person_involved(conv) is None
+
+
+async def person_involved(conv: Conversation) -> str | None:
+    """Why people hold this conversation rather than the bot, if they do: one rule for `decide` and `holds`."""
+    if conv.assignee_id is not None:
+        return "assigned"
+    if await Message.filter(conversation_id=conv.id, direction="out", sender_type="agent").exists():
+        return "agent_replied"  # a person wrote (in hopthu or on the platform): the bot steps back
+    return None
 
 
 def render(template: str, variables: dict[str, str]) -> str:
@@ -176,7 +185,7 @@ class BotResponder:
             return
         if (conv.thread_key or "dm") != "dm":
             return  # a comment thread is public: a welcome or an answer (an order's status) would show under the post
-        person = await self._person_involved(conv)
+        person = await person_involved(conv)
         if person is not None:  # an agent holds it or answered: no welcome, no away message, no FAQ cutting in
             if settings["faq_enabled"]:
                 await self._hand_off(conv, session, person, at)  # silently: a person is already there
@@ -227,13 +236,6 @@ class BotResponder:
             return
         plan.held.add(conv.id)
         await session.save()
-
-    async def _person_involved(self, conv: Conversation) -> str | None:
-        if conv.assignee_id is not None:
-            return "assigned"
-        if await Message.filter(conversation_id=conv.id, direction="out", sender_type="agent").exists():
-            return "agent_replied"  # a person wrote (in hopthu or on the platform): the bot steps back
-        return None
 
     async def _handoff_reason(self, conv: Conversation, msg: Message) -> str | None:
         if handoff_requested(msg.text, msg.intent):
