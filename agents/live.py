@@ -54,7 +54,8 @@ async def live_snapshot(presence: Presence, inbox_id: int | None = None, clock: 
     )
     no_reply = (
         "NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.direction = 'out'"
-        " AND m.sender_type = 'agent' AND m.private = FALSE)"
+        " AND m.sender_type = 'agent' AND m.private = FALSE"
+        " AND (m.delivery_status IS NULL OR m.delivery_status <> 'failed'))"  # a failed reply answered nothing
     )
     counts = (
         await conn.execute_query_dict(

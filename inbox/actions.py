@@ -108,7 +108,9 @@ async def send_outgoing(
             facts["bot_kind"] = bot["kind"]  # a welcome or away message is no answer (agents/metrics.py)
         await record(conn, conv, kind, sender_type, user_id, at, msg.id, origin="hopthu", **facts)
         conv.last_activity_at = at
-        if not private:
+        # The last message is the last one exchanged: a refused reply never left, and a welcome or away message
+        # answers nothing, so the customer's words stay last and the conversation stays waiting (agents/live.py).
+        if not private and not facts:
             conv.last_message_at, conv.last_message_preview = at, preview(text, [])
         await conv.save(using_db=conn, update_fields=["last_activity_at", "last_message_at", "last_message_preview"])
         await index_messages(conn, [(msg.id, msg.search_text)])

@@ -400,6 +400,40 @@ async def test_a_reply_the_window_refused_is_no_answer(client: TestClient, inbox
     assert row is None or (row["messages_sent"], row["first_response_time"]["count"]) == (0, 0), row
 
 
+async def test_the_live_dashboard_still_counts_a_customer_waiting_after_a_welcome_or_a_refused_reply(
+    client: TestClient, inbox: Inbox
+) -> None:
+    """Neither a bot's welcome nor a reply the window refused answered the customer: the live `waiting` and
+    `unanswered` counts keep them, and the list still shows the customer's words as the last message."""
+    inbox.settings = {**(inbox.settings or {}), "bot": {"welcome_message": "Chào {contact.name}, shop trả lời ngay ạ"}}
+    await inbox.save(update_fields=["settings"])
+    client.app[BOTS].forget()
+    supervisor = await quick_user("supervisor")
+    agent = await quick_user("agent", inboxes=[inbox])
+    await send_text(client, "PSID-WAIT-1", "mid.wait.1", "Shop ơi áo này còn size M không ạ?")
+    welcomed = await eventually(lambda: Message.get_or_none(external_id="mid.wait.1"))
+    await eventually(lambda: Message.filter(conversation_id=welcomed.conversation_id, sender_type="bot").exists())
+    eight_days_ago = datetime.now(UTC) - timedelta(days=8)
+    await send_text(client, "PSID-WAIT-2", "mid.wait.2", "Còn hàng không?", int(eight_days_ago.timestamp() * 1000))
+    late = await eventually(lambda: Message.get_or_none(external_id="mid.wait.2"))
+    url = f"/api/conversations/{late.conversation_id}/messages"
+    refused = await client.post(url, json={"text": "Dạ còn ạ"}, headers=agent.headers)
+    assert (await refused.json())["delivery_status"] == "failed"
+
+    live = await (await client.get("/api/reports/live", headers=supervisor.headers)).json()
+    assert (live["counts"]["waiting"], live["counts"]["unanswered"]) == (2, 2), live["counts"]
+    listed = await (await client.get("/api/conversations", headers=supervisor.headers)).json()
+    previews = {item["id"]: item["last_message_preview"] for item in listed["items"]}
+    assert previews[welcomed.conversation_id] == "Shop ơi áo này còn size M không ạ?"
+    assert previews[late.conversation_id] == "Còn hàng không?"
+
+    answer = await client.post(url.replace(str(late.conversation_id), str(welcomed.conversation_id)),
+                               json={"text": "Dạ còn size M ạ"}, headers=agent.headers)  # fmt: skip
+    assert answer.status == 201
+    live = await (await client.get("/api/reports/live", headers=supervisor.headers)).json()
+    assert (live["counts"]["waiting"], live["counts"]["unanswered"]) == (1, 1), live["counts"]
+
+
 async def test_deleted_conversations_leave_the_reports_as_a_rebuild_would(client: TestClient, inbox: Inbox) -> None:
     await client.app[SUPERVISION].stop()
     supervisor, admin = await quick_user("supervisor"), await quick_user("admin")
