@@ -177,6 +177,16 @@ def _parse_event(event: Any, entry_page: str | None, entry_time: Any) -> ParsedE
             referral=referral if isinstance(referral, dict) else None,
         )  # fmt: skip
 
+    if "message_edit" in event:  # webhook field `message_edits`: the customer changed a message they sent
+        edit = event["message_edit"]
+        mid = id_of(dig(edit, "mid"))
+        if not isinstance(edit, dict) or mid is None or occurred is None:
+            return bad("message_edit without mid or timestamp")
+        return MessageEdit(
+            channel=CHANNEL, account_id=account, contact_external_id=contact, external_id=mid,
+            text=str_of(edit.get("text")), occurred_at=occurred,
+        )  # fmt: skip
+
     for key, status in (("delivery", "delivered"), ("read", "read")):
         if key in event:
             watermark = _millis(dig(event, key, "watermark"))

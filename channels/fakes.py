@@ -290,6 +290,13 @@ def messenger_read(page_id: str, psid: str, watermark_ms: int, ts_ms: int | None
     return _envelope(page_id, ts, event)
 
 
+def messenger_edit(page_id: str, psid: str, mid: str, text: str, ts_ms: int, num_edit: int = 1) -> dict[str, Any]:
+    """Webhook field `message_edits`: the customer changed the text of message `mid`."""
+    event = {**_from_user(page_id, psid), "timestamp": ts_ms, "message_edit": {"mid": mid, "text": text}}
+    event["message_edit"]["num_edit"] = num_edit
+    return _envelope(page_id, ts_ms, event)
+
+
 def messenger_attachment(page_id: str, psid: str, mid: str, kind: str, url: str, ts_ms: int) -> dict[str, Any]:
     """A message with one attachment and no text; kind "sticker" gives the image-with-sticker_id shape."""
     if kind == "sticker":

@@ -13,13 +13,14 @@ from channels.fakes import (
     messenger_attachment,
     messenger_delivery,
     messenger_echo,
+    messenger_edit,
     messenger_postback,
     messenger_read,
     messenger_text,
 )
 from contacts.models import ContactIdentity
 from inbox.keys import PROFILES
-from inbox.models import Conversation, ConversationEvent, InboundEvent, Message
+from inbox.models import Conversation, ConversationEvent, DeadLetter, InboundEvent, Message
 from tests.conftest import PAGE_ID, Staff, eventually, make_user, now_ms, post_webhook, send_text
 
 PSID = "7130042218899012"
@@ -77,6 +78,25 @@ async def test_text_message_is_shown_with_its_preview(client, agent):
     assert (msg["direction"], msg["sender_type"], msg["private"]) == ("in", "contact", False)
     assert msg["external_id"] == "m_text"
     assert msg["attachments"] == []
+
+
+async def test_an_edited_message_shows_the_new_text_and_keeps_the_old_one(client, agent):
+    """Webhook field `message_edits`: the customer corrects a message; the agent reads the new words and its
+    history, and a redelivery of the same edit changes nothing twice."""
+    sent_at = now_ms()
+    await deliver(client, messenger_text(PAGE_ID, PSID, "m_edit", "Lấy áo size S nhé shop", sent_at))
+    conv = await only_conversation(client, agent)
+    edit = messenger_edit(PAGE_ID, PSID, "m_edit", "Lấy áo size M nhé shop", sent_at + 20_000)
+    await deliver(client, edit)
+    await deliver(client, edit)
+
+    async def edited():
+        [msg] = await messages_of(client, agent, conv["id"])
+        return msg if msg["text"] == "Lấy áo size M nhé shop" else None
+
+    msg = await eventually(edited)
+    assert [h["text"] for h in msg["edit_history"]] == ["Lấy áo size S nhé shop"]
+    assert await DeadLetter.all().count() == 0
 
 
 @pytest.mark.parametrize("kind", ["image", "video", "audio", "file", "sticker"])
