@@ -101,6 +101,23 @@ class MessageRemoval:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageReaction:
+    """The customer reacted to a message (a ❤ on the shop's reply), or took the reaction back (`emoji` None)."""
+
+    kind: ClassVar[str] = "reaction"
+    channel: str
+    account_id: str
+    contact_external_id: str
+    external_id: str  # the platform's id of the message reacted to
+    emoji: str | None
+    occurred_at: datetime
+
+    def dedupe_key(self) -> str:
+        stamp = int(self.occurred_at.timestamp() * 1000)
+        return "react:" + _digest(f"{self.external_id}|{self.contact_external_id}|{stamp}|{self.emoji}")
+
+
+@dataclass(frozen=True, slots=True)
 class Receipt:
     """Delivery or read watermark: every outgoing message up to `watermark` reached `status`."""
 
@@ -145,8 +162,8 @@ class Unrecognized:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-ChannelEvent = InboundMessage | Receipt | Referral | MessageEdit | MessageRemoval
-_EVENT_TYPES = (InboundMessage, Receipt, Referral, MessageEdit, MessageRemoval)
+ChannelEvent = InboundMessage | Receipt | Referral | MessageEdit | MessageRemoval | MessageReaction
+_EVENT_TYPES = (InboundMessage, Receipt, Referral, MessageEdit, MessageRemoval, MessageReaction)
 _KINDS: dict[str, type] = {cls.kind: cls for cls in _EVENT_TYPES}
 
 

@@ -22,6 +22,7 @@ from channels.events import (
     Attachment,
     InboundMessage,
     MessageEdit,
+    MessageReaction,
     MessageRemoval,
     ParseError,
     Receipt,
@@ -36,12 +37,14 @@ SIGNATURE_HEADER = "X-Hub-Signature-256"
 DEFAULT_API_VERSION = "v25.0"
 NETWORK_REASON = "Không kết nối được Facebook (network error)"
 
-ParsedEvent = InboundMessage | Receipt | Referral | MessageEdit | MessageRemoval | Unrecognized
+ParsedEvent = InboundMessage | Receipt | Referral | MessageEdit | MessageRemoval | MessageReaction | Unrecognized
 
 _KNOWN_KINDS = ("image", "video", "audio", "file", "reel", "fallback", "location", "template")
 _ATTACHMENT_KINDS = {k: k for k in _KNOWN_KINDS} | {"ig_reel": "reel"}
 _SEND_KINDS = frozenset({"image", "audio", "video", "file"})
 _MILLIS = re.compile(r"-?\d{1,20}")
+# Messenger names the reaction and usually sends its emoji too; the name stands in when it does not.
+_REACTION_EMOJI = {"love": "❤️", "smile": "😆", "wow": "😮", "sad": "😢", "angry": "😠", "like": "👍", "dislike": "👎"}
 
 # ---------------------------------------------------------------------------------------------- webhook
 
@@ -185,6 +188,19 @@ def _parse_event(event: Any, entry_page: str | None, entry_time: Any) -> ParsedE
         return MessageEdit(
             channel=CHANNEL, account_id=account, contact_external_id=contact, external_id=mid,
             text=str_of(edit.get("text")), occurred_at=occurred,
+        )  # fmt: skip
+
+    if "reaction" in event:  # webhook field `message_reactions`: the customer reacted to a message or took it back
+        reaction = event["reaction"]
+        mid = id_of(dig(reaction, "mid"))
+        if not isinstance(reaction, dict) or mid is None or occurred is None:
+            return bad("reaction without mid or timestamp")
+        emoji = (str_of(reaction.get("emoji")) or "")[:32] or _REACTION_EMOJI.get(
+            str_of(reaction.get("reaction")) or "", "👍"
+        )
+        return MessageReaction(
+            channel=CHANNEL, account_id=account, contact_external_id=contact, external_id=mid, occurred_at=occurred,
+            emoji=None if reaction.get("action") == "unreact" else emoji,
         )  # fmt: skip
 
     for key, status in (("delivery", "delivered"), ("read", "read")):

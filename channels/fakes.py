@@ -297,6 +297,17 @@ def messenger_edit(page_id: str, psid: str, mid: str, text: str, ts_ms: int, num
     return _envelope(page_id, ts_ms, event)
 
 
+def messenger_reaction(
+    page_id: str, psid: str, mid: str, ts_ms: int, reaction: str = "love", emoji: str | None = "❤️",
+    action: str = "react",
+) -> dict[str, Any]:  # fmt: skip
+    """Webhook field `message_reactions`: the customer reacted to message `mid` (or took it back: "unreact")."""
+    body: dict[str, Any] = {"reaction": reaction, "action": action, "mid": mid}
+    if emoji is not None:
+        body["emoji"] = emoji
+    return _envelope(page_id, ts_ms, {**_from_user(page_id, psid), "timestamp": ts_ms, "reaction": body})
+
+
 def messenger_attachment(page_id: str, psid: str, mid: str, kind: str, url: str, ts_ms: int) -> dict[str, Any]:
     """A message with one attachment and no text; kind "sticker" gives the image-with-sticker_id shape."""
     if kind == "sticker":

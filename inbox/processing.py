@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from channels.events import InboundMessage, MessageEdit, MessageRemoval, Receipt, Referral, from_record
+from channels.events import (
+    InboundMessage,
+    MessageEdit,
+    MessageReaction,
+    MessageRemoval,
+    Receipt,
+    Referral,
+    from_record,
+)
 from contacts.consent import withheld
 from contacts.models import Contact, ContactIdentity
 from inbox import db
@@ -771,6 +779,21 @@ async def apply_removal(conn: BaseDBAsyncClient, inbox: Inbox, event: MessageRem
     out.updated_messages.append((conv, msg))
 
 
+async def apply_reaction(conn: BaseDBAsyncClient, inbox: Inbox, event: MessageReaction, out: Outcome) -> None:
+    """The customer's reaction shows on the message (`extra.reaction`: `{emoji, at}`); taking it back leaves
+    `emoji` null with its time, so a reaction older than the last change (a late redelivery) changes nothing."""
+    found = await _message_by_external_id(conn, inbox, event.external_id)
+    if found is None:
+        return  # a reaction to a message we never had (sent before the inbox was connected)
+    conv, msg = found
+    shown = (msg.extra or {}).get("reaction")
+    if isinstance(shown, dict) and str(shown.get("at") or "") > event.occurred_at.isoformat():
+        return
+    msg.extra = {**(msg.extra or {}), "reaction": {"emoji": event.emoji, "at": event.occurred_at.isoformat()}}
+    await msg.save(using_db=conn, update_fields=["extra"])
+    out.updated_messages.append((conv, msg))
+
+
 async def apply_event(
     conn: BaseDBAsyncClient, inbox: Inbox, row: LogRow, out: Outcome, known: Known, learnt: Known, deferred: Deferred
 ) -> None:
@@ -789,6 +812,8 @@ async def apply_event(
         await apply_edit(conn, inbox, event, out)
     elif isinstance(event, MessageRemoval):
         await apply_removal(conn, inbox, event, out)
+    elif isinstance(event, MessageReaction):
+        await apply_reaction(conn, inbox, event, out)
 
 
 async def update_contact_search(conn: BaseDBAsyncClient, contact: Contact) -> None:

@@ -13,6 +13,8 @@ from channels.base import Profile, SendError
 from channels.events import (
     Attachment,
     InboundMessage,
+    MessageEdit,
+    MessageReaction,
     ParseError,
     Receipt,
     Referral,
@@ -387,7 +389,7 @@ def _event(**fields: object) -> dict:
         ({"id": PAGE, "messaging": [_event(message={"text": "no mid"})]}, "mid"),
         ({"id": PAGE, "messaging": [_event(message={"mid": "m"}, timestamp="hôm qua")]}, "timestamp"),
         ({"id": PAGE, "messaging": [{"message": {"mid": "m", "text": "x"}, "timestamp": TS}]}, "user"),
-        ({"id": PAGE, "messaging": [_event(reaction={"reaction": "love", "mid": "m_1"})]}, "unsupported"),
+        ({"id": PAGE, "messaging": [_event(future_feature={"mid": "m_1"})]}, "unsupported"),
         ({"id": PAGE, "messaging": [_event(delivery={"mids": ["m_1"]})]}, "watermark"),
         ({"id": PAGE, "messaging": [_event(read={"watermark": "never"})]}, "watermark"),
         ({"id": PAGE, "messaging": [_event(postback="GET_STARTED")]}, "postback"),
@@ -671,7 +673,8 @@ if st is not None:
         "read": _receipt,
         "postback": _obj(mid=_ids, title=json_values, payload=json_values, referral=json_values),
         "referral": _mostly(st.dictionaries(st.text(max_size=8), json_values, max_size=3)),
-        "reaction": json_values,
+        "reaction": _obj(mid=_ids, reaction=json_values, emoji=json_values, action=json_values) | json_values,
+        "message_edit": _obj(mid=_ids, text=json_values, num_edit=json_values) | json_values,
     }
     _event = st.sampled_from(sorted(_kinds)).flatmap(
         lambda kind: _obj({"sender": _party, "recipient": _party, "timestamp": _stamps, kind: _kinds[kind]})
@@ -697,7 +700,7 @@ if st is not None:
         except ParseError:
             return
         for event in events:
-            assert isinstance(event, InboundMessage | Receipt | Referral | Unrecognized)
+            assert isinstance(event, InboundMessage | Receipt | Referral | MessageEdit | MessageReaction | Unrecognized)
             if isinstance(event, Unrecognized):
                 # The catch-all in the parser is a safety net; random input must never need it.
                 assert not event.reason.startswith("could not parse event"), event.reason

@@ -15,6 +15,7 @@ from channels.fakes import (
     messenger_echo,
     messenger_edit,
     messenger_postback,
+    messenger_reaction,
     messenger_read,
     messenger_text,
 )
@@ -97,6 +98,35 @@ async def test_an_edited_message_shows_the_new_text_and_keeps_the_old_one(client
     msg = await eventually(edited)
     assert [h["text"] for h in msg["edit_history"]] == ["Lấy áo size S nhé shop"]
     assert await DeadLetter.all().count() == 0
+
+
+async def test_a_reaction_shows_on_the_message_until_the_customer_takes_it_back(client, agent):
+    """Webhook field `message_reactions`: the customer's ❤ shows on the message reacted to; "unreact" removes it,
+    and a late redelivery of the older reaction does not bring it back."""
+    at = now_ms()
+    await deliver(client, messenger_text(PAGE_ID, PSID, "m_loved", "Cảm ơn shop nhiều nha", at))
+    conv = await only_conversation(client, agent)
+
+    async def reaction():
+        [msg] = [m for m in await messages_of(client, agent, conv["id"]) if m["external_id"] == "m_loved"]
+        return (msg["extra"].get("reaction") or {}).get("emoji")
+
+    loved = messenger_reaction(PAGE_ID, PSID, "m_loved", at + 5_000)
+    await deliver(client, loved)
+    assert await eventually(reaction) == "❤️"
+    await deliver(client, messenger_reaction(PAGE_ID, PSID, "m_loved", at + 6_000, "wow", emoji=None))
+    assert await eventually(lambda: _equals(reaction, "😮")) is True
+    await deliver(client, messenger_reaction(PAGE_ID, PSID, "m_loved", at + 9_000, "wow", None, action="unreact"))
+    assert await eventually(lambda: _equals(reaction, None)) is True
+    await deliver(client, messenger_reaction(PAGE_ID, PSID, "m_loved", at + 7_000, "like", emoji="👍"))
+    await deliver(client, messenger_text(PAGE_ID, PSID, "m_after", "Mai shop giao nhé", at + 10_000))
+    await eventually(lambda: Message.get_or_none(external_id="m_after"))
+    assert await reaction() is None  # the older reaction, delivered late, does not undo the unreact
+    assert await DeadLetter.all().count() == 0
+
+
+async def _equals(read, expected) -> bool | None:
+    return True if await read() == expected else None
 
 
 @pytest.mark.parametrize("kind", ["image", "video", "audio", "file", "sticker"])

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from agents.models import InboxMember, SavedReply, Team, TeamMember, User
 from agents.sessions import create_session
-from channels.fakes import messenger_delivery, messenger_text, page_comment
+from channels.fakes import messenger_delivery, messenger_reaction, messenger_text, page_comment
 from channels.fakes_telegram import Updates, running_fake_bot_api
 from inbox.app import create_app
 from inbox.bus import Event
@@ -460,6 +460,12 @@ async def test_a_late_sent_frame_never_moves_a_delivered_reply_back(server, http
     await customer_writes(http, "PSID-LATE", "mid.late.2", "Vậy chị lấy size M nhé")
     await expect(page.get_by_test_id("message-text").filter(has_text="size M")).to_be_visible()
     await expect(badge).to_have_attribute("data-status", "delivered")
+
+    # The customer loves the reply (webhook field `message_reactions`): the heart shows under it.
+    loved = await post_webhook(http, messenger_reaction(PAGE_ID, "PSID-LATE", "m_late", now_ms()))
+    assert loved.status == 200
+    reply_view = page.get_by_test_id("message").filter(has_text="Dạ còn ạ")
+    await expect(reply_view.get_by_test_id("reaction")).to_have_text("❤️")
 
 
 async def test_a_demoted_supervisors_page_drops_the_supervisor_views_by_itself(server, http, page):

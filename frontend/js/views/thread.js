@@ -257,6 +257,9 @@ export function mountThread(el, ctx) {
         !out ? intentBadge(msg.intent) : null,
         msg.edited_at ? h("span", { title: (msg.edit_history || []).map((e) => e.text || "").join("\n") }, t("msg.edited")) : null,
         msg.removed_at ? h("span", { class: "badge" }, t("msg.removed")) : null,
+        msg.extra && msg.extra.reaction && msg.extra.reaction.emoji
+          ? h("span", { class: "reaction", "data-testid": "reaction", title: t("msg.reaction") }, msg.extra.reaction.emoji)
+          : null,
         commentState(msg) && !msg.removed_at ? commentActions(msg) : null,
       ),
       msg.delivery_status === "failed" && msg.failure_reason
