@@ -214,6 +214,12 @@ def received(app_id: str, oa_id: str, user_id: str, msg_id: str, ts_ms: int) -> 
             "event_name": "user_received_message", "message": {"msg_id": msg_id}, "timestamp": str(ts_ms)}  # fmt: skip
 
 
+def reacted(app_id: str, oa_id: str, user_id: str, msg_id: str, icon: str, ts_ms: int) -> dict[str, Any]:
+    return {"app_id": app_id, "sender": {"id": user_id}, "recipient": {"id": oa_id},
+            "event_name": "user_reacted_message", "message": {"react_icon": icon, "msg_id": msg_id},
+            "timestamp": str(ts_ms)}  # fmt: skip
+
+
 def seen(app_id: str, oa_id: str, user_id: str, msg_ids: list[str], ts_ms: int) -> dict[str, Any]:
     return {"app_id": app_id, "sender": {"id": user_id}, "recipient": {"id": oa_id},
             "event_name": "user_seen_message", "message": {"msg_ids": list(msg_ids)},

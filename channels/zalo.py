@@ -20,6 +20,7 @@ from channels.base import Profile, SendError, SendResult
 from channels.events import (
     Attachment,
     InboundMessage,
+    MessageReaction,
     Receipt,
     Referral,
     Unrecognized,
@@ -33,7 +34,7 @@ SIGNATURE_HEADER = "X-ZEvent-Signature"
 NETWORK_REASON = "Không kết nối được Zalo (network error)"
 _MILLIS = re.compile(r"\d{1,15}")
 
-ParsedEvent = InboundMessage | Receipt | Referral | Unrecognized
+ParsedEvent = InboundMessage | Receipt | Referral | MessageReaction | Unrecognized
 
 _USER_MESSAGE_KINDS = {
     "user_send_text": None, "anonymous_send_text": None, "user_send_image": "image", "user_send_gif": "gif",
@@ -43,6 +44,8 @@ _USER_MESSAGE_KINDS = {
     "user_send_business_card": "file",
 }  # fmt: skip
 _OA_ECHO_PREFIX = "oa_send_"
+# Zalo's reaction codes as the emoji its apps draw; a code not listed is shown as Zalo sent it.
+_REACTION_EMOJI = {"/-heart": "❤️", "/-strong": "👍", ":>": "😆", ":o": "😮", ":-((": "😢", ":-h": "😡", "/-weak": "👎"}
 
 # ---------------------------------------------------------------------------------------------- webhook
 
@@ -145,6 +148,15 @@ def _parse(payload: dict[str, Any]) -> list[ParsedEvent]:
         return [Referral(
             channel=CHANNEL, account_id=oa, contact_external_id=user, occurred_at=at,
             referral={"type": name, "source": source} if source else {"type": name},
+        )]  # fmt: skip
+    if name == "user_reacted_message":  # the customer reacted to a message (mostly the OA's reply)
+        user, msg_id = id_of(dig(payload, "sender", "id")), id_of(message.get("msg_id"))
+        if user is None or msg_id is None:
+            return bad("user_reacted_message without user or msg_id")
+        icon = (_str(message.get("react_icon")) or "")[:32]
+        return [MessageReaction(
+            channel=CHANNEL, account_id=oa, contact_external_id=user, external_id=msg_id, occurred_at=at,
+            emoji=None if icon in ("", "/-remove") else _REACTION_EMOJI.get(icon, icon),
         )]  # fmt: skip
     return bad(f"unsupported Zalo event {name!r}")
 

@@ -229,8 +229,9 @@ def published_since(bus: EventBus, since: int) -> list[Event]:
     return list(subscription.replay)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """Wait until `check` returns something truthy (the processor works off the ack path)."""
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0, interval: float = 0.02) -> Any:
+    """Wait until `check` returns something truthy (the processor works off the ack path). The limit is generous:
+    it only matters when something is wrong, and a loaded 2-core CI machine can take seconds for a step."""
     deadline = time.monotonic() + timeout
     while True:
         result = await check()

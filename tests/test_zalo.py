@@ -22,6 +22,7 @@ from channels.fakes_zalo import (
     FakeZaloAPI,
     follow,
     oa_echo,
+    reacted,
     received,
     running_fake_zalo,
     seen,
@@ -233,13 +234,32 @@ async def test_received_and_seen_update_the_delivery_status(
     assert (await Message.get(id=sent["id"])).delivery_status == "read"
 
 
+async def test_a_customers_reaction_shows_on_the_oa_reply(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    agent = await quick_user("agent", inboxes=[zinbox])
+    await deliver(client, user_text(APP_ID, OA_ID, USER, "m1", "Giá sao shop", ms(-5)))
+    conv = await Conversation.get()
+    reply = await client.post(
+        f"/api/conversations/{conv.id}/messages", json={"text": "Dạ 200k ạ"}, headers=agent.headers
+    )
+    sent = await reply.json()
+    await deliver(client, reacted(APP_ID, OA_ID, USER, sent["external_id"], "/-heart", ms(1)))
+    listed = await client.get(f"/api/conversations/{conv.id}/messages", headers=agent.headers)
+    [shown] = [m for m in (await listed.json())["items"] if m["id"] == sent["id"]]
+    assert shown["extra"]["reaction"]["emoji"] == "❤️"
+    await deliver(client, reacted(APP_ID, OA_ID, USER, sent["external_id"], "/-ok", ms(2)))  # a code not in our table
+    assert (await Message.get(id=sent["id"])).extra["reaction"]["emoji"] == "/-ok"
+    assert await DeadLetter.all().count() == 0
+
+
 async def test_unknown_event_goes_to_dead_letters_with_200(client: TestClient, zinbox: Inbox) -> None:
-    body = {"app_id": APP_ID, "sender": {"id": USER}, "recipient": {"id": OA_ID}, "event_name": "user_reacted_message",
-            "message": {"react_icon": "/-heart", "msg_id": "m1"}, "timestamp": str(ms())}  # fmt: skip
+    body = {"app_id": APP_ID, "sender": {"id": USER}, "recipient": {"id": OA_ID}, "event_name": "user_future_event",
+            "message": {"msg_id": "m1"}, "timestamp": str(ms())}  # fmt: skip
     response = await post(client, body)
     assert response.status == 200
     [letter] = await DeadLetter.all()
-    assert letter.channel == "zalo" and letter.inbox_id == zinbox.id and "user_reacted_message" in letter.reason
+    assert letter.channel == "zalo" and letter.inbox_id == zinbox.id and "user_future_event" in letter.reason
 
 
 async def test_shared_info_gives_the_contact_a_verified_phone(client: TestClient, zinbox: Inbox) -> None:
