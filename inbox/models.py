@@ -201,3 +201,19 @@ class ZaloToken(Model):
 
     class Meta:
         table = "zalo_tokens"
+
+
+class EarlyReceipt(Model):
+    """A platform's "received"/"seen" for message ids we do not know yet: Zalo may report on a reply before the
+    outbox has written down the id its send answered with. Applied when the outbox records that id; kept for
+    `inbox.processing.EARLY_RECEIPT_TTL` at most."""
+
+    id = fields.BigIntField(primary_key=True)
+    inbox_id = fields.IntField()
+    external_id = fields.CharField(max_length=255)
+    status = fields.CharField(max_length=10)  # delivered | read
+    received_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "early_receipts"
+        indexes = (("inbox_id", "external_id"), ("received_at",))

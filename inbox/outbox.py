@@ -22,6 +22,7 @@ from contacts.models import Contact, ContactIdentity
 from inbox.bus import Event, EventBus
 from inbox.metrics import OUTBOX_SENDS
 from inbox.models import Conversation, Inbox, Message, OutboxItem
+from inbox.processing import take_early_receipt
 from inbox.serialize import conversation_json, message_json
 from inbox.sql import as_datetime
 
@@ -267,6 +268,7 @@ class Outbox:
                     await unconfirmed.update(delivery_status="sent", failure_reason=None)
                     without_id = Message.filter(id=msg.id, external_id__isnull=True).using_db(conn)
                     await without_id.update(external_id=external_id)
+                    await take_early_receipt(conn, msg.id)  # "received"/"seen" may have come before this answer
                 return
             except Exception:
                 item.state = "pending"

@@ -35,7 +35,7 @@ from contacts.consent import withheld
 from contacts.models import Contact, ContactIdentity
 from inbox import db
 from inbox.enrich import MAX_TEXT, NLP_COLUMNS, nlp_value, take_analysis, write_and_summarise
-from inbox.models import Conversation, InboundEvent, Inbox, Message
+from inbox.models import Conversation, EarlyReceipt, InboundEvent, Inbox, Message
 from inbox.phones import normalize_phone
 from inbox.search import contact_search_text, fold, index_messages, message_index_statement, store_contact_search
 from inbox.sql import (
@@ -491,6 +491,10 @@ def _own_message_id(metadata: str | None) -> int | None:
 
 
 _STATUS_RANK = {"pending": 0, "sent": 1, "delivered": 2, "read": 3}
+# Receipts for ids not known yet (`EarlyReceipt`): a send's answer is written down within seconds, so an hour is
+# plenty; older ones are dropped as the next is kept. A receipt keeps this many of its ids at most.
+EARLY_RECEIPT_TTL = timedelta(hours=1)
+EARLY_RECEIPT_IDS = 50
 
 
 async def apply_receipt(conn: BaseDBAsyncClient, inbox: Inbox, event: Receipt, out: Outcome) -> None:
@@ -515,6 +519,39 @@ async def apply_receipt(conn: BaseDBAsyncClient, inbox: Inbox, event: Receipt, o
     if changed:
         await Message.filter(id__in=list(changed)).using_db(conn).update(delivery_status=event.status)
         out.updated_messages.extend((conv, m) for m in changed.values())
+    if event.external_ids:
+        await _keep_early_receipt(conn, conv, event)
+
+
+async def _keep_early_receipt(conn: BaseDBAsyncClient, conv: Conversation, event: Receipt) -> None:
+    """Ids that match no reply of the conversation may be a reply whose send answer the outbox has not written
+    down yet (Zalo can report "received" first): kept for a while, `take_early_receipt` applies them."""
+    ids = list(event.external_ids)[:EARLY_RECEIPT_IDS]
+    known = Message.filter(conversation_id=conv.id, direction="out", external_id__in=ids).using_db(conn)
+    unknown = set(ids) - set(await known.values_list("external_id", flat=True))
+    if not unknown:
+        return
+    stale = datetime.now(UTC) - EARLY_RECEIPT_TTL
+    await EarlyReceipt.filter(received_at__lt=stale).using_db(conn).delete()
+    rows = [EarlyReceipt(inbox_id=conv.inbox_id, external_id=i, status=event.status) for i in sorted(unknown)]
+    await EarlyReceipt.bulk_create(rows, using_db=conn)
+
+
+async def take_early_receipt(conn: BaseDBAsyncClient, message_id: int) -> None:
+    """The outbox wrote down a sent reply's platform id: a receipt that came for that id before is applied now,
+    only ever moving the status forward, and is used up."""
+    msg = await Message.get(id=message_id).using_db(conn)
+    if msg.external_id is None:
+        return
+    fresh = datetime.now(UTC) - EARLY_RECEIPT_TTL
+    kept = EarlyReceipt.filter(inbox_id=msg.inbox_id, external_id=msg.external_id).using_db(conn)
+    statuses = await kept.filter(received_at__gte=fresh).values_list("status", flat=True)
+    if not statuses:
+        return  # stale ones go when the next receipt is kept
+    await kept.delete()
+    best = max(statuses, key=lambda s: _STATUS_RANK[s])
+    behind = [s for s, rank in _STATUS_RANK.items() if rank < _STATUS_RANK[best]]
+    await Message.filter(id=msg.id, delivery_status__in=behind).using_db(conn).update(delivery_status=best)
 
 
 async def apply_referral(conn: BaseDBAsyncClient, inbox: Inbox, event: Referral, out: Outcome) -> None:

@@ -33,10 +33,12 @@ from channels.fakes_zalo import (
 )
 from contacts.models import Contact, ContactIdentity
 from inbox.config import Settings, load_settings
+from inbox.keys import BUS
 from inbox.models import (
     Conversation,
     ConversationEvent,
     DeadLetter,
+    EarlyReceipt,
     InboundEvent,
     Inbox,
     Message,
@@ -44,7 +46,7 @@ from inbox.models import (
     ZaloToken,
 )
 from inbox.zalo_tokens import ZALO_TOKENS, ZaloTokens
-from tests.conftest import FakeGraphAPI, Staff, eventually, quick_user
+from tests.conftest import FakeGraphAPI, Staff, eventually, published_since, quick_user
 
 APP_ID = "360846524940903967"
 OA_ID = "388613280878808645"
@@ -444,6 +446,61 @@ async def test_the_same_text_sent_from_zalo_after_a_refused_reply_is_its_own_mes
     assert [(m.origin, m.delivery_status, m.external_id) for m in shown] == [
         ("hopthu", "failed", None), ("platform", "sent", "oa-typed"),
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("receipts", "final"), [(("received",), "delivered"), (("received", "seen"), "read")], ids=["received", "seen"]
+)
+async def test_a_receipt_before_the_send_answers_is_not_lost(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI, receipts: tuple[str, ...], final: str
+) -> None:
+    """Zalo reports "received"/"seen" for the id its send answers with; when that report comes first (the reply
+    still pending, without the id), the reply still ends up delivered/read, for the API and the live frame."""
+    agent = await quick_user("agent", inboxes=[zinbox])
+    conv = await _conversation_with_incoming(client, ms(-60))
+    bus = client.app[BUS]
+    fake_zalo.hold = asyncio.Event()
+    sending = await _reply_in_background(client, agent, conv, "Dạ shop gửi ạ")
+    await eventually(lambda: _sends_seen(fake_zalo, 1))
+    reply = await Message.get(conversation_id=conv.id, direction="out")
+    since = bus.last_seq
+    for n, kind in enumerate(receipts):
+        body = received(APP_ID, OA_ID, USER, _zalo_id(1), ms(n)) if kind == "received" else (
+            seen(APP_ID, OA_ID, USER, [_zalo_id(1)], ms(n))
+        )  # fmt: skip
+        await deliver(client, body)
+    assert (await Message.get(id=reply.id)).delivery_status == "pending"  # not sent yet as far as we know
+
+    fake_zalo.hold.set()
+    await sending
+    await eventually(lambda: _outbox_done(reply.id))
+    listed = await client.get(f"/api/conversations/{conv.id}/messages", headers=agent.headers)
+    [shown] = [m for m in (await listed.json())["items"] if m["id"] == reply.id]
+    assert (shown["delivery_status"], shown["external_id"]) == (final, _zalo_id(1))
+
+    async def last_frame() -> dict | None:
+        frames = [
+            e.data for e in published_since(bus, since) if e.type == "message.updated" and e.data["id"] == reply.id
+        ]
+        return frames[-1] if frames else None
+
+    assert (await eventually(last_frame))["delivery_status"] == final
+
+
+async def test_an_early_receipt_older_than_an_hour_is_not_applied(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    agent = await quick_user("agent", inboxes=[zinbox])
+    conv = await _conversation_with_incoming(client, ms(-60))
+    fake_zalo.hold = asyncio.Event()
+    sending = await _reply_in_background(client, agent, conv, "Dạ shop gửi ạ")
+    await eventually(lambda: _sends_seen(fake_zalo, 1))
+    await deliver(client, seen(APP_ID, OA_ID, USER, [_zalo_id(1)], ms()))
+    await EarlyReceipt.all().update(received_at=datetime.now(UTC) - timedelta(hours=2))
+    fake_zalo.hold.set()
+    reply = await sending
+    await eventually(lambda: _outbox_done(reply["id"]))
+    assert (await Message.get(id=reply["id"])).delivery_status == "sent"
 
 
 # ---------------------------------------------------------------------------------------------- tokens
