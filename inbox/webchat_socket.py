@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import struct
 import time
@@ -301,23 +302,25 @@ class VisitorSession:
         elif kind == "ping":
             await self.send("pong", {})
 
-    async def on_message(self, data: Any, image_url: str | None = None, *, charged: bool = False) -> None:
+    async def on_message(self, data: Any, image_url: str | None = None, *, charged: bool = False) -> bool:
+        """Store the visitor's message; False when it was refused (the visitor got an error frame)."""
         assert self.visitor is not None
         echo_id = data.get("echo_id") if isinstance(data, dict) else None
         if not charged and not self.state.allow_message(self.inbox.id, self.visitor.external_id):
             await self.error("rate_limited", "Bạn gửi nhanh quá, vui lòng chờ một chút (too many messages)", echo_id)
-            return
+            return False
         try:
             event = webchat.visitor_message(self.visitor, data, image_url=image_url)
         except ParseError as exc:
             await self.error("invalid_message", str(exc), echo_id)
-            return
+            return False
         try:
             await self.request.app[INGEST].store([Accepted(self.inbox.id, webchat.CHANNEL, event)])
         except StorageUnavailable:
             await self.error("storage_unavailable", "Chưa gửi được, đang thử lại (not stored, retry)", echo_id)
-            return
+            return False
         await self.send("message.accepted", {"echo_id": echo_id})
+        return True
 
     async def on_image(self, raw: bytes) -> None:
         header, content = _split_binary(raw)
@@ -337,8 +340,21 @@ class VisitorSession:
             await self.error("rate_limited", "Bạn gửi nhanh quá, vui lòng chờ một chút (too many messages)", echo_id)
             return
         name = f"{secrets.token_hex(16)}.{kind[1]}"
-        await asyncio.to_thread(_write_file, self.state.upload_dir, name, content)
-        await self.on_message(header, f"/widget/files/{name}", charged=True)
+        path = self.state.upload_dir / name
+        try:
+            await asyncio.to_thread(_write_file, path, content)
+        except OSError:
+            await self.error("storage_unavailable", "Chưa gửi được, đang thử lại (not stored, retry)", echo_id)
+            return
+        # A refused message never shows the file: it must not stay on disk. (Cancelled, the store may still
+        # commit the message, so the file stays.)
+        try:
+            stored = await self.on_message(header, f"/widget/files/{name}", charged=True)
+        except Exception:
+            path.unlink(missing_ok=True)
+            raise
+        if not stored:
+            path.unlink(missing_ok=True)
 
     async def on_typing(self, on: bool) -> None:
         now = time.monotonic()
@@ -449,9 +465,20 @@ def _split_binary(raw: bytes) -> tuple[dict[str, Any] | None, bytes]:
     return (header if isinstance(header, dict) else None), raw[4 + size :]
 
 
-def _write_file(directory: Path, name: str, content: bytes) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / name).write_bytes(content)
+def _write_file(path: Path, content: bytes) -> None:
+    """Whole or not at all: written under a name the file route never serves, then renamed into place; a failed
+    write (a full disk) leaves nothing behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        with partial.open("wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 # ------------------------------------------------------------------------------------------------ pre-chat

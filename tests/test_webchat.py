@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gzip
+import os
 import struct
 import uuid
 from typing import Any
@@ -17,7 +19,8 @@ from channels import webchat
 from contacts.consent import current_consents
 from contacts.models import ConsentRecord, Contact, ContactIdentity
 from inbox.bus import Event
-from inbox.keys import BUS, PIPELINE
+from inbox.ingest import StorageUnavailable
+from inbox.keys import BUS, INGEST, PIPELINE
 from inbox.models import Conversation, InboundEvent, Inbox, Message
 from inbox.webchat import WEBCHAT, create_inbox
 from tests.conftest import eventually, quick_user
@@ -223,6 +226,49 @@ async def test_images_checked_for_type_and_size(client: TestClient, site: Inbox)
     await visitor.ws.send_bytes(image_frame("big1", PNG + b"\x00" * 2048))
     assert (await visitor.frame("error", echo_id="big1"))["data"]["code"] == "image_too_large"
     assert (await client.get("/widget/files/../../etc/passwd")).status == 404
+    await visitor.close()
+
+
+async def test_a_refused_or_failed_image_leaves_no_file(
+    client: TestClient, site: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only an image whose message was stored stays in the upload directory: one refused for its header, its
+    bytes or a storage failure, or whose write failed half-way (a full disk), leaves nothing behind."""
+    uploads = client.app[WEBCHAT].upload_dir
+    visitor = await visit(client, site)
+
+    def files() -> list[str]:
+        return sorted(p.name for p in uploads.iterdir()) if uploads.exists() else []
+
+    await visitor.ws.send_bytes(image_frame("bad echo id!", PNG))
+    assert (await visitor.frame("error", echo_id="bad echo id!"))["data"]["code"] == "invalid_message"
+    await visitor.ws.send_bytes(image_frame("long1", PNG, "x" * (webchat.MAX_TEXT + 1)))
+    assert (await visitor.frame("error", echo_id="long1"))["data"]["code"] == "invalid_message"
+    await visitor.ws.send_bytes(image_frame("html1", b"<html></html>"))
+    assert (await visitor.frame("error", echo_id="html1"))["data"]["code"] == "unsupported_image"
+    assert files() == []
+
+    async def unavailable(items: Any) -> None:
+        raise StorageUnavailable("database locked")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(client.app[INGEST], "store", unavailable)
+        await visitor.ws.send_bytes(image_frame("down1", PNG))
+        assert (await visitor.frame("error", echo_id="down1"))["data"]["code"] == "storage_unavailable"
+    assert files() == []
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fsync", disk_full)
+        await visitor.ws.send_bytes(image_frame("full1", PNG))
+        assert (await visitor.frame("error", echo_id="full1"))["data"]["code"] == "storage_unavailable"
+    assert files() == []
+
+    await visitor.ws.send_bytes(image_frame("ok1", PNG))
+    shown = await visitor.frame("message.created", echo_id="ok1")
+    assert files() == [shown["data"]["attachments"][0]["url"].rsplit("/", 1)[1]]
     await visitor.close()
 
 
