@@ -161,10 +161,37 @@ async def assign(
     return conv
 
 
-async def _tell_lost_readers(bus: EventBus, conv: Conversation, old_team: int, new_team: int | None) -> None:
+async def delete_team(bus: EventBus, viewer: Viewer, team_id: int) -> bool:
+    """Delete the team; its conversations are left without a team, recorded and told as a move out of it would be
+    (`assign` with no team): their readers get `conversation.updated`, the agents who read them only through this
+    team `conversation.removed`. False when there is no such team."""
+    members = await TeamMember.filter(team_id=team_id, user__role="agent").values_list("user_id", flat=True)
+    at = now()
+    async with in_transaction() as conn:
+        convs = await Conversation.filter(team_id=team_id).using_db(conn)
+        await Conversation.filter(team_id=team_id).using_db(conn).update(team_id=None)
+        for conv in convs:
+            conv.team_id = None
+            previous = {"agent_id": conv.assignee_id, "team_id": team_id}
+            await record(
+                conn, conv, "assigned", "agent", viewer.user_id, at,
+                agent_id=conv.assignee_id, team_id=None, previous=previous, reason="team_deleted",
+            )  # fmt: skip
+        deleted = await Team.filter(id=team_id).using_db(conn).delete()
+    for conv in convs:
+        await _publish_conversation(bus, conv)
+        await _tell_lost_readers(bus, conv, team_id, None, members=members)
+    return bool(deleted)
+
+
+async def _tell_lost_readers(
+    bus: EventBus, conv: Conversation, old_team: int, new_team: int | None, *, members: list[int] | None = None
+) -> None:
     """The agents who read the conversation only through the team it left get `conversation.removed` (its id, no
-    more): the move's own frame is no longer theirs to read, and their lists would keep it."""
-    members = await TeamMember.filter(team_id=old_team, user__role="agent").values_list("user_id", flat=True)
+    more): the move's own frame is no longer theirs to read, and their lists would keep it. `members`: the old
+    team's agents, read by the caller when the team is gone by now."""
+    if members is None:
+        members = await TeamMember.filter(team_id=old_team, user__role="agent").values_list("user_id", flat=True)
     if not members:
         return
     still = set(await InboxMember.filter(inbox_id=conv.inbox_id, user_id__in=members).values_list("user_id", flat=True))

@@ -19,7 +19,7 @@ from agents.models import AuthSession, InboxMember, Team, TeamMember, User
 from agents.sessions import create_session
 from inbox.app import create_app
 from inbox.config import Settings
-from inbox.models import Conversation, Inbox
+from inbox.models import Conversation, ConversationEvent, Inbox
 from inbox.realtime import SESSION_ENDED
 from tests.conftest import Staff, make_inbox, quick_user
 from tests.test_realtime import PAGE_B, SECRET_B, Socket, connect, connected, incoming, marker
@@ -165,6 +165,44 @@ async def test_a_conversation_moved_away_leaves_the_lists_of_those_who_read_it_t
         assert not [f for f in frames if f["type"] == "conversation.removed"]
     for socket in watchers.values():
         await socket.close()
+
+
+async def test_deleting_a_team_leaves_its_conversations_without_a_team_as_a_move_out_of_it_would(
+    client: TestClient, inbox: Inbox
+) -> None:
+    conv = await incoming(client, "PSID-D", "m.deleted-team", "Shop ơi còn hàng không")
+    team, kept = await Team.create(name="Đội đổi trả"), await Team.create(name="Đội VIP")
+    await Conversation.filter(id=conv.id).update(team_id=team.id)
+    only_team, of_inbox = await quick_user("agent"), await quick_user("agent", inboxes=[inbox])
+    for staff in (only_team, of_inbox):
+        await TeamMember.create(team=team, user=staff.user)
+    admin = await quick_user("admin")
+    listed = await client.get("/api/conversations", headers=only_team.headers)
+    assert [c["id"] for c in (await listed.json())["items"]] == [conv.id]
+    watchers = {s.user.id: await connected(client, s) for s in (only_team, of_inbox)}
+    inbox_reader = await quick_user("agent", inboxes=[inbox])  # no team: its socket stays open
+    reader_socket = await connected(client, inbox_reader)
+
+    response = await client.delete(f"/api/teams/{team.id}", headers=admin.headers)
+    assert response.status == 200, await response.text()
+
+    shown = await client.get(f"/api/conversations/{conv.id}", headers=admin.headers)
+    assert (await shown.json())["team_id"] is None
+    listed = await client.get("/api/conversations", headers=only_team.headers)
+    assert (await listed.json())["items"] == []
+    assert (await client.get(f"/api/conversations/{conv.id}", headers=only_team.headers)).status == 404
+    [moved] = await ConversationEvent.filter(conversation_id=conv.id, kind="assigned")
+    assert (moved.data["team_id"], moved.data["previous"]["team_id"], moved.data["reason"]) == (
+        None, team.id, "team_deleted",
+    )  # fmt: skip
+    # The team's members start again from their session (their lists reload without it); readers through the
+    # inbox get the change.
+    assert await ended(watchers[only_team.user.id]) and await ended(watchers[of_inbox.user.id])
+    update = await reader_socket.until(lambda f: f["type"] == "conversation.updated")
+    assert (update["data"]["id"], update["data"]["team_id"]) == (conv.id, None)
+    assert await still_live(client, reader_socket)
+    assert (await Conversation.get(id=conv.id)).team_id is None and await Team.exists(id=kept.id)
+    await reader_socket.close()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from agents.access import access_changed
 from agents.models import AgentState, InboxMember, SlaPolicy, Team, TeamMember, User
 from agents.presence import CHOICES, PRESENCE, ensure_state
 from agents.routing import MAX_CAPACITY, ROUTER
+from inbox import actions
 from inbox.api import openapi
 from inbox.api.guard import auth_of, requires
 from inbox.http import fail, int_param, is_id, json_body, json_response
@@ -221,7 +222,7 @@ async def update_team(request: web.Request) -> web.Response:
 async def delete_team(request: web.Request) -> web.Response:
     team_id = _id(request)
     members = await TeamMember.filter(team_id=team_id).values_list("user_id", flat=True)
-    deleted = await Team.filter(id=team_id).delete()
+    deleted = await actions.delete_team(request.app[BUS], auth_of(request).viewer, team_id)
     if not deleted:
         fail(404, "not_found", "team not found")
     request.app[ROUTER].forget()
