@@ -3,7 +3,8 @@
 It answers what hopthu calls (getMe, setWebhook, deleteWebhook, getWebhookInfo, sendMessage, sendPhoto,
 sendDocument, getChat, getFile and file downloads) the way the Bot API does — `{"ok": true, "result": …}` or
 `{"ok": false, "error_code": …, "description": …}` — and records every request. `fail_next` scripts errors:
-"bot was blocked by the user" (403), flood control (429 with `parameters.retry_after`), bad request, server error.
+"bot was blocked by the user" (403), flood control (429 with `parameters.retry_after`), bad request, server error;
+a chat in `blocked` gets the 403 on every send, as a customer who blocked the bot does until they unblock it.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class FakeBotAPI:
         self.bots: dict[str, FakeBot] = {}
         self.chats: dict[int, dict[str, Any]] = {}  # chat id → getChat result (private chats)
         self.files: dict[str, bytes] = {}  # file id → content
+        self.blocked: set[int] = set()  # chats whose customer blocked the bot
         self.base_url = ""
         self._failures: deque[tuple[Failure, str | None, int]] = deque()
         self._message_ids = itertools.count(1000)
@@ -159,6 +161,8 @@ class FakeBotAPI:
         chat_id = params.get("chat_id")
         if chat_id is None:
             return _error(400, "Bad Request: chat_id is empty")
+        if int(chat_id) in self.blocked:
+            return _failure("blocked", 0)
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
@@ -289,6 +293,18 @@ class Updates:
     def edited(self, original: dict[str, Any], text: str) -> dict[str, Any]:
         message = {**original["message"], "text": text, "edit_date": int(time.time()) + 1}
         return self._update("edited_message", message)
+
+    def bot_status(self, bot_id: int, status: str = "kicked", *, old: str = "member") -> dict[str, Any]:
+        """`my_chat_member`: the customer blocked the bot ("kicked") or unblocked it ("member") in their chat."""
+        bot = {"id": bot_id, "is_bot": True, "first_name": "Shop Mai Anh", "username": "shop_mai_anh_bot"}
+
+        def member(value: str) -> dict[str, Any]:
+            return {"status": value, "user": bot, **({"until_date": 0} if value == "kicked" else {})}
+
+        chat = {"id": self.chat_id, "type": "private", "first_name": self.user["first_name"]}
+        change = {"chat": chat, "from": self.user, "date": int(time.time()), "old_chat_member": member(old),
+                  "new_chat_member": member(status)}  # fmt: skip
+        return self._update("my_chat_member", change)
 
     def in_group(self, text: str) -> dict[str, Any]:
         message = self._message(text=text)

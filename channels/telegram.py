@@ -2,14 +2,17 @@
 
 One bot per inbox. Ids: the customer is the private chat (`chat.id`, equal to the user's id); a message is
 `<chat id>:<message id>` because Telegram numbers messages per chat. Group chats, channel posts and update kinds
-without a customer message are ignored (an empty list), never an error. The Bot API is reached at
-`HOPTHU_TELEGRAM_API_URL` (tests point it at `channels.fakes_telegram`).
+without a customer message are ignored (an empty list), never an error. A customer blocking the bot
+(`my_chat_member` → "kicked") or unblocking it ("member") is a `Referral` of type "unfollow" / "follow", as Zalo's
+unfollow and follow are. The Bot API is reached at `HOPTHU_TELEGRAM_API_URL` (tests point it at
+`channels.fakes_telegram`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hmac
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -32,7 +35,15 @@ from aiogram.utils.token import TokenValidationError, validate_token
 from pydantic import ValidationError
 
 from channels.base import Profile, SendError, SendResult
-from channels.events import Attachment, ChannelEvent, InboundMessage, MessageEdit, ParseError, from_seconds
+from channels.events import (
+    Attachment,
+    ChannelEvent,
+    InboundMessage,
+    MessageEdit,
+    ParseError,
+    Referral,
+    from_seconds,
+)
 
 CHANNEL = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -47,6 +58,13 @@ SHOWN_AS_FALLBACK = frozenset(
     }
 )  # fmt: skip
 FileUrl = Callable[[str], str | None]
+# The update kinds the webhook subscribes to (`setWebhook(allowed_updates=…)`) and the only ones validated with
+# aiogram's models: any other kind (a poll's results, a vote, a kind newer than aiogram) is acknowledged unread,
+# so a model that lags or leads the Bot API cannot turn it into a dead letter.
+HANDLED_UPDATES = ("message", "edited_message", "my_chat_member")
+# What a message cannot be stored without; any other part aiogram cannot validate is dropped from it instead.
+ESSENTIAL_FIELDS = frozenset({"message_id", "date", "chat", "from"})
+log = logging.getLogger(__name__)
 
 
 def verify_secret(given: str | None, expected: str | None) -> bool:
@@ -72,19 +90,21 @@ def parse(payload: Any, bot_id: str, file_url: FileUrl = lambda file_id: None) -
     """One webhook update → channel events (usually one; none for what an inbox does not show)."""
     if not isinstance(payload, dict) or "update_id" not in payload:
         raise ParseError("not a Telegram update (no update_id)")
-    try:
-        update = Update.model_validate(payload)
-    except ValidationError as exc:
-        raise ParseError(f"Telegram update does not validate: {exc.errors()[0].get('msg', exc)}") from exc
+    kind = next((k for k in HANDLED_UPDATES if k in payload), None)
+    update, dropped = _validate(payload, kind)
+    if kind is None:
+        log.info("ignored a Telegram update of kind %s", ",".join(k for k in payload if k != "update_id") or "none")
+        return []
     if update.message is not None:
         msg = update.message
         if not _from_customer(msg):
             return []
         inbound = _inbound(msg, bot_id, file_url)
         if inbound.text is None and not inbound.attachments:
-            if msg.content_type not in SHOWN_AS_FALLBACK:
+            shown = _content_type(msg, dropped)
+            if shown not in SHOWN_AS_FALLBACK:
                 return []
-            inbound = dataclasses.replace(inbound, attachments=(_fallback(msg),))
+            inbound = dataclasses.replace(inbound, attachments=(_fallback(msg, shown),))
         return [inbound]
     if update.edited_message is not None:
         msg = update.edited_message
@@ -103,14 +123,67 @@ def parse(payload: Any, bot_id: str, file_url: FileUrl = lambda file_id: None) -
                 occurred_at=edited_at,
             )
         ]
-    return []  # channel posts, callbacks, membership changes…: 200 and nothing stored
+    if update.my_chat_member is not None:
+        change = update.my_chat_member
+        # In a private chat this update means only one thing: the customer blocked or unblocked the bot.
+        status = change.new_chat_member.status
+        if change.chat.type != "private" or status not in ("kicked", "member"):
+            return []
+        return [
+            Referral(
+                channel=CHANNEL,
+                account_id=bot_id,
+                contact_external_id=str(change.chat.id),
+                occurred_at=change.date,
+                referral={"type": "unfollow" if status == "kicked" else "follow", "source": "telegram_block"},
+            )
+        ]
+    return []
+
+
+def _validate(payload: dict[str, Any], kind: str | None) -> tuple[Update, set[str]]:
+    """The update with only its handled kind validated. A message part whose shape differs from aiogram's model
+    (a poll from another Bot API version) is dropped rather than losing the whole message; its name is returned.
+    A message without what hopthu needs (ids, chat, date) stays a ParseError: a dead letter, never a silent drop."""
+    body = payload.get(kind) if kind else None
+    dropped: set[str] = set()
+    while True:
+        data = {"update_id": payload["update_id"], **({kind: body} if kind else {})}
+        try:
+            return Update.model_validate(data), dropped
+        except ValidationError as exc:
+            errors = exc.errors()
+            inside = [e["loc"] for e in errors if len(e["loc"]) > 1 and e["loc"][0] == kind]
+            parts = {loc[1] for loc in inside}
+            droppable = (
+                kind in ("message", "edited_message")
+                and isinstance(body, dict)
+                and len(inside) == len(errors)  # every error lies inside the message…
+                and not parts & ESSENTIAL_FIELDS  # …in none of what it cannot do without…
+                and all(isinstance(body.get(p), dict | list) for p in parts)  # …only in objects, never a scalar
+            )
+            if not droppable:
+                where = ".".join(str(x) for x in errors[0]["loc"])
+                raise ParseError(f"Telegram update does not validate: {where}: {errors[0]['msg']}") from exc
+            body = {k: v for k, v in body.items() if k not in parts}
+            dropped |= {str(p) for p in parts}
+
+
+def _content_type(msg: Message, dropped: set[str]) -> ContentType:
+    """What the customer sent: a dropped part's name when it is a kind of content (`poll`), else aiogram's."""
+    for name in sorted(dropped):
+        try:
+            return ContentType(name)
+        except ValueError:
+            continue  # a part that is no content (`reply_to_message`, `entities`)
+    return msg.content_type
 
 
 def _from_customer(msg: Message) -> bool:
     return msg.chat.type == "private" and not (msg.from_user is not None and msg.from_user.is_bot)
 
 
-def _fallback(msg: Message) -> Attachment:
+def _fallback(msg: Message, kind: ContentType) -> Attachment:
     """A placeholder naming what the customer sent (`dice`, `poll`…), with its gist where there is one."""
     title = None
     if msg.dice is not None:
@@ -119,7 +192,7 @@ def _fallback(msg: Message) -> Attachment:
         title = msg.poll.question
     elif msg.game is not None:
         title = msg.game.title
-    return Attachment(kind="fallback", name=str(msg.content_type.value), title=title)
+    return Attachment(kind="fallback", name=str(kind.value), title=title)
 
 
 def _inbound(msg: Message, bot_id: str, file_url: FileUrl) -> InboundMessage:
@@ -199,7 +272,7 @@ class TelegramClient:
             self.bot(token).set_webhook(
                 url,
                 secret_token=secret_token,
-                allowed_updates=["message", "edited_message"],
+                allowed_updates=list(HANDLED_UPDATES),
                 drop_pending_updates=False,
             )
         )

@@ -2,8 +2,9 @@
 
 Like every webhook: a wrong or missing `X-Telegram-Bot-Api-Secret-Token` → 401 and nothing stored; the update is
 parsed with aiogram's types, stored through the durable `IngestWriter` (deduplicated), and only then answered
-200. Telegram retries anything but a 2xx, so an update the inbox does not show (a group chat, a channel post) is
-answered 200 and dropped, and one that does not parse is kept in the dead-letter table.
+200. Telegram retries anything but a 2xx, so an update the inbox does not show (a group chat, a channel post, a
+poll, an update kind newer than aiogram) is answered 200 and dropped, and one that does not parse is kept in the
+dead-letter table.
 """
 
 from __future__ import annotations

@@ -86,6 +86,10 @@ async def test_telegram_inbox_refused_token_leaves_nothing(
         await add_in_process(monkeypatch, tmp_path, url, *add, "--bot-token", BOT_TOKEN)
     inbox = await add_in_process(monkeypatch, tmp_path, url, *add, "--bot-token", BOT_TOKEN)
     assert inbox["external_id"] == "7012345678"  # the failed attempt above left no inbox behind
+    # Blocks and unblocks (`my_chat_member`) are subscribed along with messages and their edits.
+    assert fake_bot_api.calls("setWebhook")[-1].params["allowed_updates"] == [
+        "message", "edited_message", "my_chat_member"
+    ]  # fmt: skip
     with pytest.raises(SystemExit, match="allowed origin"):
         await add_in_process(monkeypatch, tmp_path, url, "--channel", "webchat", "--name", "X",
                              "--allowed-origin", "shop.example")  # fmt: skip
