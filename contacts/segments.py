@@ -3,6 +3,7 @@
 Rules (all optional, all must hold): `rfm_segment` [names], `spend_tier` [names], `tags_any` [tags], `city`,
 `gender`, `channel`, `min_orders`, `min_revenue` (VND), `birthday_month` (1–12). A segment is used as
 `?segment=<id>` on the contact list and the conversation list; `rfm:<name>` uses an RFM segment directly.
+`tags_any` and `city` match as search does: without case, diacritics or Unicode form ('VIP' finds 'vip').
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from contacts.models import Contact, Segment
 from contacts.normalize import InvalidValue, normalize_gender
 from contacts.rfm import SEGMENTS, SPEND_TIERS
+from inbox.db import connection
 from inbox.http import digits_id
 from inbox.search import fold
 from inbox.sql import Sql
@@ -82,14 +84,14 @@ def where_sql(rules: dict[str, Any], sql: Sql, alias: str = "ct") -> str:
         parts.append(
             f"{alias}.id IN (SELECT contact_id FROM contact_scores WHERE monetary >= {sql.p(rules['min_revenue'])})"
         )
-    if rules.get("tags_any"):
+    if "tags_any" in rules:  # the stored spellings of the tags (see `_resolved`)
         ors = []
         for tag in rules["tags_any"]:
             if sql.dialect == "sqlite":
                 ors.append(f"EXISTS (SELECT 1 FROM json_each({alias}.tags) WHERE value = {sql.p(tag)})")
             else:
                 ors.append(f"({alias}.tags)::jsonb ? {sql.p(tag)}")
-        parts.append("(" + " OR ".join(ors) + ")")
+        parts.append("(" + " OR ".join(ors) + ")" if ors else "1 = 0")
     if isinstance(rules.get("city"), list):  # the stored spellings of the city (see `_resolved`)
         parts.append(f"{alias}.city IN ({sql.marks(rules['city'])})" if rules["city"] else "1 = 0")
     elif rules.get("city"):
@@ -128,6 +130,11 @@ async def _resolved(rules: dict[str, Any]) -> dict[str, Any]:
     """The rules as SQL can match them: a city is matched like search, without case or diacritics ('ha noi' is
     'Hà Nội'), so it becomes the list of stored spellings that fold to it; a gender as written ('nữ') its value."""
     out = dict(rules)
+    if rules.get("tags_any"):  # tags alike: 'VIP' is 'vip' and 'Vip', 'khach quen' is 'Khách quen'
+        wanted = {fold(tag) for tag in rules["tags_any"]}
+        out["tags_any"] = sorted(tag for tag in await _stored_tags() if fold(tag) in wanted)
+    else:
+        out.pop("tags_any", None)  # an empty list asks for nothing
     if rules.get("city"):
         wanted = fold(rules["city"])
         stored = await Contact.filter(city__not_isnull=True).distinct().values_list("city", flat=True)
@@ -138,6 +145,20 @@ async def _resolved(rules: dict[str, Any]) -> dict[str, Any]:
         except InvalidValue:
             pass  # saved before genders were checked: matches what it says
     return out
+
+
+async def _stored_tags() -> list[str]:
+    """Every distinct tag on a profile, as written."""
+    conn = connection()
+    if conn.capabilities.dialect == "sqlite":
+        query = "SELECT DISTINCT t.value FROM contacts, json_each(contacts.tags) AS t WHERE t.type = 'text'"
+    else:
+        query = (
+            "SELECT DISTINCT jsonb_array_elements_text(tags::jsonb) FROM contacts "
+            "WHERE jsonb_typeof(tags::jsonb) = 'array'"
+        )
+    _, rows = await conn.execute_query(query)
+    return [row[0] for row in rows]
 
 
 async def segment_filter(ref: str, alias: str = "ct") -> Callable[[Sql], str]:
