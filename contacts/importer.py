@@ -2,7 +2,9 @@
 
 Every row is validated; a bad row is reported (row number, field, reason) and written to the rejects file with a
 `_error` column, and the rest are imported. Nothing is silently dropped: imported + rejected = rows read.
-Contacts: columns name, phone, email, city, gender, birthday, tags (separated by ;), address, external_id.
+Contacts: columns name, phone, email, city, gender, birthday, tags (separated by ;), address, external_id (the
+shop system's customer code, kept as the profile attribute `external_id`: a row is the customer with that code,
+else the one with its phone, else its e-mail, further phones and e-mails included).
 Orders: columns order_id, phone or email or contact_id (which customer), total (VND), status, ordered_at, items.
 Files as Excel and shop systems write them: `,` `;` or tab separated, UTF-8 (BOM or not), UTF-16 or Windows-1258,
 column names in any case and in Vietnamese ("Họ tên", "Số điện thoại"…, see COLUMN_ALIASES).
@@ -16,10 +18,9 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from contacts.models import Contact, Order
 from contacts.normalize import (
@@ -30,13 +31,14 @@ from contacts.normalize import (
     normalize_name,
     normalize_phone,
 )
-from contacts.orders import MAX_AMOUNT, STATUSES
+from contacts.orders import MAX_AMOUNT, STATUSES, shop_time
 from contacts.profile import _unique, reindex
+from inbox.db import connection
 from inbox.http import plausible
 from inbox.search import fold
+from inbox.sql import Sql
 
 Progress = Callable[[int, int], None]
-SHOP_TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 @dataclass
@@ -169,6 +171,48 @@ def clean_contact_row(row: dict[str, str]) -> dict[str, Any]:
 
 
 _FURTHER = {"phone": "phones", "email": "emails"}  # the list holding a profile's further values
+EXTERNAL_ID = "external_id"  # the attribute holding the shop system's own customer code (Mã KH)
+
+
+async def _first_contact(condition: Callable[[Sql], str]) -> Contact | None:
+    """The oldest live profile meeting `condition` (an SQL fragment over `contacts`)."""
+    conn = connection()
+    sql = Sql(conn.capabilities.dialect)
+    where = condition(sql)
+    _, rows = await conn.execute_query(
+        f"SELECT id FROM contacts WHERE merged_into_id IS NULL AND erased_at IS NULL AND ({where}) ORDER BY id LIMIT 1",
+        sql.params,
+    )
+    return await Contact.get(id=rows[0][0]) if rows else None
+
+
+def _has_value(sql: Sql, kind: str, value: str) -> str:
+    """The profile holds `value` as its primary phone / e-mail or as one of its further ones."""
+    primary = f"{kind} = {sql.p(value)}"
+    further = _FURTHER[kind]
+    if sql.dialect == "sqlite":
+        return f"{primary} OR EXISTS (SELECT 1 FROM json_each(contacts.{further}) WHERE value = {sql.p(value)})"
+    return f"{primary} OR {further}::jsonb ? {sql.p(value)}"
+
+
+def _has_external_id(sql: Sql, external_id: str) -> str:
+    if sql.dialect == "sqlite":
+        return f"json_extract(attributes, '$.{EXTERNAL_ID}') = {sql.p(external_id)}"
+    return f"attributes::jsonb ->> '{EXTERNAL_ID}' = {sql.p(external_id)}"
+
+
+async def known_contact(
+    *, external_id: str | None = None, phone: str | None = None, email: str | None = None
+) -> Contact | None:
+    """The customer a row names: by the shop system's customer code first (the one key its rows always carry),
+    then by any of the profile's phones, then by any of its e-mails."""
+    if external_id and (found := await _first_contact(lambda sql: _has_external_id(sql, external_id))):
+        return found
+    if phone and (found := await _first_contact(lambda sql: _has_value(sql, "phone", phone))):
+        return found
+    if email:
+        return await _first_contact(lambda sql: _has_value(sql, "email", email))
+    return None
 
 
 async def import_contacts(path: Path, rejects: Path | None = None, progress: Progress | None = None) -> Report:
@@ -184,12 +228,11 @@ async def import_contacts(path: Path, rejects: Path | None = None, progress: Pro
             if progress:
                 progress(n - 1, len(rows))
             continue
-        existing = None
-        if values.get("phone"):
-            existing = await Contact.filter(phone=values["phone"], merged_into_id=None).first()
-        if existing is None and values.get("email"):
-            existing = await Contact.filter(email=values["email"], merged_into_id=None).first()
+        external_id = (row.get("external_id") or "").strip()[:128] or None
+        existing = await known_contact(external_id=external_id, phone=values.get("phone"), email=values.get("email"))
         if existing is not None:  # fill what the profile lacks; never overwrite what an agent typed
+            if external_id and not (existing.attributes or {}).get(EXTERNAL_ID):
+                existing.attributes = {**(existing.attributes or {}), EXTERNAL_ID: external_id}
             for key, value in values.items():
                 current = getattr(existing, key)
                 if isinstance(value, list):
@@ -202,7 +245,8 @@ async def import_contacts(path: Path, rejects: Path | None = None, progress: Pro
             await reindex(existing)
             report.updated += 1
         else:
-            contact = await Contact.create(source={"channel": "import"}, **values)
+            attributes = {EXTERNAL_ID: external_id} if external_id else {}
+            contact = await Contact.create(source={"channel": "import"}, attributes=attributes, **values)
             await reindex(contact)
             report.imported += 1
         if progress:
@@ -221,10 +265,7 @@ def _parse_time(raw: str) -> datetime:
             value = datetime.strptime(text, "%d/%m/%Y")
         except ValueError as exc:
             raise ValueError(f"ordered_at: '{text}' is not a date") from exc
-    try:
-        value = (value if value.tzinfo else value.replace(tzinfo=SHOP_TIMEZONE)).astimezone(UTC)
-    except OverflowError:  # year 1 moved back to UTC
-        value = datetime.min.replace(tzinfo=UTC)
+    value = shop_time(value)
     if not plausible(value):
         raise ValueError("ordered_at: must be between 1970 and 2100")
     return value
@@ -267,13 +308,9 @@ async def _order_contact(row: dict[str, str]) -> Contact:
             phone = normalize_phone(phone)
         except InvalidValue as exc:
             raise ValueError(f"phone: {exc.message}") from exc
-        found = await Contact.filter(phone=phone, merged_into_id=None).first()
-        if found:
-            return found
-    if email:
-        found = await Contact.filter(email=email.lower(), merged_into_id=None).first()
-        if found:
-            return found
+    found = await known_contact(phone=phone or None, email=email.lower() or None)
+    if found:
+        return found
     if not phone and not email:
         raise ValueError("customer: needs contact_id, phone or email")
     name = normalize_name(row.get("name") or "")

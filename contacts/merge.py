@@ -13,6 +13,7 @@ from typing import Any
 from tortoise import fields as tfields
 from tortoise.transactions import in_transaction
 
+from contacts import rfm
 from contacts.models import ConsentRecord, Contact, ContactIdentity, ContactMerge, ContactSuggestion, Order
 from contacts.profile import _unique
 from inbox.models import Conversation
@@ -117,9 +118,18 @@ async def merge_contacts(survivor_id: int, other_id: int, *, actor_id: int | Non
         await Contact.filter(id=survivor.id).using_db(conn).update(**values)
         await index_contact(conn, survivor.id, old_text, survivor.search_text)
         await Contact.filter(id=other.id).using_db(conn).update(merged_into_id=survivor.id)
-        return await ContactMerge.create(
+        record = await ContactMerge.create(
             using_db=conn, survivor_id=survivor.id, merged_id=other.id, actor_id=actor_id, snapshot=snapshot
         )
+    await _rescore(record)
+    return record
+
+
+async def _rescore(merge: ContactMerge) -> None:
+    """Orders moved between the two profiles: their RFM scores (which segments' order and revenue rules read) follow
+    now, not at the next refresh. After the commit: the bulk read of every order must not hold the write lock."""
+    if (merge.snapshot.get("moved") or {}).get("orders"):
+        await rfm.refresh_contacts([merge.survivor_id, merge.merged_id])
 
 
 async def undo_merge(merge_id: int, *, actor_id: int | None) -> ContactMerge:
@@ -167,7 +177,8 @@ async def undo_merge(merge_id: int, *, actor_id: int | None) -> ContactMerge:
         merge.undone_at = datetime.now(UTC)
         merge.undone_by_id = actor_id
         await merge.save(using_db=conn, update_fields=["snapshot", "undone_at", "undone_by_id"])
-        return merge
+    await _rescore(merge)
+    return merge
 
 
 def merge_json(merge: ContactMerge) -> dict[str, Any]:

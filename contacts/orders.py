@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from contacts.models import Order
 from contacts.normalize import InvalidValue, normalize_phone
@@ -25,6 +26,16 @@ NOT_REVENUE = ("draft", "cancelled", "returned")
 ONE_TIME_GAP_DAYS = 90
 MAX_QUANTITY = 1_000_000
 MAX_AMOUNT = 10**13  # VND; sums over many orders (RFM, reports) stay far inside a 64-bit integer
+SHOP_TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def shop_time(value: datetime) -> datetime:
+    """An order time in UTC. Without a zone it is the shop's local time (Vietnam), as its staff or its shop system
+    saw it: the same reading for the API and the CSV import."""
+    try:
+        return (value if value.tzinfo else value.replace(tzinfo=SHOP_TIMEZONE)).astimezone(UTC)
+    except OverflowError:  # year 1 moved back to UTC: below the plausible range, refused by the caller
+        return datetime.min.replace(tzinfo=UTC)
 
 
 class OrderError(ValueError):
@@ -84,7 +95,7 @@ def order_values(body: dict[str, Any]) -> dict[str, Any]:
             at = datetime.fromisoformat(str(body["ordered_at"]).replace("Z", "+00:00"))
         except ValueError as exc:
             raise OrderError("ordered_at must be an ISO 8601 date-time") from exc
-        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        at = shop_time(at)
         if not plausible(at):
             raise OrderError("ordered_at must be between 1970 and 2100")
         values["ordered_at"] = at

@@ -14,11 +14,13 @@ customers strictly worse) / n⌋, so equal values always share a score. Segments
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tortoise.transactions import in_transaction
 
+from contacts.models import ContactScore
 from contacts.orders import NOT_REVENUE
 from inbox.db import connection
 from inbox.sql import Sql, as_datetime
@@ -149,6 +151,36 @@ async def refresh(now: datetime | None = None) -> list[Scored]:
                     for s in scored
                 ],
             )
+    return scored
+
+
+async def refresh_contacts(contact_ids: Collection[int], now: datetime | None = None) -> list[Scored]:
+    """Rescore only these customers (the two profiles of a merge, once their orders moved): each gets the score
+    `refresh` would give it now, against every customer's current orders; the others keep theirs until the next
+    refresh. A profile left without revenue orders loses its score, as in `refresh`."""
+    now = now or datetime.now(UTC)
+    wanted = set(contact_ids)
+    scored = [s for s in score(await aggregate(), now) if s.contact_id in wanted]
+    async with in_transaction() as conn:
+        await ContactScore.filter(contact_id__in=wanted).using_db(conn).delete()
+        await ContactScore.bulk_create(
+            [
+                ContactScore(
+                    contact_id=s.contact_id,
+                    recency_days=s.recency_days,
+                    frequency=s.frequency,
+                    monetary=s.monetary,
+                    r=s.r,
+                    f=s.f,
+                    m=s.m,
+                    segment=s.segment,
+                    spend_tier=s.spend_tier,
+                    computed_at=now,
+                )
+                for s in scored
+            ],
+            using_db=conn,
+        )
     return scored
 
 

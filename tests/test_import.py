@@ -231,3 +231,63 @@ async def test_import_into_a_known_customer_keeps_a_second_phone_and_email(clien
     assert (lan.phones, lan.emails) == (["+84912345678"], ["lan.nguyen@gmail.com"])
     assert await import_contacts(source) and await Contact.all().count() == 1  # the same file again: no change
     assert (await Contact.get(id=lan.id)).phones == ["+84912345678"]
+
+
+async def test_reimporting_customers_with_only_a_name_matches_them_by_their_external_id(client, tmp_path) -> None:
+    """A shop system's customer list keyed by its own customer code (Mã KH), some rows without phone or e-mail:
+    importing it again updates those customers instead of creating them a second time."""
+    from tests.conftest import quick_user
+
+    lan = await Contact.create(name="Lan", phone="+84901234567")
+    source = tmp_path / "khach.csv"
+    source.write_text(
+        "Mã KH,Họ tên,SĐT,Thành phố\nKH001,Nguyễn An,,Huế\nKH002,Trần Bình,,\nKH003,Lan,0901 234 567,\n",
+        encoding="utf-8",
+    )
+    first = await import_contacts(source, tmp_path / "rejected.csv")
+    assert (first.imported, first.updated, first.rejected) == (2, 1, [])
+    again = await import_contacts(source, tmp_path / "rejected.csv")
+    assert (again.imported, again.updated, again.rejected) == (0, 3, [])
+    assert await Contact.all().count() == 3
+    an = await Contact.get(name="Nguyễn An")
+    assert an.city == "Huế"
+    # The code is on the profile, where staff see it; a later row with the code alone finds Lan too.
+    supervisor = await quick_user("supervisor")
+    profile = await (await client.get(f"/api/contacts/{lan.id}", headers=supervisor.headers)).json()
+    assert profile["attributes"] == {"external_id": "KH003"}
+    source.write_text("customer id,name,email\nKH003,Lan,lan@shop.vn\nKH001,An,\n", encoding="utf-8")
+    report = await import_contacts(source, tmp_path / "rejected.csv")
+    assert (report.imported, report.updated) == (0, 2)
+    assert (await Contact.get(id=lan.id)).email == "lan@shop.vn" and await Contact.all().count() == 3
+
+
+async def test_import_finds_a_customer_by_any_of_their_phones_and_emails(client, tmp_path) -> None:
+    """A profile keeps further phones and e-mails beside the primary ones; a row with one of them is that
+    customer, for contacts and for orders alike."""
+    lan = await Contact.create(
+        name="Lan", phone="+84901234567", phones=["+84912345678"], email="lan@shop.vn", emails=["lan.nguyen@gmail.com"]
+    )
+    source = tmp_path / "khach.csv"
+    source.write_text(
+        "name,phone,email\nLan Nguyễn,0912 345 678,\nLan,,Lan.Nguyen@gmail.com\n",
+        encoding="utf-8",
+    )
+    report = await import_contacts(source, tmp_path / "rejected.csv")
+    assert (report.imported, report.updated, report.rejected) == (0, 2, [])
+    assert await Contact.all().count() == 1
+    lan = await Contact.get(id=lan.id)
+    assert (lan.phone, lan.phones, lan.email, lan.emails) == (
+        "+84901234567",
+        ["+84912345678"],
+        "lan@shop.vn",
+        ["lan.nguyen@gmail.com"],
+    )
+    orders = tmp_path / "don.csv"
+    orders.write_text(
+        "order_id,phone,email,total,ordered_at\nC1,0912345678,,100000,2026-05-01\n"
+        "C2,,lan.nguyen@gmail.com,200000,2026-05-02\n",
+        encoding="utf-8",
+    )
+    report = await import_orders(orders, tmp_path / "don.rejected.csv")
+    assert (report.imported, report.rejected) == (2, [])
+    assert {o.contact_id for o in await Order.all()} == {lan.id} and await Contact.all().count() == 1

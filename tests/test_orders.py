@@ -68,3 +68,32 @@ async def test_create_order_validates_and_totals_items(client, inbox) -> None:
     assert (await Order.get(contact_id=contact_id)).total == 300_000
     outsider = await quick_user("agent")
     assert (await client.get(url, headers=outsider.headers)).status == 404
+
+
+async def test_order_times_without_a_zone_are_vietnam_time_as_in_the_import(client, inbox) -> None:
+    """An agent (or a shop system) sends 10:00 as its staff saw it: 10:00 in Vietnam, 03:00 UTC, exactly as the CSV
+    import reads the same text; a time with a zone stays that moment."""
+    msg = await settled_message(client, "PSID-T", "mt1", "Cho em đặt hàng")
+    contact_id = (await Conversation.get(id=msg.conversation_id)).contact_id
+    agent = await quick_user("agent", inboxes=[inbox])
+    url = f"/api/contacts/{contact_id}/orders"
+    sent = {
+        "2026-11-20T10:00:00": "2026-11-20T03:00:00Z",
+        "2026-11-20": "2026-11-19T17:00:00Z",
+        "2026-11-20T10:00:00Z": "2026-11-20T10:00:00Z",
+        "2026-11-20T10:00:00+07:00": "2026-11-20T03:00:00Z",
+    }
+    for ordered_at, stored in sent.items():
+        created = await client.post(
+            url, json={"items": [{"name": "Áo"}], "ordered_at": ordered_at}, headers=agent.headers
+        )
+        assert created.status == 201, await created.text()
+        order = await created.json()
+        assert order["ordered_at"] == stored, ordered_at
+        listed = await (await client.get(url, headers=agent.headers)).json()
+        assert {o["ordered_at"] for o in listed["items"] if o["id"] == order["id"]} == {stored}, ordered_at
+    changed = await client.patch(
+        f"/api/orders/{order['id']}", json={"ordered_at": "2026-11-21T23:30:00"}, headers=agent.headers
+    )
+    assert (await changed.json())["ordered_at"] == "2026-11-21T16:30:00Z"
+    assert (await Order.get(id=order["id"])).ordered_at.isoformat().startswith("2026-11-21T16:30:00")

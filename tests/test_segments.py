@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime, timedelta
 
 from contacts.models import Contact, Order
@@ -108,3 +109,65 @@ async def test_segment_rules_match_cities_and_genders_as_people_type_them(client
     for rules in ({"gender": "robot"}, {"birthday_month": 13}, {"birthday_month": 0}):
         refused = await client.post("/api/segments", json={"name": "x", "rules": rules}, headers=supervisor.headers)
         assert refused.status == 422, rules
+
+
+async def test_segment_tags_match_without_case_or_diacritics(client) -> None:
+    """Agents tag 'vip', 'Vip' or 'VIP' and 'khách quen' in any Unicode form; a segment `tags_any: ["VIP"]` finds
+    them all, as the city rule does ('ha noi' is 'Hà Nội')."""
+    lower = await Contact.create(name="An", tags=["vip"])
+    title = await Contact.create(name="Bình", tags=["Vip", "sỉ"])
+    decomposed = await Contact.create(name="Chi", tags=[unicodedata.normalize("NFD", "Khách quen")])
+    await Contact.create(name="Dung", tags=["vipp", "khach"])
+    supervisor = await quick_user("supervisor")
+
+    async def members(rules: dict) -> list[int]:
+        created = await client.post("/api/segments", json={"name": "x", "rules": rules}, headers=supervisor.headers)
+        assert created.status == 201, await created.text()
+        seg = str((await created.json())["id"])
+        found = await client.get("/api/contacts", params={"segment": seg}, headers=supervisor.headers)
+        return sorted(c["id"] for c in (await found.json())["items"])
+
+    assert await members({"tags_any": ["VIP"]}) == sorted([lower.id, title.id])
+    assert await members({"tags_any": ["khách quen"]}) == [decomposed.id]
+    assert await members({"tags_any": ["KHACH QUEN", "vip"]}) == sorted([lower.id, title.id, decomposed.id])
+    assert await members({"tags_any": ["Si"]}) == [title.id]
+    assert await members({"tags_any": ["nobody has this"]}) == []
+
+
+async def test_a_merge_rescores_the_surviving_profile_for_segments(client) -> None:
+    """Two profiles of one customer, one order and two: after the merge the survivor is a three-order customer in
+    the segments and on its profile at once (not at the next RFM refresh); undo scores both back."""
+    now = datetime.now(UTC)
+    a = await Contact.create(name="Lan")
+    b = await Contact.create(name="Lan Nguyễn")
+    other = await Contact.create(name="Huệ")
+    for contact, totals in ((a, [400_000]), (b, [300_000, 300_000]), (other, [200_000])):
+        for i, total in enumerate(totals):
+            await Order.create(contact=contact, status="completed", total=total, ordered_at=now - timedelta(days=i))
+    supervisor = await quick_user("supervisor")
+    assert (await client.post("/api/segments/rfm/refresh", headers=supervisor.headers)).status == 200
+    created = await client.post(
+        "/api/segments",
+        json={"name": "3+ đơn, từ 1 triệu", "rules": {"min_orders": 3, "min_revenue": 1_000_000}},
+        headers=supervisor.headers,
+    )
+    seg = str((await created.json())["id"])
+
+    async def members() -> list[int]:
+        found = await client.get("/api/contacts", params={"segment": seg}, headers=supervisor.headers)
+        return [c["id"] for c in (await found.json())["items"]]
+
+    assert await members() == []
+    merged = await client.post(f"/api/contacts/{a.id}/merge", json={"other_id": b.id}, headers=supervisor.headers)
+    assert merged.status == 200, await merged.text()
+    rfm = (await merged.json())["contact"]["rfm"]
+    assert (rfm["frequency"], rfm["monetary"]) == (3, 1_000_000)
+    assert await members() == [a.id]
+    undo = await client.post(
+        f"/api/contact-merges/{(await merged.json())['merge']['id']}/undo", headers=supervisor.headers
+    )
+    assert undo.status == 200, await undo.text()
+    assert await members() == []
+    for contact, orders in ((a, 1), (b, 2), (other, 1)):
+        profile = await (await client.get(f"/api/contacts/{contact.id}", headers=supervisor.headers)).json()
+        assert profile["rfm"]["frequency"] == orders, contact.name
