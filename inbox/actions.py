@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from tortoise.transactions import in_transaction
 
 from agents.access import Viewer
-from agents.models import InboxMember, Team, TeamMember, User
+from agents.models import InboxMember, RoutingQueueEntry, Team, TeamMember, User
 from contacts.models import Contact
 from inbox.bus import Event, EventBus
 from inbox.http import fail
@@ -177,6 +177,13 @@ async def delete_team(bus: EventBus, viewer: Viewer, team_id: int) -> bool:
                 conn, conv, "assigned", "agent", viewer.user_id, at,
                 agent_id=conv.assignee_id, team_id=None, previous=previous, reason="team_deleted",
             )  # fmt: skip
+        # Inboxes routed to this team route to their own agents again, with the team's queue among them.
+        for inbox in await Inbox.all().using_db(conn).select_for_update().only("id", "settings"):
+            routing = (inbox.settings or {}).get("routing") or {}
+            if routing.get("team_id") == team_id:
+                inbox.settings = {**inbox.settings, "routing": {**routing, "team_id": None}}
+                await inbox.save(using_db=conn, update_fields=["settings"])
+        await RoutingQueueEntry.filter(team_id=team_id).using_db(conn).update(team_id=None)
         deleted = await Team.filter(id=team_id).using_db(conn).delete()
     for conv in convs:
         await _publish_conversation(bus, conv)

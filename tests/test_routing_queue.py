@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from aiohttp.test_utils import TestClient
 
+from agents.models import Team
 from agents.presence import PRESENCE
 from agents.routing import QueueRouter
 from inbox.models import Conversation, Inbox
@@ -82,3 +83,27 @@ async def test_a_manual_inbox_never_takes_a_conversation_from_its_agent(
     clock.advance(minutes=30)
     await router.maintain()
     assert (await Conversation.get(id=conv.id)).assignee_id == agent.user.id
+
+
+async def test_an_inbox_routed_to_a_deleted_team_routes_to_its_agents_again(
+    client: TestClient, inbox: Inbox, router: QueueRouter
+) -> None:
+    """An inbox whose conversations went to one team keeps routing when that team is deleted: to the inbox's own
+    agents, with the queued conversations of that team among them."""
+    admin = await quick_user("admin")
+    team = await Team.create(name="Ca đêm")
+    await set_routing(inbox, router, team_id=team.id)
+    queued = await conversation(inbox)
+    await router.route([queued])  # nobody in the team: it waits for the team
+    assert (await Conversation.get(id=queued.id)).assignee_id is None
+    assert (await client.delete(f"/api/teams/{team.id}", headers=admin.headers)).status == 200
+
+    settings = await (await client.get(f"/api/inboxes/{inbox.id}/routing", headers=admin.headers)).json()
+    assert settings["routing"]["team_id"] is None
+    agent = await online_agent(inbox)
+    router.forget(inbox.id)
+    await router.drain(inbox.id)
+    assert await _assignee_is(queued.id, agent.user.id)
+    fresh = await conversation(inbox)
+    await router.route([fresh])
+    assert await _assignee_is(fresh.id, agent.user.id)
