@@ -88,6 +88,15 @@ async def test_customer_kpis_show_the_monthly_csat_trend(client, inbox) -> None:
     ]
 
 
+async def segment_members(client, staff, rules: dict) -> list[int]:
+    """The ids of the customers in a segment saved with `rules`, as `staff` lists them."""
+    created = await client.post("/api/segments", json={"name": "x", "rules": rules}, headers=staff.headers)
+    assert created.status == 201, await created.text()
+    seg = str((await created.json())["id"])
+    found = await client.get("/api/contacts", params={"segment": seg}, headers=staff.headers)
+    return sorted(c["id"] for c in (await found.json())["items"])
+
+
 async def test_segment_rules_match_cities_and_genders_as_people_type_them(client) -> None:
     """A supervisor types 'ha noi' or 'hà nội' for the customers stored as 'Hà Nội', and 'nữ' for female."""
     hanoi = await Contact.create(name="Lan", city="Hà Nội", gender="female")
@@ -96,11 +105,7 @@ async def test_segment_rules_match_cities_and_genders_as_people_type_them(client
     supervisor = await quick_user("supervisor")
 
     async def members(rules: dict) -> list[int]:
-        created = await client.post("/api/segments", json={"name": "x", "rules": rules}, headers=supervisor.headers)
-        assert created.status == 201, await created.text()
-        seg = str((await created.json())["id"])
-        found = await client.get("/api/contacts", params={"segment": seg}, headers=supervisor.headers)
-        return [c["id"] for c in (await found.json())["items"]]
+        return await segment_members(client, supervisor, rules)
 
     for city in ("Hà Nội", "hà nội", "ha noi", " HA  NOI "):
         assert await members({"city": city}) == [hanoi.id], city
@@ -121,11 +126,7 @@ async def test_segment_tags_match_without_case_or_diacritics(client) -> None:
     supervisor = await quick_user("supervisor")
 
     async def members(rules: dict) -> list[int]:
-        created = await client.post("/api/segments", json={"name": "x", "rules": rules}, headers=supervisor.headers)
-        assert created.status == 201, await created.text()
-        seg = str((await created.json())["id"])
-        found = await client.get("/api/contacts", params={"segment": seg}, headers=supervisor.headers)
-        return sorted(c["id"] for c in (await found.json())["items"])
+        return await segment_members(client, supervisor, rules)
 
     assert await members({"tags_any": ["VIP"]}) == sorted([lower.id, title.id])
     assert await members({"tags_any": ["khách quen"]}) == [decomposed.id]

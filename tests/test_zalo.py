@@ -219,16 +219,21 @@ async def test_echo_of_an_oa_message_sent_elsewhere_is_outgoing(client: TestClie
     assert echo.direction == "out" and echo.origin == "platform" and echo.conversation_id == first.conversation_id
 
 
-async def test_received_and_seen_update_the_delivery_status(
-    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
-) -> None:
+async def _oa_replies(client: TestClient, zinbox: Inbox) -> tuple[Staff, Conversation, dict]:
+    """A customer asks, an agent answers through hopthu: the agent, the conversation and the reply's JSON."""
     agent = await quick_user("agent", inboxes=[zinbox])
     await deliver(client, user_text(APP_ID, OA_ID, USER, "m1", "Giá sao shop", ms(-5)))
     conv = await Conversation.get()
     reply = await client.post(
         f"/api/conversations/{conv.id}/messages", json={"text": "Dạ 200k ạ"}, headers=agent.headers
     )
-    sent = await reply.json()
+    return agent, conv, await reply.json()
+
+
+async def test_received_and_seen_update_the_delivery_status(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    _, _, sent = await _oa_replies(client, zinbox)
     assert sent["delivery_status"] == "sent"
     await deliver(client, received(APP_ID, OA_ID, USER, sent["external_id"], ms(1)))
     assert (await Message.get(id=sent["id"])).delivery_status == "delivered"
@@ -239,13 +244,7 @@ async def test_received_and_seen_update_the_delivery_status(
 async def test_a_customers_reaction_shows_on_the_oa_reply(
     client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
 ) -> None:
-    agent = await quick_user("agent", inboxes=[zinbox])
-    await deliver(client, user_text(APP_ID, OA_ID, USER, "m1", "Giá sao shop", ms(-5)))
-    conv = await Conversation.get()
-    reply = await client.post(
-        f"/api/conversations/{conv.id}/messages", json={"text": "Dạ 200k ạ"}, headers=agent.headers
-    )
-    sent = await reply.json()
+    agent, conv, sent = await _oa_replies(client, zinbox)
     await deliver(client, reacted(APP_ID, OA_ID, USER, sent["external_id"], "/-heart", ms(1)))
     listed = await client.get(f"/api/conversations/{conv.id}/messages", headers=agent.headers)
     [shown] = [m for m in (await listed.json())["items"] if m["id"] == sent["id"]]
