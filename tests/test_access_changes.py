@@ -15,13 +15,13 @@ import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
-from agents.models import AuthSession, InboxMember, Team, TeamMember, User
+from agents.models import AgentState, AuthSession, InboxMember, Team, TeamMember, User
 from agents.sessions import create_session
 from inbox.app import create_app
 from inbox.config import Settings
 from inbox.models import Conversation, ConversationEvent, Inbox
 from inbox.realtime import SESSION_ENDED
-from tests.conftest import Staff, make_inbox, quick_user
+from tests.conftest import Staff, eventually, make_inbox, quick_user
 from tests.test_realtime import PAGE_B, SECRET_B, Socket, connect, connected, incoming, marker
 
 
@@ -107,6 +107,9 @@ async def test_a_demoted_supervisor_reconnects_with_an_agents_view(client: TestC
     response = await client.patch(f"/api/users/{boss.user.id}", json={"role": "agent"}, headers=admin.headers)
     assert response.status == 200, await response.text()
     assert await ended(socket)
+    # The server records the closed socket after the client sees the close. A new socket before that would find
+    # the user still online, and its own `online` frame (what `connected` waits for) would never come.
+    await eventually(lambda: AgentState.filter(user_id=boss.user.id, connections=0).exists())
     again = await connected(client, boss)
     await incoming(client, "PSID-A", "m.only-a", "Tin của inbox A")
     await incoming(client, "PSID-B", "m.b", "Tin của inbox B", page_id=PAGE_B, secret=SECRET_B)
