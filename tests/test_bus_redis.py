@@ -130,6 +130,16 @@ async def connected(*all_buses: RedisBus) -> None:
         await asyncio.sleep(0.01)
 
 
+async def stopped(task: asyncio.Task) -> None:
+    """Cancel one of a bus's loops and wait until it has ended. redis-py may turn a cancel that lands as its blocking
+    read times out into a TimeoutError, which the loop takes for an outage and goes on: cancel it again then."""
+    deadline = time.monotonic() + 10
+    while not task.done():
+        assert time.monotonic() < deadline, "the bus's loop did not stop"
+        task.cancel()
+        await asyncio.wait([task], timeout=0.5)
+
+
 def accept_all(event: Event) -> bool:
     return True
 
@@ -258,9 +268,7 @@ async def test_events_redis_lost_before_a_reader_saw_them_are_sent_again(buses: 
     await receive(on_a, 3)
     assert [e.data["n"] for e in await receive(on_b, 3)] == [0, 1, 2]
 
-    reader = b._tasks[0]  # b's reader falls behind ...
-    reader.cancel()
-    await asyncio.gather(reader, return_exceptions=True)
+    await stopped(b._tasks[0])  # b's reader falls behind ...
     for n in range(3, 5):
         await a.publish(Event("message.created", {"n": n}))
     await receive(on_a, 2)
@@ -283,9 +291,7 @@ async def test_events_dropped_while_redis_was_away_make_clients_resync(buses: li
     await a.publish(Event("message.created", {"n": 0}))
     [first] = await receive(on_b, 1)
     a.MAX_OUTGOING = 3  # a tiny queue, as if Redis had been away for very long
-    flusher = a._tasks[1]
-    flusher.cancel()
-    await asyncio.gather(flusher, return_exceptions=True)
+    await stopped(a._tasks[1])
     for n in range(1, 6):
         await a.publish(Event("message.created", {"n": n}))  # 1 and 2 are dropped
     a._tasks[1] = asyncio.create_task(a._flush_loop())
