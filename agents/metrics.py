@@ -65,6 +65,12 @@ REASSIGN_REASONS = frozenset({"reply_timeout", "agent_offline"})
 COURTESY_KINDS = frozenset({"welcome", "away"})  # bot messages that answer nothing
 
 
+def answers_nothing(data: dict[str, Any]) -> bool:
+    """A `message_out` the customer got no answer from: never sent (refused by the window) or a bot's courtesy
+    message. The reports, the live dashboard and the conversation's last message read it alike."""
+    return bool(data.get("refused")) or data.get("bot_kind") in COURTESY_KINDS
+
+
 @dataclass(frozen=True, slots=True)
 class EventRow:
     id: int
@@ -139,7 +145,7 @@ def _duration(hours: Hours, start: datetime, end: datetime) -> tuple[float, floa
 
 def _apply(s: State, e: EventRow, hours: Hours) -> None:
     kind, at, data = e.kind, e.occurred_at, e.data or {}
-    if kind == "message_out" and (data.get("refused") or data.get("bot_kind") in COURTESY_KINDS):
+    if kind == "message_out" and answers_nothing(data):
         return  # never sent, or a courtesy message: the customer still waits for an answer
     if kind == "opened":
         s.status = "open"

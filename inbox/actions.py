@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from tortoise.transactions import in_transaction
 
 from agents.access import Viewer
+from agents.metrics import answers_nothing
 from agents.models import InboxMember, RoutingQueueEntry, Team, TeamMember, User
 from contacts.models import Contact
 from inbox.bus import Event, EventBus
@@ -110,7 +111,7 @@ async def send_outgoing(
         conv.last_activity_at = at
         # The last message is the last one exchanged: a refused reply never left, and a welcome or away message
         # answers nothing, so the customer's words stay last and the conversation stays waiting (agents/live.py).
-        if not private and not facts:
+        if not private and not answers_nothing(facts):
             conv.last_message_at, conv.last_message_preview = at, preview(text, [])
         await conv.save(using_db=conn, update_fields=["last_activity_at", "last_message_at", "last_message_preview"])
         await index_messages(conn, [(msg.id, msg.search_text)])

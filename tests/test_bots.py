@@ -85,6 +85,7 @@ async def test_routine_questions_are_answered_in_vietnamese(
     assert session.state == "bot"
     conv = await Conversation.get(id=msg.conversation_id)
     assert conv.assignee_id is None  # still with the bot: not routed
+    assert conv.last_message_at == faq[0].created_at  # an answer, unlike a welcome: the customer is not waiting
 
 
 async def _contact_name(msg: Message) -> str:
