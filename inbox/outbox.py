@@ -268,7 +268,8 @@ class Outbox:
                     await unconfirmed.update(delivery_status="sent", failure_reason=None)
                     without_id = Message.filter(id=msg.id, external_id__isnull=True).using_db(conn)
                     await without_id.update(external_id=external_id)
-                    await take_early_receipt(conn, msg.id)  # "received"/"seen" may have come before this answer
+                    # "received"/"seen" may have come before this answer (the platform's id is the echo's too)
+                    await take_early_receipt(conn, msg.inbox_id, msg.id, external_id)
                 return
             except Exception:
                 item.state = "pending"

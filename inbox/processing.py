@@ -537,21 +537,20 @@ async def _keep_early_receipt(conn: BaseDBAsyncClient, conv: Conversation, event
     await EarlyReceipt.bulk_create(rows, using_db=conn)
 
 
-async def take_early_receipt(conn: BaseDBAsyncClient, message_id: int) -> None:
+async def take_early_receipt(conn: BaseDBAsyncClient, inbox_id: int, message_id: int, external_id: str | None) -> None:
     """The outbox wrote down a sent reply's platform id: a receipt that came for that id before is applied now,
     only ever moving the status forward, and is used up."""
-    msg = await Message.get(id=message_id).using_db(conn)
-    if msg.external_id is None:
+    if external_id is None:
         return
     fresh = datetime.now(UTC) - EARLY_RECEIPT_TTL
-    kept = EarlyReceipt.filter(inbox_id=msg.inbox_id, external_id=msg.external_id).using_db(conn)
+    kept = EarlyReceipt.filter(inbox_id=inbox_id, external_id=external_id).using_db(conn)
     statuses = await kept.filter(received_at__gte=fresh).values_list("status", flat=True)
     if not statuses:
         return  # stale ones go when the next receipt is kept
     await kept.delete()
     best = max(statuses, key=lambda s: _STATUS_RANK[s])
     behind = [s for s, rank in _STATUS_RANK.items() if rank < _STATUS_RANK[best]]
-    await Message.filter(id=msg.id, delivery_status__in=behind).using_db(conn).update(delivery_status=best)
+    await Message.filter(id=message_id, delivery_status__in=behind).using_db(conn).update(delivery_status=best)
 
 
 async def apply_referral(conn: BaseDBAsyncClient, inbox: Inbox, event: Referral, out: Outcome) -> None:
