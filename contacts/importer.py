@@ -188,11 +188,7 @@ async def _first_contact(condition: Callable[[Sql], str]) -> Contact | None:
 
 def _has_value(sql: Sql, kind: str, value: str) -> str:
     """The profile holds `value` as its primary phone / e-mail or as one of its further ones."""
-    primary = f"{kind} = {sql.p(value)}"
-    further = _FURTHER[kind]
-    if sql.dialect == "sqlite":
-        return f"{primary} OR EXISTS (SELECT 1 FROM json_each(contacts.{further}) WHERE value = {sql.p(value)})"
-    return f"{primary} OR {further}::jsonb ? {sql.p(value)}"
+    return f"{kind} = {sql.p(value)} OR {sql.json_list_has(f'contacts.{_FURTHER[kind]}', value)}"
 
 
 def _has_external_id(sql: Sql, external_id: str) -> str:

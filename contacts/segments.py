@@ -87,10 +87,7 @@ def where_sql(rules: dict[str, Any], sql: Sql, alias: str = "ct") -> str:
     if "tags_any" in rules:  # the stored spellings of the tags (see `_resolved`)
         ors = []
         for tag in rules["tags_any"]:
-            if sql.dialect == "sqlite":
-                ors.append(f"EXISTS (SELECT 1 FROM json_each({alias}.tags) WHERE value = {sql.p(tag)})")
-            else:
-                ors.append(f"({alias}.tags)::jsonb ? {sql.p(tag)}")
+            ors.append(sql.json_list_has(f"{alias}.tags", tag))
         parts.append("(" + " OR ".join(ors) + ")" if ors else "1 = 0")
     if isinstance(rules.get("city"), list):  # the stored spellings of the city (see `_resolved`)
         parts.append(f"{alias}.city IN ({sql.marks(rules['city'])})" if rules["city"] else "1 = 0")

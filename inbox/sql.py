@@ -35,6 +35,12 @@ class Sql:
         """Placeholders for `values`, comma-separated, in order: the inside of `IN (…)` or of a row of VALUES."""
         return ", ".join(self.p(value) for value in values)
 
+    def json_list_has(self, column: str, value: Any) -> str:
+        """`column` (a JSON list of strings) holds `value`: a profile's tags, its further phones or e-mails."""
+        if self.dialect == "sqlite":
+            return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value = {self.p(value)})"
+        return f"({column})::jsonb ? {self.p(value)}"
+
     def insert(self, table: str, values: dict[str, Any], *, returning: str | None = None, on_conflict: str = "") -> str:
         columns = ", ".join(values)
         placeholders = self.marks(values.values())
