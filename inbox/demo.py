@@ -107,6 +107,11 @@ def _psid() -> str:
     return "2" + "".join(random.choices("0123456789", k=15))
 
 
+def random_name() -> str:
+    """A Vietnamese full name (family, middle, given) for a customer the simulator makes up."""
+    return f"{random.choice(_FAMILY)} {random.choice(_MIDDLE)} {random.choice(_GIVEN)}"
+
+
 def _mid() -> str:
     return "m_" + secrets.token_urlsafe(30)
 
@@ -141,7 +146,7 @@ class Demo:
 
     def customer(self, name: str | None = None) -> str:
         psid = _psid()
-        name = name or f"{random.choice(_FAMILY)} {random.choice(_MIDDLE)} {random.choice(_GIVEN)}"
+        name = name or random_name()
         family, _, given = name.rpartition(" ")
         self.fake.profiles[psid] = {"name": name, "first_name": given, "last_name": family.split(" ")[0]}
         self.customers[psid] = name

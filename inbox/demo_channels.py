@@ -142,12 +142,14 @@ def _page_id() -> str:
 
 async def simulate(state: ChannelsDemo, log: Any) -> None:
     """Every 5–9 s: a comment under the post, or a Zalo message."""
+    from inbox.demo import random_name
+
     while True:
         await asyncio.sleep(random.uniform(5.0, 9.0))
         try:
             if random.random() < 0.5:
                 user = random.choice([*state.commenters, _user_id()])
-                name = state.commenters.setdefault(user, random.choice(COMMENTS)[0].split(" ")[0] + " " + user[-3:])
+                name = state.commenters.setdefault(user, random_name())
                 text = random.choice(LIVE_COMMENTS)
                 await state.comment(user, name, text)
                 log(f"💬 bình luận / comment — {name}: {text}")

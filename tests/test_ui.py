@@ -541,3 +541,8 @@ async def test_telegram_photo_location_and_contact_card_show_what_they_are(serve
         await expect(messages.nth(1)).to_contain_text("16.0544")
         await expect(messages.nth(2)).to_contain_text("84912345678")
         await expect(messages.nth(3).locator("audio[controls]")).to_have_count(1)  # a voice note plays in place
+        # The list names what came, in the reader's language, not the server's "[audio]"
+        preview = page.locator(f"[data-testid=conv-item][data-id='{conv.id}'] [data-testid=conv-preview]")
+        await expect(preview).to_have_text("🎤 Âm thanh")
+        await page.get_by_test_id("lang-switch").click()
+        await expect(preview).to_have_text("🎤 Audio")

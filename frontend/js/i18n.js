@@ -78,6 +78,16 @@ export const dictionaries = {
     "channel.facebook_comment": "Bình luận Facebook",
     "channel.zalo": "Zalo",
     "channel.telegram": "Telegram",
+    "attachment.image": "📷 Ảnh",
+    "attachment.video": "🎬 Video",
+    "attachment.audio": "🎤 Âm thanh",
+    "attachment.file": "📎 Tệp",
+    "attachment.sticker": "Nhãn dán",
+    "attachment.location": "📍 Vị trí",
+    "attachment.contact": "👤 Danh thiếp",
+    "attachment.fallback": "🔗 Liên kết",
+    "attachment.reel": "🎬 Thước phim",
+    "attachment.link": "🔗 Liên kết",
     "channel.webchat": "Chat website",
     "thread.pick": "Chọn một hội thoại ở bên trái.",
     "thread.back": "Quay lại",
@@ -316,6 +326,16 @@ export const dictionaries = {
     "channel.facebook_comment": "Facebook comment",
     "channel.zalo": "Zalo",
     "channel.telegram": "Telegram",
+    "attachment.image": "📷 Photo",
+    "attachment.video": "🎬 Video",
+    "attachment.audio": "🎤 Audio",
+    "attachment.file": "📎 File",
+    "attachment.sticker": "Sticker",
+    "attachment.location": "📍 Location",
+    "attachment.contact": "👤 Contact card",
+    "attachment.fallback": "🔗 Link",
+    "attachment.reel": "🎬 Reel",
+    "attachment.link": "🔗 Link",
     "channel.webchat": "Website chat",
     "thread.pick": "Pick a conversation on the left.",
     "thread.back": "Back",
@@ -502,6 +522,15 @@ export function t(key, params) {
 export function label(prefix, value) {
   const key = prefix + "." + value;
   return dictionaries[current][key] ?? dictionaries.vi[key] ?? String(value);
+}
+
+/** A conversation's last-message preview: the server writes "[image]", "[sticker]"… for a message with no text,
+ *  shown here as the attachment's name in the reader's language. */
+export function previewText(preview) {
+  const kind = /^\[([a-z_]+)\]$/.exec(preview || "");
+  if (!kind) return preview || "";
+  const key = "attachment." + kind[1];
+  return dictionaries[current][key] ?? dictionaries.vi[key] ?? preview;
 }
 
 export function ago(iso) {

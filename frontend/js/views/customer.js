@@ -4,7 +4,7 @@
 
 import { ApiError, optional, post } from "../api.js";
 import { h, replace } from "../dom.js";
-import { ago, label, t } from "../i18n.js";
+import { ago, label, previewText, t } from "../i18n.js";
 import { on, state } from "../state.js";
 import { channelBadge, intentBadge, sentimentBadge } from "./inbox.js";
 
@@ -202,7 +202,7 @@ export function mountCustomer(el, ctx, thread) {
                   {},
                   h("a", { href: "#/inbox/" + p.id }, "#" + p.id + " " + label("status", p.status || "")),
                   " ",
-                  h("span", { class: "muted small" }, p.last_message_preview || "", " · ", ago(p.last_activity_at)),
+                  h("span", { class: "muted small" }, previewText(p.last_message_preview), " · ", ago(p.last_activity_at)),
                 ),
               ),
             ),

@@ -4,7 +4,7 @@
 
 import { get, optional, query } from "../api.js";
 import { h, replace } from "../dom.js";
-import { ago, duration, label, t } from "../i18n.js";
+import { ago, duration, label, previewText, t } from "../i18n.js";
 import { on, state, userName } from "../state.js";
 import { barChart, lineChart } from "./charts.js";
 import { channelBadge, sentimentBadge } from "./inbox.js";
@@ -101,7 +101,7 @@ export function mount(main, args, ctx) {
                   " ",
                   sentimentBadge(c.sentiment),
                   " ",
-                  h("span", { class: "muted small" }, c.last_message_preview || "", " · ", ago(c.last_activity_at)),
+                  h("span", { class: "muted small" }, previewText(c.last_message_preview), " · ", ago(c.last_activity_at)),
                 ),
               ),
             )

@@ -26,18 +26,20 @@ function attachmentView(att) {
   const kind = att.kind || att.type || "file";
   const raw = att.url || att.payload?.url;
   const url = raw ? safeUrl(raw) : null; // (an empty URL would resolve to this page)
-  const what = [att.name, att.title].filter(Boolean).join(" · ") || kind;
+  const named = [att.name, att.title].filter(Boolean).join(" · ");
+  const kindLabel = label("attachment", kind); // "📎 Tệp", "Nhãn dán"…, or the raw kind when none is known
+  const what = named ? "📎 " + named : kindLabel === kind ? "📎 " + kind : kindLabel;
   if (kind === "location" && att.latitude != null && att.longitude != null) {
     return h("span", { class: "attachment" }, `📍 ${att.title ? att.title + " " : ""}(${att.latitude}, ${att.longitude})`);
   }
-  if (!url) return h("span", { class: "attachment" }, "📎 " + what);
+  if (!url) return h("span", { class: "attachment" }, what);
   if (kind.startsWith("image")) return h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, h("img", { class: "attachment-img", src: url, alt: att.name || "", loading: "lazy" }));
   // A voice note or a clip plays where it is; the link stays for saving it.
   if (kind === "audio" || kind === "video") {
     const player = h(kind, { class: "attachment-media", src: url, controls: true, preload: "none" });
-    return h("span", { class: "attachment" }, player, h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, "📎 " + what));
+    return h("span", { class: "attachment" }, player, h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, what));
   }
-  return h("a", { class: "attachment", href: url, target: "_blank", rel: "noopener noreferrer" }, "📎 " + what);
+  return h("a", { class: "attachment", href: url, target: "_blank", rel: "noopener noreferrer" }, what);
 }
 
 export function mountThread(el, ctx) {
