@@ -104,7 +104,7 @@ def parse(payload: Any, bot_id: str, file_url: FileUrl = lambda file_id: None) -
             shown = _content_type(msg, dropped)
             if shown not in SHOWN_AS_FALLBACK:
                 return []
-            inbound = dataclasses.replace(inbound, attachments=(_fallback(msg, shown),))
+            inbound = dataclasses.replace(inbound, attachments=(_fallback(msg, shown, payload[kind]),))
         return [inbound]
     if update.edited_message is not None:
         msg = update.edited_message
@@ -183,16 +183,28 @@ def _from_customer(msg: Message) -> bool:
     return msg.chat.type == "private" and not (msg.from_user is not None and msg.from_user.is_bot)
 
 
-def _fallback(msg: Message, kind: ContentType) -> Attachment:
+def _fallback(msg: Message, kind: ContentType, body: dict[str, Any]) -> Attachment:
     """A placeholder naming what the customer sent (`dice`, `poll`…), with its gist where there is one."""
     title = None
     if msg.dice is not None:
         title = f"{msg.dice.emoji} {msg.dice.value}"
-    elif msg.poll is not None:
-        title = msg.poll.question
+    elif kind == ContentType.POLL:
+        # Read from the update as sent: a poll aiogram's model could not validate (dropped) keeps its question too.
+        title = _poll_gist(body.get("poll"))
     elif msg.game is not None:
         title = msg.game.title
     return Attachment(kind="fallback", name=str(kind.value), title=title)
+
+
+def _poll_gist(poll: Any) -> str | None:
+    """A poll's question and its options, "Màu nào đẹp hơn? — Đỏ / Xanh"; None when it has no question."""
+    question = poll.get("question") if isinstance(poll, dict) else None
+    if not isinstance(question, str) or not question.strip():
+        return None
+    options = poll.get("options")
+    texts = [o.get("text") for o in (options if isinstance(options, list) else []) if isinstance(o, dict)]
+    choices = " / ".join(t.strip() for t in texts if isinstance(t, str) and t.strip())
+    return f"{question.strip()} — {choices}" if choices else question.strip()
 
 
 def _inbound(msg: Message, bot_id: str, file_url: FileUrl) -> InboundMessage:

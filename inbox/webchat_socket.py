@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import struct
@@ -24,17 +25,18 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from channels import webchat
-from channels.events import ParseError, Receipt
+from channels.events import InboundMessage, ParseError, Receipt
 from contacts.audience import contact_events
 from contacts.models import ConsentRecord, Contact, ContactIdentity
 from inbox.bus import NOTHING, Event, EventBus, Subscription
 from inbox.ingest import Accepted, StorageUnavailable
 from inbox.keys import BUS, INGEST, SETTINGS
-from inbox.models import Conversation, Inbox, Message
+from inbox.models import Conversation, InboundEvent, Inbox, Message
 from inbox.phones import normalize_phone
 from inbox.processing import update_contact_search
 from inbox.serialize import contact_summary, iso
 
+log = logging.getLogger(__name__)
 HISTORY_LIMIT = 100
 HELLO_TIMEOUT = 15.0
 EARLY_EVENTS = 500  # per socket, only until its conversation is known
@@ -302,25 +304,27 @@ class VisitorSession:
         elif kind == "ping":
             await self.send("pong", {})
 
-    async def on_message(self, data: Any, image_url: str | None = None, *, charged: bool = False) -> bool:
-        """Store the visitor's message; False when it was refused (the visitor got an error frame)."""
+    async def on_message(
+        self, data: Any, image_url: str | None = None, *, charged: bool = False
+    ) -> InboundMessage | None:
+        """Store the visitor's message; None when it was refused (the visitor got an error frame)."""
         assert self.visitor is not None
         echo_id = data.get("echo_id") if isinstance(data, dict) else None
         if not charged and not self.state.allow_message(self.inbox.id, self.visitor.external_id):
             await self.error("rate_limited", "Bạn gửi nhanh quá, vui lòng chờ một chút (too many messages)", echo_id)
-            return False
+            return None
         try:
             event = webchat.visitor_message(self.visitor, data, image_url=image_url)
         except ParseError as exc:
             await self.error("invalid_message", str(exc), echo_id)
-            return False
+            return None
         try:
             await self.request.app[INGEST].store([Accepted(self.inbox.id, webchat.CHANNEL, event)])
         except StorageUnavailable:
             await self.error("storage_unavailable", "Chưa gửi được, đang thử lại (not stored, retry)", echo_id)
-            return False
+            return None
         await self.send("message.accepted", {"echo_id": echo_id})
-        return True
+        return event
 
     async def on_image(self, raw: bytes) -> None:
         header, content = _split_binary(raw)
@@ -347,13 +351,15 @@ class VisitorSession:
             await self.error("storage_unavailable", "Chưa gửi được, đang thử lại (not stored, retry)", echo_id)
             return
         # A refused message never shows the file: it must not stay on disk. (Cancelled, the store may still
-        # commit the message, so the file stays.)
+        # commit the message, so the file stays.) Neither does a retry's: its echo_id's message is already stored,
+        # with the first upload's file, and the visitor is answered as the first time (`message.accepted`).
+        url = f"/widget/files/{name}"
         try:
-            stored = await self.on_message(header, f"/widget/files/{name}", charged=True)
+            stored = await self.on_message(header, url, charged=True)
         except Exception:
             path.unlink(missing_ok=True)
             raise
-        if not stored:
+        if stored is None or not await _stored_with(self.inbox.id, stored, url):
             path.unlink(missing_ok=True)
 
     async def on_typing(self, on: bool) -> None:
@@ -463,6 +469,19 @@ def _split_binary(raw: bytes) -> tuple[dict[str, Any] | None, bytes]:
     except orjson.JSONDecodeError:
         return None, b""
     return (header if isinstance(header, dict) else None), raw[4 + size :]
+
+
+async def _stored_with(inbox_id: int, event: InboundMessage, url: str) -> bool:
+    """Whether the inbound log holds this event with this file, not an earlier one under the same echo_id
+    (the log keeps the first of a dedupe key: a retried upload stores nothing). Asked after the store, so two
+    uploads racing on one echo_id cannot both keep their file."""
+    try:
+        query = InboundEvent.filter(inbox_id=inbox_id, dedupe_key=event.dedupe_key())
+        records = await query.values_list("record", flat=True)
+    except Exception:  # unsure: keep the file, since a stored message must never point at a missing one
+        log.warning("could not check which upload the widget message %s kept", event.external_id, exc_info=True)
+        return True
+    return any(a.get("url") == url for record in records for a in record.get("attachments") or [])
 
 
 def _write_file(path: Path, content: bytes) -> None:

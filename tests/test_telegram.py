@@ -336,7 +336,7 @@ async def test_content_hopthu_cannot_show_is_named_and_service_messages_are_drop
     rows = await eventually(stored)
     assert [(m.text, m.attachments) for m in rows] == [
         (None, [{"kind": "fallback", "name": "dice", "title": "🎲 4"}]),
-        (None, [{"kind": "fallback", "name": "poll", "title": "Màu nào đẹp hơn?"}]),
+        (None, [{"kind": "fallback", "name": "poll", "title": "Màu nào đẹp hơn? — Đỏ / Xanh"}]),
         ("shop ơi", []),
     ]
 
@@ -434,9 +434,29 @@ async def test_messages_with_fields_aiogram_does_not_know_are_still_shown(client
     rows = await eventually(stored)
     assert [(m.text, m.attachments) for m in rows] == [
         ("shop ơi còn hàng không", []),
-        (None, [{"kind": "fallback", "name": "poll"}]),
+        (None, [{"kind": "fallback", "name": "poll", "title": "Bạn thích màu nào? — Đỏ / Xanh"}]),
         ("chọn màu đỏ nha", []),
     ]
+    assert await DeadLetter.filter(channel="telegram").count() == 0
+
+
+async def test_a_poll_aiogram_cannot_read_still_shows_its_question_to_the_agent(
+    client: TestClient, bot_inbox: Inbox
+) -> None:
+    """The customer asks the shop with a poll shaped by another Bot API version: aiogram's model drops the part,
+    but the agent still reads what was asked and the choices, not only the word "poll"."""
+    agent = await quick_user("agent", inboxes=[bot_inbox])
+    u = Updates()
+    conv = await customer_conversation(client, bot_inbox, u)
+    assert (await post_update(client, bot_inbox, u.message(poll=POLL))).status == 200
+
+    async def shown() -> list[dict[str, Any]]:
+        response = await client.get(f"/api/conversations/{conv.id}/messages", headers=agent.headers)
+        items = (await response.json())["items"]
+        return items if len(items) == 2 else []
+
+    poll = (await eventually(shown))[-1]
+    assert poll["attachments"] == [{"kind": "fallback", "name": "poll", "title": "Bạn thích màu nào? — Đỏ / Xanh"}]
     assert await DeadLetter.filter(channel="telegram").count() == 0
 
 

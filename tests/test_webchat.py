@@ -272,6 +272,25 @@ async def test_a_refused_or_failed_image_leaves_no_file(
     await visitor.close()
 
 
+async def test_a_retried_image_is_one_message_and_one_file(client: TestClient, site: Inbox) -> None:
+    """The widget sends an image again under the same echo_id when the ack did not come (a reconnect): the
+    visitor gets the same answer, the agent one message, and the upload folder keeps only the file it shows."""
+    uploads = client.app[WEBCHAT].upload_dir
+    visitor = await visit(client, site)
+    await visitor.ws.send_bytes(image_frame("retry1", PNG, "mẫu này còn không shop"))
+    await visitor.frame("message.accepted", echo_id="retry1")
+    shown = await visitor.frame("message.created", echo_id="retry1")
+    await visitor.close()
+    again = await visit(client, site, visitor_token=visitor.token)
+    await again.ws.send_bytes(image_frame("retry1", PNG, "mẫu này còn không shop"))
+    await again.frame("message.accepted", echo_id="retry1")
+    conv = await conversation_of(visitor, site)
+    [message] = await Message.filter(conversation_id=conv.id)
+    assert message.attachments[0]["url"] == shown["data"]["attachments"][0]["url"]
+    assert sorted(p.name for p in uploads.iterdir()) == [message.attachments[0]["url"].rsplit("/", 1)[1]]
+    await again.close()
+
+
 async def test_typing_both_ways(client: TestClient, site: Inbox) -> None:
     agent = await quick_user("agent", inboxes=[site])
     staff_ws = await client.ws_connect(f"/ws?token={agent.token}")
