@@ -11,6 +11,7 @@ import os
 import socket
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -21,6 +22,8 @@ from agents.models import InboxMember, SavedReply, Team, TeamMember, User
 from agents.sessions import create_session
 from channels.fakes import messenger_delivery, messenger_reaction, messenger_text, page_comment
 from channels.fakes_telegram import Updates, running_fake_bot_api
+from contacts import rfm
+from contacts.models import Contact, ContactScore, Order
 from inbox.app import create_app
 from inbox.bus import Event
 from inbox.config import Settings
@@ -546,3 +549,31 @@ async def test_telegram_photo_location_and_contact_card_show_what_they_are(serve
         await expect(preview).to_have_text("🎤 Âm thanh")
         await page.get_by_test_id("lang-switch").click()
         await expect(preview).to_have_text("🎤 Audio")
+
+
+async def test_the_customer_panel_names_the_segment_and_order_status_in_the_readers_language(server, http, page):
+    """contacts/rfm.py and the orders API speak English ("Champions", "completed"); an agent reads Vietnamese."""
+    inbox = await make_inbox()
+    agent = await staff("agent", inbox)
+    msg = await customer_writes(http, "psid-rfm", "m_rfm_1", "Shop ơi mình muốn đặt thêm")
+    conv = await Conversation.get(id=msg.conversation_id)
+    # Scores are quintiles of the shop's customers: this one buys the most, the most often and the latest.
+    # (contact, days since the last order, orders, revenue in VND)
+    plan = [(conv.contact_id, 2, 10, 20_000_000)]
+    for n, (days, count, revenue) in enumerate(
+        [(10, 6, 5_000_000), (40, 3, 2_000_000), (100, 2, 800_000), (300, 1, 300_000)]
+    ):
+        plan.append(((await Contact.create(name=f"Khách {n}")).id, days, count, revenue))
+    for contact_id, days, count, revenue in plan:
+        for i in range(count):
+            ordered_at = datetime.now(UTC) - timedelta(days=days + 30 * i)
+            await Order.create(contact_id=contact_id, status="completed", total=revenue // count, ordered_at=ordered_at)
+    await rfm.refresh()
+    assert (await ContactScore.get(contact_id=conv.contact_id)).segment == "Champions"
+    await log_in(page, server, agent)
+    await page.locator(f"[data-testid=conv-item][data-id='{conv.id}']").click()
+    panel = page.locator(".kv", has_text="Phân khúc")
+    await expect(panel).to_contain_text("Khách tốt nhất")
+    await expect(page.get_by_test_id("orders").locator("li").first).to_contain_text("Hoàn tất")
+    await page.get_by_test_id("lang-switch").click()
+    await expect(page.get_by_test_id("orders").locator("li").first).to_contain_text("Completed")

@@ -50,7 +50,7 @@ def test_every_label_exists_in_both_languages():
     source = (ROOT / "js" / "i18n.js").read_text(encoding="utf-8")
     vi_block = source.split("  vi: {", 1)[1].split("\n  },\n", 1)[0]
     en_block = source.split("  en: {", 1)[1].split("\n  },\n", 1)[0]
-    key = re.compile(r'^\s+"([a-zA-Z0-9_.]+)":', re.M)
+    key = re.compile(r'^\s+"([^"]+)":', re.M)
     vi, en = set(key.findall(vi_block)), set(key.findall(en_block))
     assert len(vi) > 100
     assert vi == en, (sorted(vi - en), sorted(en - vi))

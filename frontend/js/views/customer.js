@@ -158,7 +158,7 @@ export function mountCustomer(el, ctx, thread) {
         kv(t("panel.phone"), contact.phone),
         kv(t("panel.email"), contact.email),
         kv(t("entity.address"), (contact.addresses || [])[0] && ((contact.addresses[0].text ?? contact.addresses[0]) + "")),
-        rfm && rfm.segment ? kv(t("panel.segment"), rfm.segment) : null,
+        rfm && rfm.segment ? kv(t("panel.segment"), label("rfm", rfm.segment)) : null,
         profile && profile.value && profile.value.total_spent != null ? kv(t("panel.orders"), money(profile.value.total_spent)) : null,
         unavailable ? h("p", { class: "muted small" }, t("panel.unavailable")) : null,
       ),
@@ -186,7 +186,7 @@ export function mountCustomer(el, ctx, thread) {
             h(
               "ul",
               { class: "plain", "data-testid": "orders" },
-              orders.map((o) => h("li", {}, "#" + o.id + " · " + o.status + (o.total ? " · " + money(o.total) : ""))),
+              orders.map((o) => h("li", {}, "#" + o.id + " · " + label("order", o.status) + (o.total ? " · " + money(o.total) : ""))),
             ),
           )
         : null,

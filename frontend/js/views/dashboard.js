@@ -307,7 +307,7 @@ export function mount(main, args, ctx) {
         h(
           "div",
           { class: "card drill", "data-testid": "drill" },
-          h("div", { class: "page-head" }, h("h2", {}, t("dash.segments") + ": " + cell.name), h("span", { class: "spacer" }), h("button", { class: "btn ghost", onclick: () => replace(drillEl) }, t("dash.close"))),
+          h("div", { class: "page-head" }, h("h2", {}, t("dash.segments") + ": " + label("rfm", cell.name)), h("span", { class: "spacer" }), h("button", { class: "btn ghost", onclick: () => replace(drillEl) }, t("dash.close"))),
           cell.contacts.length ? h("ul", { class: "plain" }, cell.contacts.map((c) => h("li", {}, c.name || "#" + c.id, " ", h("span", { class: "muted small" }, c.phone || "")))) : h("p", { class: "muted" }, t("empty.nothing")),
         ),
       );
@@ -340,7 +340,7 @@ export function mount(main, args, ctx) {
               "div",
               { class: "rfm-grid", "data-testid": "rfm-grid" },
               cells.map((cell) =>
-                h("button", { class: ["rfm-cell", cell.contacts.length && "filled"], onclick: () => showCustomers(cell) }, h("span", { class: "small" }, cell.name), h("strong", {}, cell.contacts.length + (cell.more ? "+" : ""))),
+                h("button", { class: ["rfm-cell", cell.contacts.length && "filled"], onclick: () => showCustomers(cell) }, h("span", { class: "small" }, label("rfm", cell.name)), h("strong", {}, cell.contacts.length + (cell.more ? "+" : ""))),
               ),
             ),
           )
