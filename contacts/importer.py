@@ -4,7 +4,7 @@ Every row is validated; a bad row is reported (row number, field, reason) and wr
 `_error` column, and the rest are imported. Nothing is silently dropped: imported + rejected = rows read.
 Contacts: columns name, phone, email, city, gender, birthday, tags (separated by ;), address, external_id (the
 shop system's customer code, kept as the profile attribute `external_id`: a row is the customer with that code,
-else the one with its phone, else its e-mail, further phones and e-mails included).
+else the one with its phone, else its e-mail, further phones and e-mails included: see contacts.lookup).
 Orders: columns order_id, phone or email or contact_id (which customer), total (VND), status, ordered_at, items.
 Files as Excel and shop systems write them: `,` `;` or tab separated, UTF-8 (BOM or not), UTF-16 or Windows-1258,
 column names in any case and in Vietnamese ("Họ tên", "Số điện thoại"…, see COLUMN_ALIASES).
@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from contacts.lookup import EXTERNAL_ID, FURTHER, KnownContacts, known_contact
 from contacts.models import Contact, Order
 from contacts.normalize import (
     InvalidValue,
@@ -33,10 +34,8 @@ from contacts.normalize import (
 )
 from contacts.orders import MAX_AMOUNT, STATUSES, shop_time
 from contacts.profile import _unique, reindex
-from inbox.db import connection
 from inbox.http import plausible
 from inbox.search import fold
-from inbox.sql import Sql
 
 Progress = Callable[[int, int], None]
 
@@ -170,85 +169,74 @@ def clean_contact_row(row: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-_FURTHER = {"phone": "phones", "email": "emails"}  # the list holding a profile's further values
-EXTERNAL_ID = "external_id"  # the attribute holding the shop system's own customer code (Mã KH)
-
-
-async def _first_contact(condition: Callable[[Sql], str]) -> Contact | None:
-    """The oldest live profile meeting `condition` (an SQL fragment over `contacts`)."""
-    conn = connection()
-    sql = Sql(conn.capabilities.dialect)
-    where = condition(sql)
-    _, rows = await conn.execute_query(
-        f"SELECT id FROM contacts WHERE merged_into_id IS NULL AND erased_at IS NULL AND ({where}) ORDER BY id LIMIT 1",
-        sql.params,
-    )
-    return await Contact.get(id=rows[0][0]) if rows else None
-
-
-def _has_value(sql: Sql, kind: str, value: str) -> str:
-    """The profile holds `value` as its primary phone / e-mail or as one of its further ones."""
-    return f"{kind} = {sql.p(value)} OR {sql.json_list_has(f'contacts.{_FURTHER[kind]}', value)}"
-
-
-def _has_external_id(sql: Sql, external_id: str) -> str:
-    if sql.dialect == "sqlite":
-        return f"json_extract(attributes, '$.{EXTERNAL_ID}') = {sql.p(external_id)}"
-    return f"attributes::jsonb ->> '{EXTERNAL_ID}' = {sql.p(external_id)}"
-
-
-async def known_contact(
-    *, external_id: str | None = None, phone: str | None = None, email: str | None = None
-) -> Contact | None:
-    """The customer a row names: by the shop system's customer code first (the one key its rows always carry),
-    then by any of the profile's phones, then by any of its e-mails."""
-    if external_id and (found := await _first_contact(lambda sql: _has_external_id(sql, external_id))):
-        return found
-    if phone and (found := await _first_contact(lambda sql: _has_value(sql, "phone", phone))):
-        return found
-    if email:
-        return await _first_contact(lambda sql: _has_value(sql, "email", email))
-    return None
+IMPORT_CHUNK = 100  # contact rows looked up together: at most 500 query parameters (SQLite's oldest limit: 999)
 
 
 async def import_contacts(path: Path, rejects: Path | None = None, progress: Progress | None = None) -> Report:
     header, rows = _rows(path)
     report = Report(read=len(rows))
     bad: list[tuple[list[str], str]] = []
-    for n, (raw, row) in enumerate(rows, start=2):  # line 1 is the header
-        try:
-            values = clean_contact_row(row)
-        except ValueError as exc:
-            report.rejected.append({"row": n, "errors": str(exc)})
-            bad.append((raw, str(exc)))
+    for start in range(0, len(rows), IMPORT_CHUNK):  # row numbers from 2: line 1 is the header
+        chunk = [(n, raw, *_cleaned(row)) for n, (raw, row) in enumerate(rows[start : start + IMPORT_CHUNK], start + 2)]
+        valid = [(values, external_id) for _, _, values, external_id in chunk if isinstance(values, dict)]
+        known = await KnownContacts.load(
+            external_ids=[external_id for _, external_id in valid if external_id],
+            phones=[values["phone"] for values, _ in valid if values.get("phone")],
+            emails=[values["email"] for values, _ in valid if values.get("email")],
+        )
+        for n, raw, values, external_id in chunk:
+            if isinstance(values, dict):
+                await _import_contact(values, external_id, known, report)
+            else:
+                report.rejected.append({"row": n, "errors": values})
+                bad.append((raw, values))
             if progress:
                 progress(n - 1, len(rows))
-            continue
-        external_id = (row.get("external_id") or "").strip()[:128] or None
-        existing = await known_contact(external_id=external_id, phone=values.get("phone"), email=values.get("email"))
-        if existing is not None:  # fill what the profile lacks; never overwrite what an agent typed
-            if external_id and not (existing.attributes or {}).get(EXTERNAL_ID):
-                existing.attributes = {**(existing.attributes or {}), EXTERNAL_ID: external_id}
-            for key, value in values.items():
-                current = getattr(existing, key)
-                if isinstance(value, list):
-                    setattr(existing, key, _unique([*(current or []), *value]))
-                elif not current:
-                    setattr(existing, key, value)
-                elif key in _FURTHER and value != current:  # another phone / e-mail of theirs: kept as a further one
-                    setattr(existing, _FURTHER[key], _unique([*(getattr(existing, _FURTHER[key]) or []), value]))
-            await existing.save()
-            await reindex(existing)
-            report.updated += 1
-        else:
-            attributes = {EXTERNAL_ID: external_id} if external_id else {}
-            contact = await Contact.create(source={"channel": "import"}, attributes=attributes, **values)
-            await reindex(contact)
-            report.imported += 1
-        if progress:
-            progress(n - 1, len(rows))
     _write_rejects(rejects, header, bad)
     return report
+
+
+def _cleaned(row: dict[str, str]) -> tuple[dict[str, Any] | str, str | None]:
+    """The row's values and customer code, or why it is rejected."""
+    try:
+        values = clean_contact_row(row)
+    except ValueError as exc:
+        return str(exc), None
+    return values, (row.get("external_id") or "").strip()[:128] or None
+
+
+async def _import_contact(
+    values: dict[str, Any], external_id: str | None, known: KnownContacts, report: Report
+) -> None:
+    existing = known.find(external_id=external_id, phone=values.get("phone"), email=values.get("email"))
+    if existing is not None:  # fill what the profile lacks; never overwrite what an agent typed
+        changed: set[str] = set()
+        if external_id and not (existing.attributes or {}).get(EXTERNAL_ID):
+            existing.attributes = {**(existing.attributes or {}), EXTERNAL_ID: external_id}
+            changed.add("attributes")
+        for key, value in values.items():
+            current = getattr(existing, key)
+            if isinstance(value, list):
+                setattr(existing, key, _unique([*(current or []), *value]))
+                changed.add(key)
+            elif not current:
+                setattr(existing, key, value)
+                changed.add(key)
+            elif key in FURTHER and value != current:  # another phone / e-mail of theirs: kept as a further one
+                setattr(existing, FURTHER[key], _unique([*(getattr(existing, FURTHER[key]) or []), value]))
+                changed.add(FURTHER[key])
+        # Only what the row changed: the copy was read with the chunk, and must not put back older values of the
+        # fields staff or the channels wrote since.
+        await existing.save(update_fields=[*sorted(changed), "updated_at"])
+        await reindex(existing)
+        known.add(existing)
+        report.updated += 1
+    else:
+        attributes = {EXTERNAL_ID: external_id} if external_id else {}
+        contact = await Contact.create(source={"channel": "import"}, attributes=attributes, **values)
+        await reindex(contact)
+        known.add(contact)
+        report.imported += 1
 
 
 def _parse_time(raw: str) -> datetime:

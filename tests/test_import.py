@@ -11,6 +11,7 @@ import unicodedata
 from datetime import UTC, datetime
 
 from contacts.importer import ImportFileError, import_contacts, import_orders
+from contacts.lookup import known_contact
 from contacts.models import Contact, Order
 
 
@@ -259,6 +260,56 @@ async def test_reimporting_customers_with_only_a_name_matches_them_by_their_exte
     report = await import_contacts(source, tmp_path / "rejected.csv")
     assert (report.imported, report.updated) == (0, 2)
     assert (await Contact.get(id=lan.id)).email == "lan@shop.vn" and await Contact.all().count() == 3
+
+
+async def test_reimport_after_a_merge_updates_the_survivor_through_either_code(client, tmp_path) -> None:
+    """Two profiles of one customer, each with its shop code, merged by staff: the shop's next export still has
+    both codes, and a row with the absorbed profile's code updates the merged customer instead of creating them
+    again. Undoing the merge gives each profile its own code back, and the rows find them apart again."""
+    from contacts.merge import merge_contacts, undo_merge
+
+    source = tmp_path / "khach.csv"
+    source.write_text("Mã KH,Họ tên\nKH001,Nguyễn An\nKH002,An Nguyễn\n", encoding="utf-8")
+    assert (await import_contacts(source)).imported == 2
+    an, other = await Contact.all().order_by("id")
+    merge = await merge_contacts(an.id, other.id, actor_id=None)
+    assert (await known_contact(external_id="KH002")).id == an.id  # as the orders import asks, one row at a time
+    source.write_text("Mã KH,Họ tên,Thành phố\nKH002,An Nguyễn,Huế\n", encoding="utf-8")
+    report = await import_contacts(source, tmp_path / "rejected.csv")
+    assert (report.imported, report.updated, report.rejected) == (0, 1, [])
+    assert await Contact.all().count() == 2 and (await Contact.get(id=an.id)).city == "Huế"
+    await undo_merge(merge.id, actor_id=None)
+    an, other = await Contact.get(id=an.id), await Contact.get(id=other.id)
+    assert (an.attributes, other.attributes) == ({"external_id": "KH001"}, {"external_id": "KH002"})
+    source.write_text("Mã KH,Họ tên,Giới tính\nKH002,An Nguyễn,nam\n", encoding="utf-8")
+    assert (await import_contacts(source)).updated == 1
+    assert ((await Contact.get(id=other.id)).gender, (await Contact.get(id=an.id)).gender) == ("male", None)
+
+
+async def test_a_long_customer_list_is_looked_up_a_chunk_of_rows_at_a_time(client, tmp_path, monkeypatch) -> None:
+    """A shop's whole customer list: the customers its rows name are looked up together, not with a query per row
+    and key; a row still finds the customer an earlier row of the file created or gave a code, phone or e-mail,
+    in the same chunk of rows or an earlier one."""
+    from tests.test_conversations_api import _QUERIES, count_every_backend
+
+    lan = ["Mã KH,Họ tên,SĐT,Email", ",Lan,0901234567,", "KH9,Lan,0901 234 567,lan@shop.vn", "KH9,Lan Nguyễn,,"]
+    others = [f"KH{n:03d},Khách {n},09{n:08d},khach{n}@shop.vn" for n in range(150)]
+    again = ["KH9,,,", ",,,lan@shop.vn", "KH001,Khách 1,,", ",Khách 2,0900000002,"]
+    source = tmp_path / "khach.csv"
+    source.write_text("\n".join([*lan, *others, *again]) + "\n", encoding="utf-8")
+    statements: list[str] = []
+    count_every_backend(monkeypatch)
+    token = _QUERIES.set(statements)
+    try:
+        report = await import_contacts(source, tmp_path / "rejected.csv")
+    finally:
+        _QUERIES.reset(token)
+    assert (report.read, report.imported, report.updated, len(report.rejected)) == (157, 151, 5, 1)  # "KH9,,,"
+    assert await Contact.all().count() == 151
+    lan = await Contact.get(name="Lan")
+    assert (lan.attributes, lan.email, lan.phones) == ({"external_id": "KH9"}, "lan@shop.vn", [])
+    lookups = [s for s in statements if "FROM contacts WHERE merged_into_id" in s]
+    assert len(lookups) <= 4, len(lookups)  # two chunks of rows: the profiles, then codes on merged profiles
 
 
 async def test_import_finds_a_customer_by_any_of_their_phones_and_emails(client, tmp_path) -> None:
