@@ -152,6 +152,27 @@ class Referral:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadControl:
+    """Control of the customer's thread moved between the page's apps (Messenger's handover protocol): while another
+    app (a chatbot platform, the Page Inbox) holds it, the platform may refuse the replies sent from here."""
+
+    kind: ClassVar[str] = "thread_control"
+    channel: str
+    account_id: str
+    contact_external_id: str
+    action: Literal["passed", "taken", "requested"]
+    occurred_at: datetime
+    new_owner_app_id: str | None = None  # "requested": the app that asks for control
+    previous_owner_app_id: str | None = None  # None: the thread was idle
+    metadata: str | None = None  # what the app that moved it said, as it said it
+
+    def dedupe_key(self) -> str:
+        stamp = int(self.occurred_at.timestamp() * 1000)
+        apps = f"{self.new_owner_app_id}|{self.previous_owner_app_id}"
+        return "ctl:" + _digest(f"{self.contact_external_id}|{self.action}|{stamp}|{apps}")
+
+
+@dataclass(frozen=True, slots=True)
 class Unrecognized:
     """A signed event the adapter does not understand: kept raw in the dead-letter table, never an error."""
 
@@ -162,8 +183,8 @@ class Unrecognized:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-ChannelEvent = InboundMessage | Receipt | Referral | MessageEdit | MessageRemoval | MessageReaction
-_EVENT_TYPES = (InboundMessage, Receipt, Referral, MessageEdit, MessageRemoval, MessageReaction)
+ChannelEvent = InboundMessage | Receipt | Referral | MessageEdit | MessageRemoval | MessageReaction | ThreadControl
+_EVENT_TYPES = (InboundMessage, Receipt, Referral, MessageEdit, MessageRemoval, MessageReaction, ThreadControl)
 _KINDS: dict[str, type] = {cls.kind: cls for cls in _EVENT_TYPES}
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import aiohttp
@@ -27,6 +28,7 @@ from channels.events import (
     ParseError,
     Receipt,
     Referral,
+    ThreadControl,
     Unrecognized,
     from_millis,
 )
@@ -37,7 +39,10 @@ SIGNATURE_HEADER = "X-Hub-Signature-256"
 DEFAULT_API_VERSION = "v25.0"
 NETWORK_REASON = "Không kết nối được Facebook (network error)"
 
-ParsedEvent = InboundMessage | Receipt | Referral | MessageEdit | MessageRemoval | MessageReaction | Unrecognized
+ParsedEvent = (
+    InboundMessage | Receipt | Referral | MessageEdit | MessageRemoval | MessageReaction | ThreadControl | Unrecognized
+)
+log = logging.getLogger(__name__)
 
 _KNOWN_KINDS = ("image", "video", "audio", "file", "reel", "fallback", "location", "template")
 _ATTACHMENT_KINDS = {k: k for k in _KNOWN_KINDS} | {"ig_reel": "reel"}
@@ -45,6 +50,14 @@ _SEND_KINDS = frozenset({"image", "audio", "video", "file"})
 _MILLIS = re.compile(r"-?\d{1,20}")
 # Messenger names the reaction and usually sends its emoji too; the name stands in when it does not.
 _REACTION_EMOJI = {"love": "❤️", "smile": "😆", "wow": "😮", "sad": "😢", "angry": "😠", "like": "👍", "dislike": "👎"}
+# Handover protocol (webhook field `messaging_handovers`): the event's key, what happened, the field naming the app
+# that holds (or, for a request, asks for) the thread.
+_HANDOVERS: tuple[tuple[str, Literal["passed", "taken", "requested"], str], ...] = (
+    ("pass_thread_control", "passed", "new_owner_app_id"),
+    ("take_thread_control", "taken", "new_owner_app_id"),
+    ("request_thread_control", "requested", "requested_owner_app_id"),
+)
+MAX_HANDOVER_METADATA = 1000  # the Handover API's own limit: a longer string is not from Facebook
 
 # ---------------------------------------------------------------------------------------------- webhook
 
@@ -116,7 +129,8 @@ def _parse_entry(entry: Any) -> list[ParsedEvent]:
             out.append(unrecognized(CHANNEL, page, f"entry.{key} is not a list", items))
         for event in items if isinstance(items, list) else []:
             try:
-                out.append(_parse_event(event, page, entry.get("time")))
+                if (parsed := _parse_event(event, page, entry.get("time"))) is not None:
+                    out.append(parsed)
             except Exception as exc:  # last resort: a parser bug must never fail the whole delivery
                 out.append(unrecognized(CHANNEL, page, f"could not parse event: {type(exc).__name__}: {exc}", event))
     if "changes" in entry:  # Page comments (webhook field `feed`): seconds, not milliseconds
@@ -131,7 +145,8 @@ def _parse_entry(entry: Any) -> list[ParsedEvent]:
     return out
 
 
-def _parse_event(event: Any, entry_page: str | None, entry_time: Any) -> ParsedEvent:
+def _parse_event(event: Any, entry_page: str | None, entry_time: Any) -> ParsedEvent | None:
+    """One event of `messaging` / `standby`; None for one that is understood and has nothing to store."""
     if not isinstance(event, dict):
         return unrecognized(CHANNEL, entry_page, "event is not an object", event)
     sender, recipient = id_of(dig(event, "sender", "id")), id_of(dig(event, "recipient", "id"))
@@ -160,6 +175,10 @@ def _parse_event(event: Any, entry_page: str | None, entry_time: Any) -> ParsedE
             referral=referral if isinstance(referral, dict) else None,
             app_id=id_of(message.get("app_id")), metadata=str_of(message.get("metadata")),
         )  # fmt: skip
+
+    if "app_roles" in event:  # the page gave its apps new roles: about the page, not any customer's thread
+        log.info("ignored a Messenger app_roles event for page %s", entry_page)
+        return None
 
     account, contact = entry_page or recipient, sender
     if account is None or contact is None:
@@ -202,6 +221,18 @@ def _parse_event(event: Any, entry_page: str | None, entry_time: Any) -> ParsedE
             channel=CHANNEL, account_id=account, contact_external_id=contact, external_id=mid, occurred_at=occurred,
             emoji=None if reaction.get("action") == "unreact" else emoji,
         )  # fmt: skip
+
+    for key, action, owner in _HANDOVERS:
+        if key in event:
+            control = event[key]
+            if not isinstance(control, dict) or occurred is None:
+                return bad(f"{key} without body or timestamp")
+            return ThreadControl(
+                channel=CHANNEL, account_id=account, contact_external_id=contact, action=action, occurred_at=occurred,
+                new_owner_app_id=id_of(control.get(owner)),
+                previous_owner_app_id=id_of(control.get("previous_owner_app_id")),
+                metadata=(str_of(control.get("metadata")) or "")[:MAX_HANDOVER_METADATA] or None,
+            )  # fmt: skip
 
     for key, status in (("delivery", "delivered"), ("read", "read")):
         if key in event:

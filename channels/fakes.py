@@ -308,6 +308,31 @@ def messenger_reaction(
     return _envelope(page_id, ts_ms, {**_from_user(page_id, psid), "timestamp": ts_ms, "reaction": body})
 
 
+def messenger_handover(
+    page_id: str, psid: str, ts_ms: int, action: str = "pass_thread_control", new_owner_app_id: str = DEFAULT_APP_ID,
+    previous_owner_app_id: str | None = None, metadata: str | None = None, standby: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """Webhook field `messaging_handovers`: `pass_thread_control`, `take_thread_control` (new and previous owner) or
+    `request_thread_control` (the app asking, as `requested_owner_app_id`); in `standby` for an app not in control."""
+    body: dict[str, Any] = {}
+    if action == "request_thread_control":
+        body["requested_owner_app_id"] = new_owner_app_id
+    else:
+        body |= {"previous_owner_app_id": previous_owner_app_id, "new_owner_app_id": new_owner_app_id}
+    if metadata is not None:
+        body["metadata"] = metadata
+    envelope = _envelope(page_id, ts_ms, {**_from_user(page_id, psid), "timestamp": ts_ms, action: body})
+    if standby:
+        entry = envelope["entry"][0]
+        entry["standby"] = entry.pop("messaging")
+    return envelope
+
+
+def messenger_app_roles(page_id: str, ts_ms: int, roles: dict[str, list[str]]) -> dict[str, Any]:
+    """The page gave its apps new roles (`primary_receiver`, `secondary_receiver`): no sender, no customer."""
+    return _envelope(page_id, ts_ms, {"recipient": {"id": str(page_id)}, "timestamp": ts_ms, "app_roles": roles})
+
+
 def messenger_attachment(page_id: str, psid: str, mid: str, kind: str, url: str, ts_ms: int) -> dict[str, Any]:
     """A message with one attachment and no text; kind "sticker" gives the image-with-sticker_id shape."""
     if kind == "sticker":

@@ -57,6 +57,10 @@ class Conversation(Model):
     # Sort key of the list: newest activity first; ties broken by id for a stable keyset cursor.
     last_activity_at = fields.DatetimeField()
     unread_count = fields.IntField(default=0)
+    # The platform's latest delivery and read watermarks (every page message up to them reached / was read by the
+    # customer): a page's echo stored after its receipt came (webhooks arrive in any order) takes its status from them.
+    delivered_until = fields.DatetimeField(null=True)
+    read_until = fields.DatetimeField(null=True)
     # NLP summary of the customer's messages (inbox/enrich.py): latest sentiment, worst one, most frequent intent.
     sentiment = fields.CharField(max_length=10, null=True)
     worst_sentiment = fields.CharField(max_length=10, null=True)

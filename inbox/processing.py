@@ -29,6 +29,7 @@ from channels.events import (
     MessageRemoval,
     Receipt,
     Referral,
+    ThreadControl,
     from_record,
 )
 from contacts.consent import withheld
@@ -414,7 +415,7 @@ async def apply_echo(conn: BaseDBAsyncClient, inbox: Inbox, event: InboundMessag
         attachments=attachments,
         created_at=event.occurred_at,
         external_id=event.external_id,
-        delivery_status="sent",
+        delivery_status=status_by_watermarks(conv, event.occurred_at),
         extra={**_extra(event), **({"app_id": event.app_id} if event.app_id else {})},
         search_text=fold(event.text),
     )
@@ -519,8 +520,28 @@ async def apply_receipt(conn: BaseDBAsyncClient, inbox: Inbox, event: Receipt, o
     if changed:
         await Message.filter(id__in=list(changed)).using_db(conn).update(delivery_status=event.status)
         out.updated_messages.extend((conv, m) for m in changed.values())
+    await _keep_watermark(conn, conv, event)
     if event.external_ids:
         await _keep_early_receipt(conn, conv, event)
+
+
+async def _keep_watermark(conn: BaseDBAsyncClient, conv: Conversation, event: Receipt) -> None:
+    """The conversation's latest watermark of the receipt's kind, for an echo of the page's own message that comes
+    after a receipt covering it (webhooks arrive in any order): `status_by_watermarks` stores it as such."""
+    column = "read_until" if event.status == "read" else "delivered_until"
+    kept = getattr(conv, column)
+    if kept is None or event.watermark > kept:
+        setattr(conv, column, event.watermark)
+        await Conversation.filter(id=conv.id).using_db(conn).update(**{column: event.watermark})
+
+
+def status_by_watermarks(conv: Conversation, at: datetime) -> str:
+    """A page's message sent at `at` as the receipts already applied to its conversation report it."""
+    if conv.read_until is not None and at <= conv.read_until:
+        return "read"
+    if conv.delivered_until is not None and at <= conv.delivered_until:
+        return "delivered"
+    return "sent"
 
 
 async def _keep_early_receipt(conn: BaseDBAsyncClient, conv: Conversation, event: Receipt) -> None:
@@ -564,6 +585,24 @@ async def apply_referral(conn: BaseDBAsyncClient, inbox: Inbox, event: Referral,
     conv = await conversation_for(conn, inbox, identity, contact, event.occurred_at, out)
     await record(conn, conv, "referral", "contact", contact.id, event.occurred_at, None, referral=event.referral)
     out.touch(conv, contact)
+
+
+async def apply_thread_control(conn: BaseDBAsyncClient, inbox: Inbox, event: ThreadControl, out: Outcome) -> None:
+    """Noted in the customer's thread, so agents see why the platform may refuse their replies while another app
+    holds it. Like a receipt, it never makes a customer or opens a conversation: it is the apps', not theirs."""
+    identity = (
+        await ContactIdentity.filter(inbox_id=inbox.id, external_id=event.contact_external_id).using_db(conn).first()
+    )
+    if identity is None:
+        return
+    conv = await Conversation.filter(inbox_id=inbox.id, identity_id=identity.id, thread_key="dm").using_db(conn).first()
+    if conv is None:
+        return
+    await record(
+        conn, conv, "thread_control", "system", None, event.occurred_at, None, action=event.action,
+        new_owner_app_id=event.new_owner_app_id, previous_owner_app_id=event.previous_owner_app_id,
+        metadata=event.metadata,
+    )  # fmt: skip
 
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
@@ -850,6 +889,8 @@ async def apply_event(
         await apply_removal(conn, inbox, event, out)
     elif isinstance(event, MessageReaction):
         await apply_reaction(conn, inbox, event, out)
+    elif isinstance(event, ThreadControl):
+        await apply_thread_control(conn, inbox, event, out)
 
 
 async def update_contact_search(conn: BaseDBAsyncClient, contact: Contact) -> None:

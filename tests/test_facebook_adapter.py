@@ -13,11 +13,10 @@ from channels.base import Profile, SendError
 from channels.events import (
     Attachment,
     InboundMessage,
-    MessageEdit,
-    MessageReaction,
     ParseError,
     Receipt,
     Referral,
+    ThreadControl,
     Unrecognized,
     from_record,
     record_json,
@@ -25,10 +24,12 @@ from channels.events import (
 )
 from channels.fakes import (
     FakeGraphAPI,
+    messenger_app_roles,
     messenger_attachment,
     messenger_batch,
     messenger_delivery,
     messenger_echo,
+    messenger_handover,
     messenger_postback,
     messenger_read,
     messenger_text,
@@ -374,6 +375,33 @@ def test_empty_entry_list_is_fine() -> None:
     assert fb.parse({"object": "page", "entry": []}) == []
 
 
+@pytest.mark.parametrize("standby", [False, True], ids=["messaging", "standby"])
+def test_handover_events_are_thread_control_changes(standby: bool) -> None:
+    bot, inbox_app = "1781234567890123", "263902037430900"
+    passed = messenger_handover(
+        PAGE, PSID, TS, new_owner_app_id=inbox_app, previous_owner_app_id=bot, metadata="Khách cần người thật",
+        standby=standby,
+    )  # fmt: skip
+    assert only(fb.parse(passed)) == ThreadControl(
+        channel="facebook", account_id=PAGE, contact_external_id=PSID, action="passed", occurred_at=AT,
+        new_owner_app_id=inbox_app, previous_owner_app_id=bot, metadata="Khách cần người thật",
+    )  # fmt: skip
+    taken = only(fb.parse(messenger_handover(PAGE, PSID, TS, "take_thread_control", new_owner_app_id=bot)))
+    assert isinstance(taken, ThreadControl)
+    assert (taken.action, taken.new_owner_app_id, taken.previous_owner_app_id) == ("taken", bot, None)
+    requested = only(fb.parse(messenger_handover(PAGE, PSID, TS, "request_thread_control", new_owner_app_id=bot)))
+    assert isinstance(requested, ThreadControl)
+    assert (requested.action, requested.new_owner_app_id, requested.metadata) == ("requested", bot, None)
+    for event in (taken, requested):
+        assert from_record(json.loads(json.dumps(to_record(event)))) == event
+        _assert_same_record_json(event)
+    assert len({e.dedupe_key() for e in fb.parse(messenger_batch(passed, passed))}) == 1
+
+
+def test_app_roles_are_acknowledged_not_dead_lettered() -> None:
+    assert fb.parse(messenger_app_roles(PAGE, TS, {"263902037430900": ["primary_receiver"]})) == []
+
+
 def _event(**fields: object) -> dict:
     return {"sender": {"id": PSID}, "recipient": {"id": PAGE}, "timestamp": TS, **fields}
 
@@ -394,6 +422,7 @@ def _event(**fields: object) -> dict:
         ({"id": PAGE, "messaging": [_event(read={"watermark": "never"})]}, "watermark"),
         ({"id": PAGE, "messaging": [_event(postback="GET_STARTED")]}, "postback"),
         ({"id": PAGE, "messaging": [_event(referral=["ADS"])]}, "referral"),
+        ({"id": PAGE, "messaging": [_event(pass_thread_control="263902037430900")]}, "pass_thread_control"),
     ],
 )
 def test_weird_events_become_unrecognized(entry: object, reason_part: str) -> None:
@@ -667,6 +696,7 @@ if st is not None:
         reply_to=_obj(mid=_ids), referral=json_values,
     )  # fmt: skip
     _receipt = _obj({"watermark": _stamps}, mids=_mostly(st.lists(_ids, max_size=3)))
+    _handover = _obj(new_owner_app_id=_ids, previous_owner_app_id=_ids, metadata=json_values) | json_values
     _kinds = {
         "message": _message,
         "delivery": _receipt,
@@ -675,6 +705,10 @@ if st is not None:
         "referral": _mostly(st.dictionaries(st.text(max_size=8), json_values, max_size=3)),
         "reaction": _obj(mid=_ids, reaction=json_values, emoji=json_values, action=json_values) | json_values,
         "message_edit": _obj(mid=_ids, text=json_values, num_edit=json_values) | json_values,
+        "pass_thread_control": _handover,
+        "take_thread_control": _handover,
+        "request_thread_control": _obj(requested_owner_app_id=_ids, metadata=json_values) | json_values,
+        "app_roles": json_values,
     }
     _event = st.sampled_from(sorted(_kinds)).flatmap(
         lambda kind: _obj({"sender": _party, "recipient": _party, "timestamp": _stamps, kind: _kinds[kind]})
@@ -700,7 +734,7 @@ if st is not None:
         except ParseError:
             return
         for event in events:
-            assert isinstance(event, InboundMessage | Receipt | Referral | MessageEdit | MessageReaction | Unrecognized)
+            assert isinstance(event, fb.ParsedEvent)
             if isinstance(event, Unrecognized):
                 # The catch-all in the parser is a safety net; random input must never need it.
                 assert not event.reason.startswith("could not parse event"), event.reason

@@ -58,6 +58,8 @@ def _samples() -> list[Any]:
         fakes.messenger_delivery("106001234567890", "2490000000000001", ts, ["m_1"]),
         fakes.messenger_read("106001234567890", "2490000000000001", ts),
         fakes.messenger_attachment("106001234567890", "2490000000000001", "m_2", "image", "https://x.vn/a.jpg", ts),
+        fakes.messenger_handover("106001234567890", "2490000000000001", ts, metadata="chuyển cho nhân viên"),
+        fakes.messenger_app_roles("106001234567890", ts, {"263902037430900": ["primary_receiver"]}),
     ]
     for name in ("fakes_zalo", "fakes_telegram"):
         try:

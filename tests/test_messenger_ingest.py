@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from channels.fakes import (
+    messenger_app_roles,
     messenger_attachment,
     messenger_delivery,
     messenger_echo,
     messenger_edit,
+    messenger_handover,
     messenger_postback,
     messenger_reaction,
     messenger_read,
@@ -395,9 +397,76 @@ async def test_delivery_by_mids_marks_those_messages(client, agent):
     assert await _statuses(client, agent, conv_id) == {"Dạ em nghe": "delivered", "Chị cần gì ạ?": "sent"}
 
 
+@pytest.mark.parametrize(("receipt", "status"), [(messenger_delivery, "delivered"), (messenger_read, "read")])
+async def test_echo_after_a_receipt_that_covers_it_is_stored_with_that_status(client, agent, receipt, status):
+    """Webhooks arrive in any order: the page's reply from the Page inbox on a phone, its delivery or read watermark
+    first, then the echo. The echo is stored as the receipt said, not "sent" for ever; a later one stays "sent"."""
+    t0 = now_ms() - 10_000
+    await deliver(client, messenger_text(PAGE_ID, PSID, "m_q", "Áo này còn size M không shop?", t0))
+    conv_id = (await only_conversation(client, agent))["id"]
+    await deliver(client, receipt(PAGE_ID, PSID, t0 + 2_000))
+
+    await deliver(client, messenger_echo(PAGE_ID, PSID, "m_phone", "Dạ còn ạ", t0 + 1_000, app_id="263902037430900"))
+    await deliver(client, messenger_echo(PAGE_ID, PSID, "m_later", "Chị lấy mấy cái ạ?", t0 + 3_000))
+    assert await _statuses(client, agent, conv_id) == {"Dạ còn ạ": status, "Chị lấy mấy cái ạ?": "sent"}
+
+
 async def test_receipt_for_an_unknown_customer_changes_nothing(client, agent):
     await deliver(client, messenger_read(PAGE_ID, "PSID-nobody", now_ms()))
     assert await Conversation.all().count() == 0
+
+
+# ---------------------------------------------------------------------------------------------- handover
+
+
+BOT_PLATFORM_APP = "1781234567890123"  # a chatbot platform subscribed to the same page
+PAGE_INBOX_APP = "263902037430900"
+
+
+async def test_thread_control_changes_are_noted_in_the_conversation(client, agent):
+    """A chatbot platform takes the thread, hands it to the Page inbox, which another app then asks for: each
+    webhook is answered 200, nothing is dead-lettered, and the conversation's events say who holds the thread."""
+    t0 = now_ms() - 10_000
+    await deliver(client, messenger_text(PAGE_ID, PSID, "m_q", "Cho em gặp nhân viên ạ", t0))
+    conv_id = (await only_conversation(client, agent))["id"]
+
+    taken = messenger_handover(
+        PAGE_ID, PSID, t0 + 1_000, "take_thread_control", new_owner_app_id=BOT_PLATFORM_APP, standby=True
+    )
+    passed = messenger_handover(
+        PAGE_ID, PSID, t0 + 2_000, new_owner_app_id=PAGE_INBOX_APP, previous_owner_app_id=BOT_PLATFORM_APP,
+        metadata="Khách cần tư vấn viên", standby=True,
+    )  # fmt: skip
+    requested = messenger_handover(
+        PAGE_ID, PSID, t0 + 3_000, "request_thread_control", new_owner_app_id=BOT_PLATFORM_APP, metadata="quay lại bot"
+    )
+    for body in (taken, passed, requested, passed):  # the pass redelivered: noted once
+        await deliver(client, body)
+    await deliver(client, messenger_app_roles(PAGE_ID, t0 + 4_000, {PAGE_INBOX_APP: ["primary_receiver"]}))
+
+    assert await DeadLetter.all().count() == 0
+    events = await ConversationEvent.filter(conversation_id=conv_id, kind="thread_control").order_by("id")
+    assert [(e.actor_type, e.occurred_at, e.data) for e in events] == [
+        ("system", datetime.fromtimestamp((t0 + 1_000) / 1000, UTC),
+         {"action": "taken", "new_owner_app_id": BOT_PLATFORM_APP, "previous_owner_app_id": None, "metadata": None}),
+        ("system", datetime.fromtimestamp((t0 + 2_000) / 1000, UTC),
+         {"action": "passed", "new_owner_app_id": PAGE_INBOX_APP, "previous_owner_app_id": BOT_PLATFORM_APP,
+          "metadata": "Khách cần tư vấn viên"}),
+        ("system", datetime.fromtimestamp((t0 + 3_000) / 1000, UTC),
+         {"action": "requested", "new_owner_app_id": BOT_PLATFORM_APP, "previous_owner_app_id": None,
+          "metadata": "quay lại bot"}),
+    ]  # fmt: skip
+    # Nothing else about the conversation moves: no message, no unread, the customer's words stay last.
+    conv = await only_conversation(client, agent)
+    assert (conv["unread_count"], conv["last_message_preview"]) == (1, "Cho em gặp nhân viên ạ")
+    assert [m["external_id"] for m in await messages_of(client, agent, conv_id)] == ["m_q"]
+
+
+async def test_thread_control_for_a_customer_without_a_conversation_opens_none(client, agent):
+    await deliver(client, messenger_handover(PAGE_ID, "PSID-nobody", now_ms(), new_owner_app_id=PAGE_INBOX_APP))
+    assert await Conversation.all().count() == 0
+    assert not await ContactIdentity.filter(external_id="PSID-nobody").exists()
+    assert await DeadLetter.all().count() == 0
 
 
 # ---------------------------------------------------------------------------------------------- profiles
