@@ -36,8 +36,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _add_user(args: argparse.Namespace) -> dict:
-    from agents.models import User
+    from tortoise.transactions import in_transaction
+
+    from agents.models import InboxMember, User
     from agents.passwords import hash_password
+    from inbox.models import Inbox
 
     settings = load_settings()
     await db.connect(settings.database_url)
@@ -45,13 +48,18 @@ async def _add_user(args: argparse.Namespace) -> dict:
         email = args.email.strip().lower()
         if await User.exists(email=email):
             raise SystemExit(f"error: a user with e-mail {email} already exists")
-        user = await User.create(
-            email=email,
-            name=args.name or email.split("@")[0],
-            role=args.role,
-            password_hash=hash_password(args.password),
-        )
-        return {"id": user.id, "email": user.email, "name": user.name, "role": user.role}
+        inbox_ids = sorted(set(args.inbox))
+        if missing := sorted(set(inbox_ids) - set(await Inbox.filter(id__in=inbox_ids).values_list("id", flat=True))):
+            raise SystemExit(f"error: no inbox with id {', '.join(map(str, missing))} (hopthu inbox add prints ids)")
+        async with in_transaction():
+            user = await User.create(
+                email=email,
+                name=args.name or email.split("@")[0],
+                role=args.role,
+                password_hash=hash_password(args.password),
+            )
+            await InboxMember.bulk_create([InboxMember(inbox_id=i, user_id=user.id) for i in inbox_ids])
+        return {"id": user.id, "email": user.email, "name": user.name, "role": user.role, "inbox_ids": inbox_ids}
     finally:
         await db.disconnect()
 
@@ -202,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     user_add.add_argument("--password", required=True)
     user_add.add_argument("--role", choices=["agent", "supervisor", "admin"], required=True)
     user_add.add_argument("--name")
+    inbox_help = "an inbox the user works in (repeat for several; agents see only their inboxes)"
+    user_add.add_argument("--inbox", type=int, action="append", default=[], metavar="ID", help=inbox_help)
     user_add.set_defaults(func=lambda a: _print(asyncio.run(_add_user(a))))
 
     inbox = sub.add_parser("inbox", help="manage channel inboxes").add_subparsers(dest="action", required=True)

@@ -34,6 +34,8 @@ CASES += [
 CASES += [
     Case("PATCH", "/api/users/{id}", "admin", body=lambda w, who: {"name": "Tên mới"},
          target=lambda w: {"id": w.staff["member"].user.id}),
+    Case("POST", "/api/users", "admin", 201,
+         body=lambda w, who: {"email": f"nhan-vien-moi-{who}@shop.vn", "password": PASSWORD * 2, "role": "agent"}),
     Case("PATCH", "/api/inboxes/{id}", "admin", body=lambda w, who: {"name": "Shop mới"},
          target=lambda w: {"id": w.inbox_a.id}),
 ]  # fmt: skip

@@ -59,6 +59,15 @@ async def test_a_deactivated_agent_loses_the_open_socket_and_cannot_reconnect(cl
     assert refused.value.status == 401
 
 
+async def test_moving_an_agent_out_of_an_inbox_ends_the_open_socket(client: TestClient, inbox: Inbox) -> None:
+    other = await make_inbox(page_id=PAGE_B, app_secret=SECRET_B, name="Shop Giày")
+    agent, admin = await quick_user("agent", inboxes=[inbox]), await quick_user("admin")
+    socket = await connected(client, agent)
+    response = await client.patch(f"/api/users/{agent.user.id}", json={"inbox_ids": [other.id]}, headers=admin.headers)
+    assert response.status == 200, await response.text()
+    assert await ended(socket)  # it reconnects with the new inbox's events only
+
+
 async def test_a_rename_leaves_the_socket_open(client: TestClient, inbox: Inbox) -> None:
     agent, admin = await quick_user("agent", inboxes=[inbox]), await quick_user("admin")
     socket = await connected(client, agent)

@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -95,6 +96,21 @@ def test_inbox_add_facebook_prints_the_inbox_without_secrets(cli_env: dict[str, 
     duplicate = hopthu(cli_env, tmp_path, "inbox", "add", *FACEBOOK, *FACEBOOK_SECRETS)
     assert duplicate.returncode != 0
     assert "already exists" in duplicate.stderr
+
+
+def test_user_add_puts_an_agent_in_the_inboxes_given(cli_env: dict[str, str], tmp_path: Path) -> None:
+    inbox = json.loads(hopthu(cli_env, tmp_path, "inbox", "add", *FACEBOOK, *FACEBOOK_SECRETS).stdout)
+    done = hopthu(cli_env, tmp_path, "user", "add", "--email", "lan@shop.vn", "--password", "mật-khẩu-dài-123",
+                  "--role", "agent", "--inbox", str(inbox["id"]))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["inbox_ids"] == [inbox["id"]]
+    db = sqlite3.connect(tmp_path / "cli.db")
+    assert db.execute("SELECT inbox_id FROM inbox_members").fetchall() == [(inbox["id"],)]
+    unknown = hopthu(cli_env, tmp_path, "user", "add", "--email", "khoa@shop.vn", "--password", "mật-khẩu-dài-123",
+                     "--role", "agent", "--inbox", "999")  # fmt: skip
+    assert unknown.returncode != 0 and "no inbox with id 999" in unknown.stderr
+    assert db.execute("SELECT count(*) FROM users WHERE email = 'khoa@shop.vn'").fetchone() == (0,)
+    db.close()
 
 
 def test_inbox_add_facebook_names_the_missing_flags(cli_env: dict[str, str], tmp_path: Path) -> None:

@@ -577,3 +577,40 @@ async def test_the_customer_panel_names_the_segment_and_order_status_in_the_read
     await expect(page.get_by_test_id("orders").locator("li").first).to_contain_text("Hoàn tất")
     await page.get_by_test_id("lang-switch").click()
     await expect(page.get_by_test_id("orders").locator("li").first).to_contain_text("Completed")
+
+
+async def test_an_admin_adds_an_agent_from_the_staff_screen_and_moves_them_between_inboxes(server, http, page, browser):
+    """No shell needed to staff the shop: the new agent logs in and sees the inbox ticked for them, and only it."""
+    shop = await make_inbox()
+    shoes = await Inbox.create(name="Shop Giày", channel="facebook", external_id="106009999999999",
+                               credentials={"page_token": "t", "app_secret": "s", "verify_token": "v"})  # fmt: skip
+    await customer_writes(http, "psid-staff", "m_staff_ui", "Áo sơ mi còn size L không?")
+    admin = await staff("admin")
+    await log_in(page, server, admin)
+    await page.goto(server.url + "/#/admin/users")
+    form = page.get_by_test_id("new-staff")
+    await form.locator("input[name=email]").fill("lan@shop.vn")
+    await form.locator("input[name=name]").fill("Phạm Ngọc Lan")
+    await form.locator("input[name=new-password]").fill("mật-khẩu-dài-2026")
+    await form.get_by_label("Shop Thời Trang").check()
+    await page.get_by_test_id("add-staff").click()
+    row = page.locator("tr", has_text="lan@shop.vn")
+    await expect(row).to_contain_text("Phạm Ngọc Lan")
+    lan = await User.get(email="lan@shop.vn")
+    assert sorted(await InboxMember.filter(user_id=lan.id).values_list("inbox_id", flat=True)) == [shop.id]
+
+    context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale="vi-VN")
+    tab = await context.new_page()
+    await tab.goto(server.url + "/")
+    await tab.get_by_label("E-mail").fill("lan@shop.vn")
+    await tab.locator("input[name=password]").fill("mật-khẩu-dài-2026")
+    await tab.get_by_test_id("login-submit").click()
+    await expect(tab.get_by_test_id("conv-item")).to_have_count(1)
+    await expect(tab.get_by_test_id("conv-item")).to_contain_text("Áo sơ mi còn size L không?")
+
+    await row.get_by_label("Shop Thời Trang").uncheck()  # moved to the shoe shop: her page reloads with its chats
+    await row.get_by_label("Shop Giày").check()
+    await eventually(lambda: InboxMember.exists(user_id=lan.id, inbox_id=shoes.id))
+    assert not await InboxMember.exists(user_id=lan.id, inbox_id=shop.id)
+    await expect(tab.get_by_test_id("conv-item")).to_have_count(0)
+    await context.close()

@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 
 from aiohttp import web
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from agents.access import access_changed
 from agents.audit import audit
-from agents.models import ROLES, AuthSession, User
-from inbox.api.auth_routes import user_json
+from agents.models import ROLES, AuthSession, InboxMember, User
+from agents.passwords import hash_password_off_loop
+from inbox.api.auth_routes import MIN_PASSWORD_LENGTH, user_json
 from inbox.api.guard import auth_of, requires
 from inbox.api.openapi import PATH_ID, document, json_response_of, op, ref
-from inbox.http import fail, int_param, json_body, json_response
+from inbox.http import fail, int_param, is_id, json_body, json_response
 from inbox.keys import BUS, DIRECTORY
 from inbox.models import DeadLetter, Inbox
 from inbox.serialize import iso
@@ -48,7 +50,9 @@ async def inboxes(request: web.Request) -> web.Response:
 @routes.get("/api/users")
 @requires("supervisor")
 async def users(request: web.Request) -> web.Response:
-    return json_response({"items": [user_json(u) for u in await User.all().order_by("id")]})
+    staff = await User.all().order_by("id")
+    inboxes = await _inboxes_of([u.id for u in staff])
+    return json_response({"items": [staff_json(u, inboxes.get(u.id, [])) for u in staff]})
 
 
 @routes.get("/api/dead-letters")
@@ -82,20 +86,82 @@ async def dead_letters(request: web.Request) -> web.Response:
 PERMISSION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
-def staff_json(user: User) -> dict:
-    return {**user_json(user), "permissions": list(user.permissions or []), "is_active": user.is_active}
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def staff_json(user: User, inbox_ids: list[int]) -> dict:
+    return {
+        **user_json(user),
+        "permissions": list(user.permissions or []),
+        "is_active": user.is_active,
+        "inbox_ids": inbox_ids,  # the inboxes an agent works in (supervisors and admins read every inbox)
+    }
+
+
+async def _inboxes_of(user_ids: list[int]) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {}
+    if user_ids:
+        rows = await InboxMember.filter(user_id__in=user_ids).order_by("inbox_id").values_list("user_id", "inbox_id")
+        for user_id, inbox_id in rows:
+            found.setdefault(user_id, []).append(inbox_id)
+    return found
+
+
+async def _inbox_ids(value: object) -> list[int]:
+    """A body's `inbox_ids`: existing inboxes, each once, sorted."""
+    if not isinstance(value, list) or len(value) > 1000 or not all(is_id(v) for v in value):
+        fail(400, "invalid_body", "inbox_ids is a list of inbox ids")
+    ids = sorted(set(value))
+    known = set(await Inbox.filter(id__in=ids).values_list("id", flat=True)) if ids else set()
+    if missing := [i for i in ids if i not in known]:
+        fail(422, "unknown_inbox", f"no inbox with id {', '.join(map(str, missing))}")
+    return ids
+
+
+@routes.post("/api/users")
+@requires("admin")
+async def create_user(request: web.Request) -> web.Response:
+    """A new staff member who can log in at once; an agent works in the inboxes given (`inbox_ids`). Audited."""
+    auth = auth_of(request)
+    body = await json_body(request)
+    email, password, role, name = (body.get(k) for k in ("email", "password", "role", "name"))
+    if not isinstance(email, str) or len(email) > 254 or not EMAIL.match(email.strip()):
+        fail(422, "invalid_email", "email must be an e-mail address")
+    if role not in ROLES:
+        fail(422, "invalid_role", f"role must be one of {', '.join(ROLES)}")
+    if not isinstance(password, str) or not MIN_PASSWORD_LENGTH <= len(password) <= 1024:
+        fail(422, "weak_password", f"the password needs {MIN_PASSWORD_LENGTH} to 1024 characters")
+    if name is not None and (not isinstance(name, str) or not 0 < len(name.strip()) <= 200):
+        fail(422, "invalid_name", "name must be 1 to 200 characters")
+    inbox_ids = await _inbox_ids(body.get("inbox_ids", []))
+    email = email.strip().lower()
+    if await User.exists(email=email):
+        fail(409, "email_taken", "a staff member with this e-mail already exists")
+    password_hash = await hash_password_off_loop(password)
+    try:
+        async with in_transaction() as conn:
+            user = await User.create(email=email, name=(name or email.split("@")[0]).strip(), role=role,
+                                     password_hash=password_hash, using_db=conn)  # fmt: skip
+            await InboxMember.bulk_create([InboxMember(inbox_id=i, user_id=user.id) for i in inbox_ids], using_db=conn)
+    except IntegrityError:  # the same e-mail added by another admin at the same moment
+        fail(409, "email_taken", "a staff member with this e-mail already exists")
+    await audit("user.created", actor_id=auth.user.id, target_type="user", target_id=user.id,
+                data={"role": role, "inbox_ids": inbox_ids}, request=request)  # fmt: skip
+    return json_response(staff_json(user, inbox_ids), status=201)
 
 
 @routes.patch("/api/users/{id}")
 @requires("admin")
 async def update_user(request: web.Request) -> web.Response:
-    """Role, permissions, active flag, name. Every change is audited; deactivating ends the user's sessions."""
+    """Role, permissions, active flag, name, inboxes. Every change is audited; deactivating ends the user's
+    sessions."""
     auth = auth_of(request)
     user = await User.get_or_none(id=int_param(request.match_info["id"], "id", high=2**31 - 1))
     if user is None:
         fail(404, "not_found", "user not found")
     body = await json_body(request)
     role, permissions, active, name = (body.get(k) for k in ("role", "permissions", "is_active", "name"))
+    inbox_ids = await _inbox_ids(body["inbox_ids"]) if "inbox_ids" in body else None
     if role is not None and role not in ROLES:
         fail(422, "invalid_role", f"role must be one of {', '.join(ROLES)}")
     if permissions is not None and (
@@ -108,8 +174,8 @@ async def update_user(request: web.Request) -> web.Response:
         fail(400, "invalid_body", "is_active must be true or false")
     if name is not None and (not isinstance(name, str) or not 0 < len(name.strip()) <= 200):
         fail(422, "invalid_name", "name must be 1 to 200 characters")
-    if all(v is None for v in (role, permissions, active, name)):
-        fail(400, "invalid_body", "nothing to change: give role, permissions, is_active or name")
+    if all(v is None for v in (role, permissions, active, name, inbox_ids)):
+        fail(400, "invalid_body", "nothing to change: give role, permissions, is_active, name or inbox_ids")
     if user.id == auth.user.id and ((role is not None and role != "admin") or active is False):
         fail(422, "own_admin_rights", "an admin cannot demote or deactivate themselves (ask another admin)")
     # Each changed field and its audit entry; only these fields are written, so another admin's change to the
@@ -129,18 +195,34 @@ async def update_user(request: web.Request) -> web.Response:
     if name is not None and name.strip() != user.name:
         entries["name"] = ("user.renamed", {})
         user.name = name.strip()
-    if entries:
-        await user.save(update_fields=list(entries))
+    fields = [f for f in entries if f != "inboxes"]
+    if inbox_ids is not None and (moved := await _set_inboxes(user, inbox_ids)):
+        entries["inboxes"] = ("user.inboxes_changed", moved)
+    if fields:
+        await user.save(update_fields=fields)
         await user.refresh_from_db()  # the answer shows the user as stored, with the other admin's change
         if active is False:
             await AuthSession.filter(user_id=user.id, revoked=False).update(revoked=True)
-        if entries.keys() & {"role", "permissions", "is_active"}:
-            # Open sockets keep the rights of their handshake: end them, to reconnect with the new ones (or a 401).
-            await request.app[BUS].publish(access_changed([user.id]))
-        for action, data in entries.values():
-            await audit(action, actor_id=auth.user.id, target_type="user", target_id=user.id, data=data,
-                        request=request)  # fmt: skip
-    return json_response(staff_json(user))
+    if entries.keys() & {"role", "permissions", "is_active", "inboxes"}:
+        # Open sockets keep the rights of their handshake: end them, to reconnect with the new ones (or a 401).
+        await request.app[BUS].publish(access_changed([user.id]))
+    for action, data in entries.values():
+        await audit(action, actor_id=auth.user.id, target_type="user", target_id=user.id, data=data,
+                    request=request)  # fmt: skip
+    return json_response(staff_json(user, (await _inboxes_of([user.id])).get(user.id, [])))
+
+
+async def _set_inboxes(user: User, inbox_ids: list[int]) -> dict[str, list[int]] | None:
+    """The user works in exactly these inboxes now; what was added and removed, or None when nothing changed."""
+    async with in_transaction() as conn:
+        current = set(await InboxMember.filter(user_id=user.id).using_db(conn).values_list("inbox_id", flat=True))
+        added, removed = sorted(set(inbox_ids) - current), sorted(current - set(inbox_ids))
+        if removed:
+            await InboxMember.filter(user_id=user.id, inbox_id__in=removed).using_db(conn).delete()
+        if added:
+            rows = [InboxMember(inbox_id=i, user_id=user.id) for i in added]
+            await InboxMember.bulk_create(rows, ignore_conflicts=True, using_db=conn)  # another admin's same change
+    return {"added": added, "removed": removed} if added or removed else None
 
 
 def _valid_credentials(credentials: object) -> bool:
@@ -218,9 +300,30 @@ document(
                         "permissions": {"type": "array", "items": {"type": "string"}, "maxItems": 20},
                         "is_active": {"type": "boolean"},
                         "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                        "inbox_ids": {"type": "array", "items": {"type": "integer"}, "maxItems": 1000},
                     },
                 },
                 role="admin",
+                tag="admin",
+            )
+        },
+        "/api/users": {
+            "post": op(
+                "Add a staff member, who can log in at once; an agent works in the inboxes given (admins; audited)",
+                json_response_of(ref("StaffUser"), "Created"),
+                body={
+                    "type": "object",
+                    "required": ["email", "password", "role"],
+                    "properties": {
+                        "email": {"type": "string", "format": "email", "maxLength": 254},
+                        "password": {"type": "string", "minLength": MIN_PASSWORD_LENGTH, "maxLength": 1024},
+                        "role": {"type": "string", "enum": list(ROLES)},
+                        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                        "inbox_ids": {"type": "array", "items": {"type": "integer"}, "maxItems": 1000},
+                    },
+                },
+                role="admin",
+                status="201",
                 tag="admin",
             )
         },
@@ -247,7 +350,7 @@ document(
     {
         "StaffUser": {
             "type": "object",
-            "required": ["id", "email", "name", "role", "permissions", "is_active"],
+            "required": ["id", "email", "name", "role", "permissions", "is_active", "inbox_ids"],
             "properties": {
                 "id": {"type": "integer"},
                 "email": {"type": "string"},
@@ -255,6 +358,7 @@ document(
                 "role": {"type": "string", "enum": list(ROLES)},
                 "permissions": {"type": "array", "items": {"type": "string"}},
                 "is_active": {"type": "boolean"},
+                "inbox_ids": {"type": "array", "items": {"type": "integer"}},
             },
         }
     },

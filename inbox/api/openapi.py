@@ -288,7 +288,7 @@ PATHS: dict[str, Any] = {
     },
     "/api/conversations/{id}/read": {"post": _op("Mark as read", _json(_ref("Conversation")), params=[ID])},
     "/api/inboxes": {"get": _op("Inboxes the caller can read", _json(_items("Inbox")), tag="admin")},
-    "/api/users": {"get": _op("Staff users", _json(_items("User")), role="supervisor", tag="admin")},
+    "/api/users": {"get": _op("Staff users", _json(_items("StaffUser")), role="supervisor", tag="admin")},
     "/api/dead-letters": {
         "get": _op(
             "Signed events nobody understood, newest first",

@@ -107,24 +107,64 @@ function autoHide(inbox) {
 const screens = {
   async users(paths) {
     const users = (await get("/api/users")).items;
-    // Inbox membership and presence come from /api/agents (merged into state.users at start-up).
+    const inboxes = [...state.inboxes.values()];
+    const inboxName = (id) => (state.inboxes.get(id) || {}).name || "#" + id;
+    // Admins change roles, the active flag and inboxes in place (PATCH /api/users/{id}); supervisors read.
+    const editable = state.me.role === "admin" && has(paths, "PATCH", "/api/users/{id}");
+    const change = (user, body, status) =>
+      api("PATCH", `/api/users/${user.id}`, body).then(
+        () => {
+          status.show(null);
+          render("users");
+        },
+        (err) => status.show(err),
+      );
+    const inboxPicker = (chosen, onChange) =>
+      h(
+        "span",
+        { class: "checks", "data-testid": "inbox-picker" },
+        inboxes.map((inbox) =>
+          h("label", { class: "toggle" }, h("input", { type: "checkbox", value: String(inbox.id), checked: chosen.includes(inbox.id), onchange: onChange }), inbox.name),
+        ),
+      );
+    const picked = (picker) => [...picker.querySelectorAll("input:checked")].map((box) => Number(box.value));
     const rows = users.map((u) => {
       const known = state.users.get(u.id) || {};
-      const inboxes = (known.inbox_ids || []).map((id) => (state.inboxes.get(id) || {}).name || "#" + id).join(", ");
-      return [u.name || "", u.email, t("role." + u.role), u.role === "agent" ? inboxes : t("admin.allInboxes"), known.presence ? label("presence", known.presence) : ""];
+      const own = u.inbox_ids || known.inbox_ids || [];
+      const presence = !u.is_active && u.is_active !== undefined ? t("admin.inactive") : known.presence ? label("presence", known.presence) : "";
+      if (!editable || u.id === state.me.id) {
+        return [u.name || "", u.email, t("role." + u.role), u.role === "agent" ? own.map(inboxName).join(", ") : t("admin.allInboxes"), presence];
+      }
+      const status = feedback();
+      const role = h(
+        "select",
+        { "aria-label": t("admin.role"), "data-testid": "user-role", onchange: (e) => change(u, { role: e.target.value }, status) },
+        ["agent", "supervisor", "admin"].map((r) => h("option", { value: r, selected: r === u.role }, t("role." + r))),
+      );
+      const picker = inboxPicker(own, () => change(u, { inbox_ids: picked(picker) }, status));
+      const active = h(
+        "label",
+        { class: "toggle" },
+        h("input", { type: "checkbox", "data-testid": "user-active", checked: u.is_active !== false, onchange: (e) => change(u, { is_active: e.target.checked }, status) }),
+        t("admin.active"),
+      );
+      return [u.name || "", u.email, role, u.role === "agent" ? picker : t("admin.allInboxes"), h("span", { class: "checks" }, active, presence, status)];
     });
     const parts = [table([t("admin.name"), t("admin.email"), t("admin.role"), t("admin.inboxesOf"), t("presence.label")], rows)];
-    if (has(paths, "POST", "/api/users")) {
-      const f = { email: h("input", { type: "email" }), name: h("input"), password: h("input", { type: "password" }), role: h("select", {}, ["agent", "supervisor", "admin"].map((r) => h("option", { value: r }, t("role." + r)))) };
+    if (state.me.role === "admin" && has(paths, "POST", "/api/users")) {
+      const f = { email: h("input", { type: "email", name: "email" }), name: h("input", { name: "name" }), password: h("input", { type: "password", name: "new-password", autocomplete: "new-password" }), role: h("select", { name: "role" }, ["agent", "supervisor", "admin"].map((r) => h("option", { value: r }, t("role." + r)))) };
+      const picker = inboxPicker([], () => {});
       const status = feedback();
       parts.push(
+        h("h2", {}, t("admin.newStaff")),
         h(
           "div",
-          { class: "form-row" },
+          { class: "form-row", "data-testid": "new-staff" },
           Object.entries(f).map(([k, input]) => h("label", {}, t(k === "password" ? "login.password" : "admin." + k), input)),
-          h("button", { class: "btn primary", onclick: async () => {
+          h("label", {}, t("admin.inboxesOf"), picker),
+          h("button", { class: "btn primary", "data-testid": "add-staff", onclick: async () => {
             try {
-              await post("/api/users", Object.fromEntries(Object.entries(f).map(([k, i]) => [k, i.value])));
+              await post("/api/users", { ...Object.fromEntries(Object.entries(f).map(([k, i]) => [k, i.value])), inbox_ids: picked(picker) });
               status.show(null);
               render("users");
             } catch (err) {
@@ -133,6 +173,7 @@ const screens = {
           } }, t("admin.add")),
           status,
         ),
+        h("p", { class: "muted small" }, t("admin.newStaffHint")),
       );
     }
     return parts;
