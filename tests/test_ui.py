@@ -20,7 +20,7 @@ from aiohttp import web
 
 from agents.models import InboxMember, SavedReply, Team, TeamMember, User
 from agents.sessions import create_session
-from channels.fakes import messenger_delivery, messenger_reaction, messenger_text, page_comment
+from channels.fakes import messenger_delivery, messenger_echo, messenger_reaction, messenger_text, page_comment
 from channels.fakes_telegram import Updates, running_fake_bot_api
 from contacts import rfm
 from contacts.models import Contact, ContactScore, Order
@@ -399,12 +399,20 @@ async def test_supervisor_drills_from_an_agents_first_response_to_the_conversati
         headers={"Authorization": f"Bearer {token}"},
     )
     assert reply.status == 201, await reply.text()
+    # Another customer answered from the page's phone app: a reply outside hopthu, counted to no agent
+    other = await customer_writes(http, "PSID-OUT", "mid.out", "Shop ơi ship Đà Nẵng mấy ngày?")
+    echo = await post_webhook(http, messenger_echo(PAGE_ID, "PSID-OUT", "mid.out.echo", "Dạ 2-3 ngày ạ", now_ms()))
+    assert echo.status == 200
+    await eventually(lambda: Message.get_or_none(external_id="mid.out.echo"))
     openapi = await (await http.get("/api/openapi.json")).json()
     if "/api/reports/agents/conversations" not in openapi["paths"]:
         pytest.skip("this server has no agent reports")
 
     await log_in(page, server, supervisor)
     await page.get_by_test_id("nav-dashboard").click()
+    outside = page.get_by_test_id("agents-table").locator("tr").filter(has_text="Ngoài hopthu")
+    await expect(outside).to_contain_text("Ngoài hopthu (trả lời từ ứng dụng khác)")
+    assert other.conversation_id != msg.conversation_id
     row = page.get_by_test_id("agents-table").locator("tr").filter(has_text=agent.name)
     await expect(row.get_by_test_id("metric-conversations_handled")).to_have_text("1")
     await row.get_by_test_id("metric-first_response_time").click()

@@ -152,7 +152,7 @@ export function mount(main, args, ctx) {
           "ul",
           { class: "plain small" },
           online.map((a) =>
-            h("li", {}, h("button", { class: "link", onclick: () => drill(a.name, byAgent(a.id)) }, a.name), " — ", t("dash.load"), ": ", String(a.load ?? 0), a.capacity ? "/" + a.capacity : "", a.presence !== "online" ? " (" + a.presence + ")" : ""),
+            h("li", {}, h("button", { class: "link", onclick: () => drill(a.name, byAgent(a.id)) }, a.name), " — ", t("dash.load"), ": ", String(a.load ?? 0), a.capacity ? "/" + a.capacity : "", a.presence !== "online" ? " (" + label("presence", a.presence) + ")" : ""),
           ),
         ),
       ),
@@ -226,7 +226,7 @@ export function mount(main, args, ctx) {
             {},
             sorted.map((row) => {
               const id = agentId(row);
-              const name = row.name || (id == null ? "—" : userName(id));
+              const name = id == null ? t("dash.outside") : row.name || userName(id); // replies sent outside hopthu
               return h(
                 "tr",
                 {},
