@@ -323,6 +323,7 @@ async def test_comment_thread_public_reply_and_hide(server, http, page, fake_gra
     comment = await eventually(lambda: Message.get_or_none(external_id=comment_id))
     await log_in(page, server, agent)
     await page.locator(f"[data-testid=conv-item][data-id='{comment.conversation_id}']").click()
+    await expect(page.locator(".thread-title .ch")).to_have_text("Bình luận Facebook")  # as in the list, not Messenger
     actions = page.get_by_test_id("message").filter(has_text="Giá bao nhiêu").get_by_test_id("comment-actions")
     await actions.get_by_role("button", name="Trả lời công khai").click()
     await page.get_by_test_id("composer").fill("Dạ shop inbox bạn rồi ạ")

@@ -7,7 +7,7 @@ import { h, replace } from "../dom.js";
 import { ago, duration, label, previewText, t } from "../i18n.js";
 import { on, state, userName } from "../state.js";
 import { barChart, lineChart } from "./charts.js";
-import { channelBadge, sentimentBadge } from "./inbox.js";
+import { channelBadge, conversationChannel, sentimentBadge } from "./inbox.js";
 
 const PAGE_LIMIT = 100;
 const MAX_PAGES = 10;
@@ -97,7 +97,7 @@ export function mount(main, args, ctx) {
                   {},
                   h("a", { href: "#/inbox/" + c.id, "data-testid": "drill-item" }, (c.contact && c.contact.name) || "#" + c.id),
                   " ",
-                  channelBadge(c.channel || "facebook"),
+                  channelBadge(conversationChannel(c)),
                   " ",
                   sentimentBadge(c.sentiment),
                   " ",

@@ -31,6 +31,11 @@ export function channelBadge(value) {
   return h("span", { class: ["badge", "ch", "ch-" + value] }, label("channel", value));
 }
 
+/** A conversation's channel as agents tell them apart: a Page post's comment thread is not a Messenger chat. */
+export function conversationChannel(conv) {
+  return String(conv.thread_key || "").startsWith("post:") ? "facebook_comment" : conv.channel || "facebook";
+}
+
 function select(name, values, labeller, current, onChange) {
   return h(
     "select",
@@ -67,7 +72,7 @@ function listItem(conv, ctx) {
       h(
         "div",
         { class: "conv-badges" },
-        channelBadge(String(conv.thread_key || "").startsWith("post:") ? "facebook_comment" : conv.channel),
+        channelBadge(conversationChannel(conv)),
         sentimentBadge(conv.sentiment),
         intentBadge(conv.intent),
         (conv.labels || []).map((l) => h("span", { class: "badge label" }, l)),

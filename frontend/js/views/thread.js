@@ -6,7 +6,7 @@ import { h, replace, safeUrl } from "../dom.js";
 import { clock, duration, label, t } from "../i18n.js";
 import { isSupervisor, loadOlder, on, state, upsertConversation, upsertMessage, userName } from "../state.js";
 import { commentState, isComment, makeComposer } from "./composer.js";
-import { channelBadge, intentBadge, sentimentBadge } from "./inbox.js";
+import { channelBadge, conversationChannel, intentBadge, sentimentBadge } from "./inbox.js";
 
 const HOUR = 3600 * 1000;
 const STANDARD_WINDOW = 24 * HOUR;
@@ -179,7 +179,7 @@ export function mountThread(el, ctx) {
         { class: "thread-title" },
         h("button", { class: "btn ghost back", onclick: () => ctx.navigate("#/inbox") }, "← " + t("thread.back")),
         h("h2", { "data-testid": "thread-name" }, contact.name || "—"),
-        channelBadge(c.channel),
+        channelBadge(conversationChannel(c)),
         sentimentBadge(c.sentiment),
         intentBadge(c.intent),
         h("span", { class: ["badge", "status-" + c.status], "data-testid": "thread-status" }, label("status", c.status)),
