@@ -69,6 +69,9 @@ class ChannelsDemo:
 
         comment_id = f"{POST_NUMBER}_{int(time.time() * 1000)}{self.next_id():04d}"
         created = int(time.time())
+        # The fake Graph API answers for this person with the name they comment under (it makes one up otherwise)
+        family, _, given = name.rpartition(" ")
+        self.demo.fake.profiles.setdefault(user, {"name": name, "first_name": given, "last_name": family.split(" ")[0]})
         body = fakes.page_comment(PAGE_ID, self.post_id, comment_id, user, text, created, name=name)
         await self.demo.post_event(body)
         return comment_id, created
