@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp.test_utils import TestClient
 
 from agents.models import AuditEntry, InboxMember, User
-from tests.conftest import make_inbox, quick_user
+from tests.conftest import PASSWORD, make_inbox, quick_user
 from tests.test_realtime import PAGE_B, SECRET_B, incoming
 
 NEW_PASSWORD = "mật-khẩu-của-lan-2026"
@@ -105,3 +105,25 @@ async def test_moving_an_agent_to_another_inbox_changes_what_they_see(client: Te
     )
     supervisor = await quick_user("supervisor")
     assert (await client.patch(url, json={"inbox_ids": []}, headers=supervisor.headers)).status == 403
+
+
+async def test_an_admin_sets_a_new_password_for_someone_who_forgot_theirs(client: TestClient) -> None:
+    admin, agent = await quick_user("admin"), await quick_user("agent")
+    url = f"/api/users/{agent.user.id}"
+    for body, code in [({"password": "ngắn"}, "weak_password"), ({"password": 12345678901}, "weak_password")]:
+        refused = await client.patch(url, json=body, headers=admin.headers)
+        assert (refused.status, (await refused.json())["error"]["code"]) == (422, code)
+    assert (await client.get("/api/me", headers=agent.headers)).status == 200  # nothing changed yet
+    reset = await client.patch(url, json={"password": NEW_PASSWORD}, headers=admin.headers)
+    assert reset.status == 200, await reset.text()
+    assert "password" not in str(await reset.json())
+    assert (await client.get("/api/me", headers=agent.headers)).status == 401  # every old session ended
+    old = await client.post("/api/auth/login", json={"email": agent.user.email, "password": PASSWORD})
+    assert old.status == 401
+    assert (await client.get("/api/me", headers=await log_in(client, agent.user.email, NEW_PASSWORD))).status == 200
+    entry = await AuditEntry.get(action="user.password_reset")
+    assert (entry.actor_id, entry.target_id, entry.data) == (admin.user.id, str(agent.user.id), {})
+    own = await client.patch(f"/api/users/{admin.user.id}", json={"password": NEW_PASSWORD}, headers=admin.headers)
+    assert (own.status, (await own.json())["error"]["code"]) == (422, "own_password")
+    supervisor = await quick_user("supervisor")
+    assert (await client.patch(url, json={"password": NEW_PASSWORD}, headers=supervisor.headers)).status == 403

@@ -622,4 +622,11 @@ async def test_an_admin_adds_an_agent_from_the_staff_screen_and_moves_them_betwe
     await eventually(lambda: InboxMember.exists(user_id=lan.id, inbox_id=shoes.id))
     assert not await InboxMember.exists(user_id=lan.id, inbox_id=shop.id)
     await expect(tab.get_by_test_id("conv-item")).to_have_count(0)
+
+    # She forgot her password: the admin sets a new one, and her open page is logged out
+    await row.get_by_test_id("user-password").fill("mật-khẩu-mới-2027")
+    await row.get_by_test_id("user-password-set").click()
+    await expect(tab.get_by_test_id("login-submit")).to_be_visible()
+    login = await http.post("/api/auth/login", json={"email": "lan@shop.vn", "password": "mật-khẩu-mới-2027"})
+    assert login.status == 200
     await context.close()

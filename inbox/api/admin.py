@@ -153,8 +153,8 @@ async def create_user(request: web.Request) -> web.Response:
 @routes.patch("/api/users/{id}")
 @requires("admin")
 async def update_user(request: web.Request) -> web.Response:
-    """Role, permissions, active flag, name, inboxes. Every change is audited; deactivating ends the user's
-    sessions."""
+    """Role, permissions, active flag, name, inboxes, a new password. Every change is audited; deactivating or
+    a new password ends the user's sessions."""
     auth = auth_of(request)
     user = await User.get_or_none(id=int_param(request.match_info["id"], "id", high=2**31 - 1))
     if user is None:
@@ -162,6 +162,9 @@ async def update_user(request: web.Request) -> web.Response:
     body = await json_body(request)
     role, permissions, active, name = (body.get(k) for k in ("role", "permissions", "is_active", "name"))
     inbox_ids = await _inbox_ids(body["inbox_ids"]) if "inbox_ids" in body else None
+    password = body.get("password")
+    if password is not None and (not isinstance(password, str) or not MIN_PASSWORD_LENGTH <= len(password) <= 1024):
+        fail(422, "weak_password", f"the password needs {MIN_PASSWORD_LENGTH} to 1024 characters")
     if role is not None and role not in ROLES:
         fail(422, "invalid_role", f"role must be one of {', '.join(ROLES)}")
     if permissions is not None and (
@@ -174,10 +177,12 @@ async def update_user(request: web.Request) -> web.Response:
         fail(400, "invalid_body", "is_active must be true or false")
     if name is not None and (not isinstance(name, str) or not 0 < len(name.strip()) <= 200):
         fail(422, "invalid_name", "name must be 1 to 200 characters")
-    if all(v is None for v in (role, permissions, active, name, inbox_ids)):
-        fail(400, "invalid_body", "nothing to change: give role, permissions, is_active, name or inbox_ids")
+    if all(v is None for v in (role, permissions, active, name, inbox_ids, password)):
+        fail(400, "invalid_body", "nothing to change: give role, permissions, is_active, name, inbox_ids or password")
     if user.id == auth.user.id and ((role is not None and role != "admin") or active is False):
         fail(422, "own_admin_rights", "an admin cannot demote or deactivate themselves (ask another admin)")
+    if user.id == auth.user.id and password is not None:
+        fail(422, "own_password", "change your own password with POST /api/auth/password (it asks the current one)")
     # Each changed field and its audit entry; only these fields are written, so another admin's change to the
     # others at the same moment stays.
     entries: dict[str, tuple[str, dict]] = {}
@@ -195,15 +200,18 @@ async def update_user(request: web.Request) -> web.Response:
     if name is not None and name.strip() != user.name:
         entries["name"] = ("user.renamed", {})
         user.name = name.strip()
+    if password is not None:  # a forgotten password: the admin sets a new one, and every session of theirs ends
+        entries["password_hash"] = ("user.password_reset", {})
+        user.password_hash = await hash_password_off_loop(password)
     fields = [f for f in entries if f != "inboxes"]
     if inbox_ids is not None and (moved := await _set_inboxes(user, inbox_ids)):
         entries["inboxes"] = ("user.inboxes_changed", moved)
     if fields:
         await user.save(update_fields=fields)
         await user.refresh_from_db()  # the answer shows the user as stored, with the other admin's change
-        if active is False:
+        if active is False or password is not None:
             await AuthSession.filter(user_id=user.id, revoked=False).update(revoked=True)
-    if entries.keys() & {"role", "permissions", "is_active", "inboxes"}:
+    if entries.keys() & {"role", "permissions", "is_active", "inboxes", "password_hash"}:
         # Open sockets keep the rights of their handshake: end them, to reconnect with the new ones (or a 401).
         await request.app[BUS].publish(access_changed([user.id]))
     for action, data in entries.values():
@@ -290,7 +298,7 @@ document(
     {
         "/api/users/{id}": {
             "patch": op(
-                "Change a user's role, permissions, active flag or name (admins; audited)",
+                "Change a user's role, permissions, active flag, name, inboxes or password (admins; audited)",
                 json_response_of(ref("StaffUser")),
                 params=[PATH_ID],
                 body={
@@ -301,6 +309,7 @@ document(
                         "is_active": {"type": "boolean"},
                         "name": {"type": "string", "minLength": 1, "maxLength": 200},
                         "inbox_ids": {"type": "array", "items": {"type": "integer"}, "maxItems": 1000},
+                        "password": {"type": "string", "minLength": MIN_PASSWORD_LENGTH, "maxLength": 1024},
                     },
                 },
                 role="admin",

@@ -148,7 +148,10 @@ const screens = {
         h("input", { type: "checkbox", "data-testid": "user-active", checked: u.is_active !== false, onchange: (e) => change(u, { is_active: e.target.checked }, status) }),
         t("admin.active"),
       );
-      return [u.name || "", u.email, role, u.role === "agent" ? picker : t("admin.allInboxes"), h("span", { class: "checks" }, active, presence, status)];
+      // A forgotten password: the admin sets a new one and tells them; their sessions end.
+      const password = h("input", { type: "password", autocomplete: "new-password", placeholder: t("admin.newPassword"), "aria-label": t("admin.newPassword"), "data-testid": "user-password" });
+      const reset = h("button", { class: "btn", "data-testid": "user-password-set", onclick: () => change(u, { password: password.value }, status) }, t("admin.setPassword"));
+      return [u.name || "", u.email, role, u.role === "agent" ? picker : t("admin.allInboxes"), h("span", { class: "checks" }, active, presence, password, reset, status)];
     });
     const parts = [table([t("admin.name"), t("admin.email"), t("admin.role"), t("admin.inboxesOf"), t("presence.label")], rows)];
     if (state.me.role === "admin" && has(paths, "POST", "/api/users")) {
