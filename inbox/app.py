@@ -26,6 +26,7 @@ from channels.zalo import ZaloClient
 from contacts import masking
 from contacts.integrations import Dispatcher
 from inbox import actions, db, frontend, metrics, security, webchat
+from inbox.api import activity as activity_api
 from inbox.api import admin, auth_routes, bots, bulk, comments, conversations, routing_settings, telegram_files
 from inbox.api import audit as audit_api
 from inbox.api import contacts as contacts_api
@@ -209,6 +210,7 @@ def create_app(settings: Settings) -> web.Application:
         telegram_files.routes,
         auth_routes.routes,
         conversations.routes,
+        activity_api.routes,
         admin.routes,
         realtime_routes,
         openapi_routes,

@@ -74,6 +74,7 @@ CORE = [
     Case("GET", "/api/conversations", "agent"),
     Case("GET", "/api/conversations/{id}", "agent"),
     Case("GET", "/api/conversations/{id}/messages", "agent"),
+    Case("GET", "/api/conversations/{id}/activity", "agent"),
     Case("POST", "/api/conversations/{id}/messages", "agent", 201, lambda w, who: {"text": "Dạ shop còn ạ"}),
     Case("POST", "/api/conversations/{id}/assign", "agent", body=lambda w, who: {"agent_id": w.user_id(who)}),
     Case("POST", "/api/conversations/{id}/status", "agent", body=lambda w, who: {"status": "pending"}),

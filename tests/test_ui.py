@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -186,6 +187,56 @@ async def test_agent_sees_a_new_chat_live_replies_assigns_labels_and_resolves(se
 
     conv = await Conversation.get(id=msg.conversation_id)
     assert (conv.status, conv.assignee_id, conv.labels) == ("resolved", agent.id, ["tư vấn size"])
+
+
+async def test_the_thread_shows_who_took_and_who_resolved_it_between_the_messages(server, http, page):
+    inbox = await make_inbox()
+    agent = await staff("agent", inbox)
+    await log_in(page, server, agent)
+    msg = await customer_writes(http, "PSID-UI-A", "mid.ui.a", "Shop ơi váy hoa còn không ạ?")
+    await page.locator(f"[data-testid=conv-item][data-id='{msg.conversation_id}']").click()
+    lines = page.get_by_test_id("activity")
+    await expect(lines).to_have_text(["Khách bắt đầu cuộc trò chuyện · " + await clock_of(page, msg.created_at)])
+
+    await page.get_by_test_id("take").click()
+    await expect(lines.nth(1)).to_have_text(re.compile(r"^Phạm Ngọc Lan đã nhận xử lý · \d\d:\d\d$"))
+    await page.get_by_test_id("composer").fill("Dạ còn ạ")
+    await page.get_by_test_id("composer").press("Enter")
+    await expect(page.get_by_test_id("message").filter(has_text="Dạ còn ạ")).to_have_count(1)
+    await page.get_by_test_id("resolve").click()
+    await expect(lines.nth(2)).to_have_text(re.compile(r"^Phạm Ngọc Lan đánh dấu xong · "))
+    # One time line: each line between the messages at its time.
+    order = page.locator("[data-testid=messages] > [data-testid]")
+    await expect(order).to_have_text(
+        [
+            re.compile("^Khách bắt đầu"),
+            re.compile("^Shop ơi váy hoa"),
+            re.compile("^Phạm Ngọc Lan đã nhận xử lý"),
+            re.compile("^Dạ còn ạ"),
+            re.compile("^Phạm Ngọc Lan đánh dấu xong"),
+        ]
+    )
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / "activity.png"))
+
+    # What a supervisor does elsewhere reaches the open thread by itself.
+    boss = await staff("supervisor")
+    token, _ = await create_session(boss)
+    reopened = await http.post(
+        f"/api/conversations/{msg.conversation_id}/status",
+        json={"status": "open"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert reopened.status == 200, await reopened.text()
+    await expect(lines.nth(3)).to_have_text(re.compile(r"^Trần Thu Hương mở lại · "))
+
+
+async def clock_of(page, at: datetime) -> str:
+    """The time as the page shows it (the browser's time zone)."""
+    return await page.evaluate(
+        "(iso) => new Date(iso).toLocaleTimeString('vi-VN', {hour: '2-digit', minute: '2-digit'})", at.isoformat()
+    )
 
 
 async def test_a_message_that_is_an_xss_payload_renders_as_text(server, http, page):

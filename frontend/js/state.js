@@ -17,6 +17,7 @@ export const state = {
   currentId: null,
   messages: [],
   nextBefore: null,
+  activity: [], // the open conversation's activity (taken, assigned, resolved…), oldest first
   typing: new Map(), // conversation id → {user_id, sender_type, until}
   presence: new Map(), // user id → "online" | "offline"
   connection: "connecting",
@@ -142,19 +143,43 @@ export async function openConversation(id) {
   state.currentId = id;
   state.messages = [];
   state.nextBefore = null;
+  state.activity = [];
   emit("thread");
   if (id === null) return emit("messages"); // none open: the last one's messages go too
-  const [conv, page] = await Promise.all([
+  const [conv, page, activity] = await Promise.all([
     get(`/api/conversations/${id}`),
     get(`/api/conversations/${id}/messages?limit=50`),
+    fetchActivity(id),
   ]);
   if (state.currentId !== id) return;
   upsertConversation(conv, { keepInList: true });
   state.messages = page.items;
   state.nextBefore = page.next_before;
+  state.activity = activity;
   emit("thread");
   emit("messages");
   if (conv.unread_count) post(`/api/conversations/${id}/read`).catch(() => {});
+}
+
+// The activity is a side line of the thread: when it cannot be read, the messages still show.
+function fetchActivity(id) {
+  return get(`/api/conversations/${id}/activity?limit=200`).then((page) => page.items, () => []);
+}
+
+let activityToken = 0;
+let activityTimer = null;
+
+/** The open conversation changed (taken, assigned, resolved…): its activity again, once a burst of frames settles
+ *  (every customer message updates the conversation too), the latest answer winning. */
+function reloadActivitySoon(id) {
+  clearTimeout(activityTimer);
+  activityTimer = setTimeout(async () => {
+    const token = ++activityToken;
+    const items = await fetchActivity(id);
+    if (token !== activityToken || state.currentId !== id) return;
+    state.activity = items;
+    emit("messages", { activity: true });
+  }, 250);
 }
 
 export async function loadOlder() {
@@ -237,6 +262,7 @@ export function applyEvent(frame) {
     case "conversation.updated":
     case "conversation.assigned":
       upsertConversation(data);
+      if (frame.type !== "conversation.created" && data.id === state.currentId) reloadActivitySoon(data.id);
       emit("conversation-event", frame);
       break;
     case "conversation.removed":

@@ -1,10 +1,12 @@
 // The open conversation: header (assignee, status, snooze, labels), window warnings, messages with delivery
-// status and comment actions, the typing indicator, and the composer (composer.js).
+// status and comment actions between the lines of its activity (activity.js), the typing indicator, and the
+// composer (composer.js).
 
 import { ApiError, del, post } from "../api.js";
 import { h, replace, safeUrl } from "../dom.js";
 import { clock, duration, label, t } from "../i18n.js";
 import { isSupervisor, loadOlder, on, state, upsertConversation, upsertMessage, userName } from "../state.js";
+import { activityView, timeline } from "./activity.js";
 import { commentState, isComment, makeComposer } from "./composer.js";
 import { channelBadge, conversationChannel, intentBadge, sentimentBadge } from "./inbox.js";
 
@@ -295,7 +297,7 @@ export function mountThread(el, ctx) {
     replace(
       messagesEl,
       state.nextBefore ? h("button", { class: "btn ghost older", onclick: () => loadOlder().catch(showError) }, t("thread.older")) : null,
-      state.messages.map((m) => messageView(m, c)),
+      timeline(state.messages, state.activity, !state.nextBefore).map((line) => (line.message ? messageView(line.message, c) : activityView(line.activity))),
     );
     if (detail && detail.older) messagesEl.scrollTop = messagesEl.scrollHeight - fromBottom;
     else if (nearBottom || !detail || (detail.added && detail.added.direction === "out")) messagesEl.scrollTop = messagesEl.scrollHeight;
