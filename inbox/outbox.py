@@ -22,7 +22,7 @@ from contacts.models import Contact, ContactIdentity
 from inbox.bus import Event, EventBus
 from inbox.metrics import OUTBOX_SENDS
 from inbox.models import Conversation, Inbox, Message, OutboxItem
-from inbox.processing import take_early_receipt
+from inbox.processing import confirmed_status, take_early_receipt
 from inbox.serialize import conversation_json, message_json
 from inbox.sql import as_datetime
 
@@ -260,12 +260,15 @@ class Outbox:
         for attempt in range(RECORD_ATTEMPTS):
             try:
                 async with in_transaction() as conn:
+                    # A delivery or read watermark applied while the request was in flight skipped the reply (still
+                    # pending): it is "sent" no more if one covers it. First, as the row lock orders it with receipts.
+                    status = await confirmed_status(conn, msg)
                     item.state = "sent"
                     await item.save(using_db=conn, update_fields=["attempts", "state"])
                     # An echo or a receipt may have moved the message on while the request was in flight (`msg`
                     # is what was read before it): only move forward, in the database itself.
                     unconfirmed = Message.filter(_unconfirmed(msg.id)).using_db(conn)
-                    await unconfirmed.update(delivery_status="sent", failure_reason=None)
+                    await unconfirmed.update(delivery_status=status, failure_reason=None)
                     without_id = Message.filter(id=msg.id, external_id__isnull=True).using_db(conn)
                     await without_id.update(external_id=external_id)
                     # "received"/"seen" may have come before this answer (the platform's id is the echo's too)

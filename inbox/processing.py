@@ -386,7 +386,7 @@ async def apply_echo(conn: BaseDBAsyncClient, inbox: Inbox, event: InboundMessag
             if msg.external_id is None or msg.delivery_status in ("pending", "failed"):
                 msg.external_id = msg.external_id or event.external_id
                 if msg.delivery_status in ("pending", "failed"):
-                    msg.delivery_status, msg.failure_reason = "sent", None
+                    msg.delivery_status, msg.failure_reason = await confirmed_status(conn, msg), None
                 await msg.save(using_db=conn, update_fields=["external_id", "delivery_status", "failure_reason"])
                 conv = await Conversation.get(id=msg.conversation_id).using_db(conn)
                 out.updated_messages.append((conv, msg))
@@ -452,10 +452,11 @@ async def _confirm_unconfirmed_reply(
     for msg in candidates:
         if _content_key(msg.text, [a.get("kind") for a in msg.attachments or []]) != content:
             continue
+        status = await confirmed_status(conn, msg)
         # Conditional, like the outbox's own update: whichever of the two comes first stores the id.
         unconfirmed = Message.filter(id=msg.id, delivery_status="pending", external_id__isnull=True)
-        if await unconfirmed.using_db(conn).update(external_id=event.external_id, delivery_status="sent"):
-            msg.external_id, msg.delivery_status = event.external_id, "sent"
+        if await unconfirmed.using_db(conn).update(external_id=event.external_id, delivery_status=status):
+            msg.external_id, msg.delivery_status = event.external_id, status
             out.updated_messages.append((conv, msg))
             return True
         if await Message.filter(id=msg.id, external_id=event.external_id).using_db(conn).exists():
@@ -507,6 +508,10 @@ async def apply_receipt(conn: BaseDBAsyncClient, inbox: Inbox, event: Receipt, o
     conv = await Conversation.filter(inbox_id=inbox.id, identity_id=identity.id, thread_key="dm").using_db(conn).first()
     if conv is None:
         return
+    # The watermark first: that takes the conversation's row lock, which the outbox waits for to read it while it
+    # records a send's answer (`confirmed_status`). A reply still pending is not moved below; the outbox's answer
+    # then stores it as this watermark says, whichever of the two commits first.
+    await _keep_watermark(conn, conv, event)
     query = Message.filter(conversation_id=conv.id, direction="out", delivery_status__in=["sent", "delivered"])
     candidates = await query.filter(created_at__lte=event.watermark).using_db(conn)
     if event.external_ids:
@@ -520,13 +525,12 @@ async def apply_receipt(conn: BaseDBAsyncClient, inbox: Inbox, event: Receipt, o
     if changed:
         await Message.filter(id__in=list(changed)).using_db(conn).update(delivery_status=event.status)
         out.updated_messages.extend((conv, m) for m in changed.values())
-    await _keep_watermark(conn, conv, event)
     if event.external_ids:
         await _keep_early_receipt(conn, conv, event)
 
 
 async def _keep_watermark(conn: BaseDBAsyncClient, conv: Conversation, event: Receipt) -> None:
-    """The conversation's latest watermark of the receipt's kind, for an echo of the page's own message that comes
+    """The conversation's latest watermark of the receipt's kind, for a page's message that is stored or confirmed
     after a receipt covering it (webhooks arrive in any order): `status_by_watermarks` stores it as such."""
     column = "read_until" if event.status == "read" else "delivered_until"
     kept = getattr(conv, column)
@@ -542,6 +546,20 @@ def status_by_watermarks(conv: Conversation, at: datetime) -> str:
     if conv.delivered_until is not None and at <= conv.delivered_until:
         return "delivered"
     return "sent"
+
+
+async def confirmed_status(conn: BaseDBAsyncClient, msg: Message) -> str:
+    """The status of our reply that the platform has just confirmed (its send's answer, its echo): "sent", or
+    further where a receipt applied before already covers it. Messenger's receipts are watermarks, so none comes
+    again for it: "sent" would stay for good. Its time is the one `apply_receipt` compares, `created_at` (the
+    platform's own is not known before the echo): the same status whichever webhook is applied first.
+
+    Read under the conversation's row lock (Postgres; SQLite runs one transaction at a time), before the message
+    is written, as `apply_receipt` takes it before it moves messages: a receipt committing meanwhile is waited for,
+    or waits and then finds the reply confirmed."""
+    query = Conversation.select_for_update().filter(id=msg.conversation_id).only("id", "delivered_until", "read_until")
+    conv = await query.using_db(conn).first()
+    return "sent" if conv is None else status_by_watermarks(conv, msg.created_at)
 
 
 async def _keep_early_receipt(conn: BaseDBAsyncClient, conv: Conversation, event: Receipt) -> None:

@@ -4,6 +4,7 @@ own messages; delivery and read receipts; customer profiles; reopening; the conv
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,9 +23,10 @@ from channels.fakes import (
     messenger_text,
 )
 from contacts.models import ContactIdentity
+from inbox.app import create_app
 from inbox.keys import PROFILES
 from inbox.models import Conversation, ConversationEvent, DeadLetter, InboundEvent, Message
-from tests.conftest import PAGE_ID, Staff, eventually, make_user, now_ms, post_webhook, send_text
+from tests.conftest import PAGE_ID, Staff, eventually, make_inbox, make_user, now_ms, post_webhook, send_text
 
 PSID = "7130042218899012"
 CDN = "https://scontent.xx.fbcdn.net/v/t1.15752-9"
@@ -342,6 +344,54 @@ async def test_echo_confirms_a_reply_that_is_still_pending(client, agent, fake_g
     assert [(m["external_id"], m["delivery_status"], m["failure_reason"]) for m in msgs] == [
         ("m_q", None, None),
         ("m_really_sent", "sent", None),
+    ]
+
+
+@pytest.mark.parametrize(("receipt", "status"), [(messenger_delivery, "delivered"), (messenger_read, "read")])
+async def test_echo_confirming_a_failed_reply_after_a_receipt_that_covers_it_keeps_that_status(
+    client, agent, fake_graph, receipt, status
+):
+    """The Send API refused a reply that did go out, the customer's receipt came before its echo: the echo confirms
+    the reply as the receipt said, not "sent" for good (Messenger sends a watermark once)."""
+    await deliver(client, messenger_text(PAGE_ID, PSID, "m_q", "Shop ơi", now_ms()))
+    conv = await only_conversation(client, agent)
+    fake_graph.fail_next(
+        1, status=400, error={"message": "(#100) Invalid parameter", "type": "OAuthException", "code": 100}
+    )
+    reply = await client.post(f"/api/conversations/{conv['id']}/messages", json={"text": "Dạ"}, headers=agent.headers)
+    failed = await reply.json()
+    assert failed["delivery_status"] == "failed"
+
+    sent_at = now_ms()
+    await deliver(client, receipt(PAGE_ID, PSID, sent_at + 500))
+    await deliver(client, messenger_echo(PAGE_ID, PSID, "m_really_sent", "Dạ", sent_at, f"hopthu:{failed['id']}"))
+    msgs = await messages_of(client, agent, conv["id"])
+    assert [(m["external_id"], m["delivery_status"], m["failure_reason"]) for m in msgs] == [
+        ("m_q", None, None),
+        ("m_really_sent", status, None),
+    ]
+
+
+async def test_echo_without_metadata_confirming_a_pending_reply_after_a_receipt_keeps_its_status(
+    aiohttp_client, settings, fake_graph
+):
+    """A reply waits for its retry (the Send API answered 500, yet it went out), its delivery watermark comes, then
+    its echo without hopthu's metadata (another app's subscription): the reply is confirmed "delivered"."""
+    client = await aiohttp_client(create_app(replace(settings, outbox_base_delay=30.0)))  # the retry waits
+    agent = await make_user(client, "agent", inboxes=[await make_inbox()])
+    await deliver(client, messenger_text(PAGE_ID, PSID, "m_q", "Shop ơi", now_ms()))
+    conv = await only_conversation(client, agent)
+    fake_graph.fail_next(1, status=500)
+    reply = await client.post(f"/api/conversations/{conv['id']}/messages", json={"text": "Dạ"}, headers=agent.headers)
+    assert (await reply.json())["delivery_status"] == "pending"
+
+    sent_at = now_ms()
+    await deliver(client, messenger_delivery(PAGE_ID, PSID, sent_at + 500))
+    await deliver(client, messenger_echo(PAGE_ID, PSID, "m_went_out", "Dạ", sent_at))
+    msgs = await messages_of(client, agent, conv["id"])
+    assert [(m["origin"], m["external_id"], m["delivery_status"]) for m in msgs] == [
+        ("platform", "m_q", None),
+        ("hopthu", "m_went_out", "delivered"),
     ]
 
 

@@ -307,6 +307,34 @@ async def test_receipts_during_a_slow_send_are_not_undone(client, agent, fake_gr
     assert len(fake_graph.sent_messages()) == 1
 
 
+async def test_delivery_watermark_applied_before_the_send_answers_is_kept(client, agent, fake_graph):
+    """Messenger's delivery webhook can be applied while the Send API has not answered yet (the reply still
+    pending, so the receipt skips it) and no echo came: the answer stores the reply "delivered", as the watermark
+    said, and agents see that. A watermark is sent once: "sent" would stay for good."""
+    conv_id = await open_conversation(client, "PSID-1")
+    ws = await client.ws_connect(f"/ws?token={agent.token}")
+    try:
+        await _frames_until(ws, lambda f: f["type"] == "ready")
+        fake_graph.hold = asyncio.Event()
+        sending = asyncio.ensure_future(reply(client, agent, conv_id, "Dạ shop đã nhận đơn ạ"))
+        msg = await eventually(lambda: Message.get_or_none(conversation_id=conv_id, direction="out"))
+        await eventually(lambda: _send_seen(fake_graph))
+        assert (await post_webhook(client, messenger_delivery(PAGE_ID, "PSID-1", now_ms()))).status == 200
+        await eventually(_processed)
+        assert (await Message.get(id=msg.id)).delivery_status == "pending"
+
+        fake_graph.hold.set()  # only now does the Send API answer
+        await sending
+        frames = await _frames_until(
+            ws, lambda f: f["type"] == "message.updated" and f["data"]["id"] == msg.id and f["data"]["external_id"]
+        )
+    finally:
+        await ws.close()
+    assert frames[-1]["data"]["delivery_status"] == "delivered"
+    msg = await Message.get(id=msg.id)
+    assert (msg.delivery_status, msg.external_id) == ("delivered", "m_1")
+
+
 async def test_refusal_answered_after_the_echo_does_not_mark_the_message_failed(client, agent, fake_graph):
     """The echo says the message reached the customer: a late error answer must not show it as failed."""
     conv_id = await open_conversation(client, "PSID-1")

@@ -494,7 +494,8 @@ async def test_an_early_receipt_older_than_an_hour_is_not_applied(
     fake_zalo.hold = asyncio.Event()
     sending = await _reply_in_background(client, agent, conv, "Dạ shop gửi ạ")
     await eventually(lambda: _sends_seen(fake_zalo, 1))
-    await deliver(client, seen(APP_ID, OA_ID, USER, [_zalo_id(1)], ms()))
+    # Seen two hours ago (before the reply was written, so its time covers nothing of it): only its id could.
+    await deliver(client, seen(APP_ID, OA_ID, USER, [_zalo_id(1)], ms(-2 * 3600)))
     await EarlyReceipt.all().update(received_at=datetime.now(UTC) - timedelta(hours=2))
     fake_zalo.hold.set()
     reply = await sending
