@@ -394,7 +394,10 @@ async def test_echo_arriving_before_the_send_answers_is_the_reply_not_a_second_m
     assert (shown.id, shown.delivery_status, shown.external_id) == (reply.id, "sent", _zalo_id(1))
 
     fake_zalo.hold.set()  # only now does the send answer, with the same id
-    assert (await sending)["delivery_status"] == "sent"
+    # The API answers after its 3 s wait for the held send, with the message as it was then: "sent" once the echo
+    # was applied, "pending" on a machine slow enough that it was not yet. What is stored is checked below.
+    answered = await sending
+    assert (answered["id"], answered["delivery_status"] in ("pending", "sent")) == (reply.id, True)
     await eventually(lambda: _outbox_done(reply.id))
     [shown] = await Message.filter(conversation_id=conv.id, direction="out")
     assert (shown.id, shown.origin, shown.delivery_status, shown.external_id) == (
