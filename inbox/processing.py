@@ -499,13 +499,16 @@ EARLY_RECEIPT_TTL = timedelta(hours=1)
 EARLY_RECEIPT_IDS = 50
 
 
-async def apply_receipt(conn: BaseDBAsyncClient, inbox: Inbox, event: Receipt, out: Outcome) -> None:
-    identity = (
-        await ContactIdentity.filter(inbox_id=inbox.id, external_id=event.contact_external_id).using_db(conn).first()
-    )
+async def _existing_chat(conn: BaseDBAsyncClient, inbox: Inbox, contact_external_id: str) -> Conversation | None:
+    """The customer's direct conversation, if they have one: a receipt or a handover never makes either."""
+    identity = await ContactIdentity.filter(inbox_id=inbox.id, external_id=contact_external_id).using_db(conn).first()
     if identity is None:
-        return
-    conv = await Conversation.filter(inbox_id=inbox.id, identity_id=identity.id, thread_key="dm").using_db(conn).first()
+        return None
+    return await Conversation.filter(inbox_id=inbox.id, identity_id=identity.id, thread_key="dm").using_db(conn).first()
+
+
+async def apply_receipt(conn: BaseDBAsyncClient, inbox: Inbox, event: Receipt, out: Outcome) -> None:
+    conv = await _existing_chat(conn, inbox, event.contact_external_id)
     if conv is None:
         return
     # The watermark first: that takes the conversation's row lock, which the outbox waits for to read it while it
@@ -608,12 +611,7 @@ async def apply_referral(conn: BaseDBAsyncClient, inbox: Inbox, event: Referral,
 async def apply_thread_control(conn: BaseDBAsyncClient, inbox: Inbox, event: ThreadControl, out: Outcome) -> None:
     """Noted in the customer's thread, so agents see why the platform may refuse their replies while another app
     holds it. Like a receipt, it never makes a customer or opens a conversation: it is the apps', not theirs."""
-    identity = (
-        await ContactIdentity.filter(inbox_id=inbox.id, external_id=event.contact_external_id).using_db(conn).first()
-    )
-    if identity is None:
-        return
-    conv = await Conversation.filter(inbox_id=inbox.id, identity_id=identity.id, thread_key="dm").using_db(conn).first()
+    conv = await _existing_chat(conn, inbox, event.contact_external_id)
     if conv is None:
         return
     await record(
