@@ -12,7 +12,8 @@ from agents.access import access_changed
 from agents.audit import audit
 from agents.models import ROLES, AuthSession, InboxMember, User
 from agents.passwords import hash_password_off_loop
-from inbox.api.auth_routes import MIN_PASSWORD_LENGTH, user_json
+from contacts.normalize import InvalidValue, normalize_email
+from inbox.api.auth_routes import MIN_PASSWORD_LENGTH, require_strong_password, user_json
 from inbox.api.guard import auth_of, requires
 from inbox.api.openapi import PATH_ID, document, json_response_of, op, ref
 from inbox.http import fail, int_param, is_id, json_body, json_response
@@ -86,9 +87,6 @@ async def dead_letters(request: web.Request) -> web.Response:
 PERMISSION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
 def staff_json(user: User, inbox_ids: list[int]) -> dict:
     return {
         **user_json(user),
@@ -96,6 +94,12 @@ def staff_json(user: User, inbox_ids: list[int]) -> dict:
         "is_active": user.is_active,
         "inbox_ids": inbox_ids,  # the inboxes an agent works in (supervisors and admins read every inbox)
     }
+
+
+def _check_name(name: object) -> None:
+    """A staff member's or an inbox's new name, when the body gives one: 1 to 200 characters once trimmed."""
+    if name is not None and (not isinstance(name, str) or not 0 < len(name.strip()) <= 200):
+        fail(422, "invalid_name", "name must be 1 to 200 characters")
 
 
 async def _inboxes_of(user_ids: list[int]) -> dict[int, list[int]]:
@@ -125,16 +129,15 @@ async def create_user(request: web.Request) -> web.Response:
     auth = auth_of(request)
     body = await json_body(request)
     email, password, role, name = (body.get(k) for k in ("email", "password", "role", "name"))
-    if not isinstance(email, str) or len(email) > 254 or not EMAIL.match(email.strip()):
+    try:
+        email = normalize_email(email if isinstance(email, str) else None)
+    except InvalidValue:
         fail(422, "invalid_email", "email must be an e-mail address")
     if role not in ROLES:
         fail(422, "invalid_role", f"role must be one of {', '.join(ROLES)}")
-    if not isinstance(password, str) or not MIN_PASSWORD_LENGTH <= len(password) <= 1024:
-        fail(422, "weak_password", f"the password needs {MIN_PASSWORD_LENGTH} to 1024 characters")
-    if name is not None and (not isinstance(name, str) or not 0 < len(name.strip()) <= 200):
-        fail(422, "invalid_name", "name must be 1 to 200 characters")
+    require_strong_password(password)
+    _check_name(name)
     inbox_ids = await _inbox_ids(body.get("inbox_ids", []))
-    email = email.strip().lower()
     if await User.exists(email=email):
         fail(409, "email_taken", "a staff member with this e-mail already exists")
     password_hash = await hash_password_off_loop(password)
@@ -163,8 +166,8 @@ async def update_user(request: web.Request) -> web.Response:
     role, permissions, active, name = (body.get(k) for k in ("role", "permissions", "is_active", "name"))
     inbox_ids = await _inbox_ids(body["inbox_ids"]) if "inbox_ids" in body else None
     password = body.get("password")
-    if password is not None and (not isinstance(password, str) or not MIN_PASSWORD_LENGTH <= len(password) <= 1024):
-        fail(422, "weak_password", f"the password needs {MIN_PASSWORD_LENGTH} to 1024 characters")
+    if password is not None:
+        require_strong_password(password)
     if role is not None and role not in ROLES:
         fail(422, "invalid_role", f"role must be one of {', '.join(ROLES)}")
     if permissions is not None and (
@@ -175,8 +178,7 @@ async def update_user(request: web.Request) -> web.Response:
         fail(422, "invalid_permissions", "permissions is a list of at most 20 names like view_contact_pii")
     if active is not None and not isinstance(active, bool):
         fail(400, "invalid_body", "is_active must be true or false")
-    if name is not None and (not isinstance(name, str) or not 0 < len(name.strip()) <= 200):
-        fail(422, "invalid_name", "name must be 1 to 200 characters")
+    _check_name(name)
     if all(v is None for v in (role, permissions, active, name, inbox_ids, password)):
         fail(400, "invalid_body", "nothing to change: give role, permissions, is_active, name, inbox_ids or password")
     if user.id == auth.user.id and ((role is not None and role != "admin") or active is False):
@@ -257,8 +259,7 @@ async def update_inbox(request: web.Request) -> web.Response:
     name, credentials = body.get("name"), body.get("credentials")
     if name is None and credentials is None:
         fail(400, "invalid_body", "nothing to change: give name or credentials")
-    if name is not None and (not isinstance(name, str) or not 0 < len(name.strip()) <= 200):
-        fail(422, "invalid_name", "name must be 1 to 200 characters")
+    _check_name(name)
     if credentials is not None and not _valid_credentials(credentials):
         fail(422, "invalid_credentials", "credentials maps names (like page_token) to non-empty strings or null")
     fields = []

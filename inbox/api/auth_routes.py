@@ -22,6 +22,13 @@ LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
 MIN_PASSWORD_LENGTH = 10
 
 
+def require_strong_password(password: object, what: str = "the password") -> None:
+    """422 `weak_password` unless it is a string of MIN_PASSWORD_LENGTH to 1024 characters (one rule for every
+    password a person or an admin sets)."""
+    if not isinstance(password, str) or not MIN_PASSWORD_LENGTH <= len(password) <= 1024:
+        fail(422, "weak_password", f"{what} needs {MIN_PASSWORD_LENGTH} to 1024 characters")
+
+
 def _limiter(request: web.Request) -> LoginLimiter:
     app = request.app
     if LOGIN_LIMITER not in app:  # one per application, made on first use
@@ -117,8 +124,7 @@ async def change_password(request: web.Request) -> web.Response:
     current, new = body.get("current_password"), body.get("new_password")
     if not isinstance(current, str) or not isinstance(new, str):
         fail(400, "invalid_body", "current_password and new_password are required strings")
-    if len(new) < MIN_PASSWORD_LENGTH or len(new) > 1024:
-        fail(422, "weak_password", f"the new password needs {MIN_PASSWORD_LENGTH} to 1024 characters")
+    require_strong_password(new, "the new password")
     user = await User.get(id=auth.user.id)
     if not await verify_password_off_loop(user.password_hash, current):
         await audit("password_change_failed", actor_id=user.id, target_type="user", target_id=user.id,
