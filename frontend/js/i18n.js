@@ -649,9 +649,13 @@ export function label(prefix, value) {
  *  shown here as the attachment's name in the reader's language. */
 export function previewText(preview) {
   const kind = /^\[([a-z_]+)\]$/.exec(preview || "");
-  if (!kind) return preview || "";
-  const key = "attachment." + kind[1];
-  return dictionaries[current][key] ?? dictionaries.vi[key] ?? preview;
+  return (kind && attachmentName(kind[1])) || preview || "";
+}
+
+/** What an attachment of this kind is called ("📷 Ảnh", "📎 Tệp"…), or null for a kind without a label. */
+export function attachmentName(kind) {
+  const key = "attachment." + kind;
+  return dictionaries[current][key] ?? dictionaries.vi[key] ?? null;
 }
 
 export function ago(iso) {

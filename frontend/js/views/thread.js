@@ -4,7 +4,7 @@
 
 import { ApiError, del, post } from "../api.js";
 import { h, replace, safeUrl } from "../dom.js";
-import { clock, duration, label, t } from "../i18n.js";
+import { attachmentName, clock, duration, label, t } from "../i18n.js";
 import { isSupervisor, loadOlder, on, state, upsertConversation, upsertMessage, userName } from "../state.js";
 import { activityView, timeline } from "./activity.js";
 import { commentState, isComment, makeComposer } from "./composer.js";
@@ -29,8 +29,7 @@ function attachmentView(att) {
   const raw = att.url || att.payload?.url;
   const url = raw ? safeUrl(raw) : null; // (an empty URL would resolve to this page)
   const named = [att.name, att.title].filter(Boolean).join(" · ");
-  const kindLabel = label("attachment", kind); // "📎 Tệp", "Nhãn dán"…, or the raw kind when none is known
-  const what = named ? "📎 " + named : kindLabel === kind ? "📎 " + kind : kindLabel;
+  const what = named ? "📎 " + named : attachmentName(kind) || "📎 " + kind;
   if (kind === "location" && att.latitude != null && att.longitude != null) {
     return h("span", { class: "attachment" }, `📍 ${att.title ? att.title + " " : ""}(${att.latitude}, ${att.longitude})`);
   }
