@@ -53,6 +53,7 @@ from bench.common import (
     start_hopthu,
     warm_contacts,
 )
+from bench.wire import FrameReceiver, OpenLoop, http_post, open_receiver
 
 TARGET_P50_MS = 15.0
 TARGET_P99_MS = 60.0
@@ -108,80 +109,79 @@ async def login_all(base: str, emails: list[str]) -> list[str]:
 
 
 async def receiver_main(args: argparse.Namespace) -> None:
-    """Connect sockets; record (socket, external_id, monotonic time) of message.created frames until told to stop."""
+    """Connect sockets; record (socket, external_id, monotonic time) of message.created frames until told to stop.
+    The sockets are `bench.wire.FrameReceiver`s: an aiohttp client spent half a core here at 1,000 msg/s."""
     raise_nofile(NOFILE)
     tokens = json.loads(Path(args.tokens).read_text())
-    records: list[tuple[int, str, float]] = []
-    frames = [0]
+    records: list[tuple[int, bytes, float]] = []
     record = args.mode == "record"
     ready = [0]
     failed = [0]
     target = [args.count]  # lowered to the sockets actually opened when --deadline cuts the connecting short
     all_ready = asyncio.Event()
+    sockets: list[FrameReceiver] = []
 
     def settled() -> None:
         if ready[0] + failed[0] >= target[0]:
             all_ready.set()
 
-    async def client(session: aiohttp.ClientSession, index: int, token: str) -> None:
-        got_ready = False
-        try:
-            async with session.ws_connect(f"{args.url}/ws?token={token}", autoping=True, max_msg_size=0) as ws:
-                async for msg in ws:
-                    if msg.type != aiohttp.WSMsgType.TEXT:
-                        break
-                    frames[0] += 1
-                    data = msg.data
-                    if record and data.startswith('{"type":"message.created"'):
-                        records.append((index, orjson.loads(data)["data"]["external_id"], time.monotonic()))
-                    elif not got_ready and data.startswith('{"type":"ready"'):
-                        got_ready = True
-                        ready[0] += 1
-                        settled()
-        except (aiohttp.ClientError, OSError):
-            pass
-        finally:
-            if not got_ready:
-                failed[0] += 1
-                settled()
-
-    connector = aiohttp.TCPConnector(limit=0, force_close=False)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
-        tasks = []
-        deadline = time.monotonic() + args.deadline
-        for i in range(args.count):
-            tasks.append(asyncio.create_task(client(session, i, tokens[i % len(tokens)])))
-            if i % 50 == 49:
-                await asyncio.sleep(0)  # let connections complete instead of opening thousands at once
-                while len(tasks) - ready[0] - failed[0] > 200:
-                    await asyncio.sleep(0.01)
-                if time.monotonic() > deadline:
-                    break
-        target[0] = len(tasks)
+    def got_ready() -> None:
+        ready[0] += 1
         settled()
-        await all_ready.wait()
-        status = {"ready": ready[0], "failed": failed[0], "frames": frames[0], "asked": args.count}
-        print(json.dumps(status), flush=True)
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        with collector_paused() if record else contextlib.nullcontext():  # recording frames: no pauses of ours
-            while True:
-                line = (await reader.readline()).decode().strip()
-                if line == "frames":
-                    open_sockets = sum(1 for t in tasks if not t.done())
-                    print(
-                        json.dumps({"frames": frames[0], "open": open_sockets, "cpu": time.process_time()}), flush=True
-                    )
-                elif line in ("stop", ""):
-                    break
-        Path(args.out).write_bytes(orjson.dumps(records))
-        open_sockets = sum(1 for t in tasks if not t.done())
-        status = {"frames": frames[0], "records": len(records), "open": open_sockets, "cpu": time.process_time()}
-        print(json.dumps(status), flush=True)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def client(index: int, token: str) -> None:
+        try:
+            socket = await open_receiver(f"{args.url}/ws?token={token}", index, records, got_ready)
+        except (OSError, TimeoutError):
+            failed[0] += 1
+            settled()
+            return
+        socket.recording = record
+        sockets.append(socket)
+        await socket.closed
+        if not socket.ready:
+            failed[0] += 1
+            settled()
+
+    def frames() -> int:
+        return sum(socket.frames for socket in sockets)
+
+    def still_open() -> int:
+        return sum(1 for socket in sockets if not socket.closed.done())
+
+    tasks = []
+    deadline = time.monotonic() + args.deadline
+    for i in range(args.count):
+        tasks.append(asyncio.create_task(client(i, tokens[i % len(tokens)])))
+        if i % 50 == 49:
+            await asyncio.sleep(0)  # let connections complete instead of opening thousands at once
+            while len(tasks) - ready[0] - failed[0] > 200:
+                await asyncio.sleep(0.01)
+            if time.monotonic() > deadline:
+                break
+    target[0] = len(tasks)
+    settled()
+    await all_ready.wait()
+    status = {"ready": ready[0], "failed": failed[0], "frames": frames(), "asked": args.count}
+    print(json.dumps(status), flush=True)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    with collector_paused() if record else contextlib.nullcontext():  # recording frames: no pauses of ours
+        while True:
+            line = (await reader.readline()).decode().strip()
+            if line == "frames":
+                print(json.dumps({"frames": frames(), "open": still_open(), "cpu": time.process_time()}), flush=True)
+            elif line in ("stop", ""):
+                break
+    Path(args.out).write_bytes(orjson.dumps([(index, mid.decode(), at) for index, mid, at in records]))
+    status = {"frames": frames(), "records": len(records), "open": still_open(), "cpu": time.process_time()}
+    print(json.dumps(status), flush=True)
+    for socket in sockets:
+        socket.close()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class Receiver:
@@ -226,41 +226,19 @@ class Receiver:
 async def send_at_rate(
     url: str, factory: WebhookFactory, duration: float, rate: float
 ) -> tuple[dict[str, float], int, int, list[float]]:
-    """Open loop; returns {mid: scheduled monotonic send time} of acknowledged webhooks, sent, errors, ack ms."""
-    sent_at: dict[str, float] = {}
-    acks: list[float] = []
-    errors = [0]
-    tasks: set[asyncio.Task[None]] = set()
-    connector = aiohttp.TCPConnector(limit=2_000)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
-
-        async def post(scheduled: float) -> None:
-            mid, body, headers = factory.next()
-            try:
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    if response.status == 200:
-                        sent_at[mid] = scheduled
-                        acks.append((time.monotonic() - scheduled) * 1000)
-                    else:
-                        errors[0] += 1
-            except (aiohttp.ClientError, TimeoutError):
-                errors[0] += 1
-
-        with collector_paused():
-            t0 = time.monotonic()
-            total = int(duration * rate)
-            for i in range(total):
-                scheduled = t0 + i / rate
-                delay = scheduled - time.monotonic()
-                if delay > 0.0005:
-                    await asyncio.sleep(delay)
-                task = asyncio.create_task(post(scheduled))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            if tasks:
-                await asyncio.gather(*tasks)
-    return sent_at, total, errors[0], acks
+    """Open loop; returns {mid: scheduled monotonic send time} of acknowledged webhooks, sent, errors, ack ms.
+    Every request is built and signed before the clock starts (`bench.wire.OpenLoop` writes it as it is)."""
+    total = int(duration * rate)
+    requests = []
+    for _ in range(total):
+        mid, body, headers = factory.next()
+        requests.append((mid, http_post(url, body, headers)))
+    sender = OpenLoop(url)
+    await sender.warm(64)
+    with collector_paused():
+        await sender.run(requests, rate)
+    sender.close()
+    return sender.acked, total, sender.errors, sender.ack_ms  # type: ignore[return-value]
 
 
 async def latency_phase(args: argparse.Namespace, work: Path, env: dict[str, str], db_path: Path) -> dict:
