@@ -60,6 +60,7 @@ from bench.common import (
     start_bare,
     start_hopthu,
 )
+from bench.wire import OpenLoop, http_post, open_receiver
 
 TARGET_RATIO = 0.60
 TARGET_P99_MS = 100.0
@@ -195,28 +196,20 @@ async def load_main(args: argparse.Namespace) -> None:
 
 
 async def receive_main(args: argparse.Namespace) -> None:
-    """Agents' sockets: write `mid arrival` (monotonic) for every message.created frame, until --until."""
+    """Agents' sockets (`bench.wire.FrameReceiver`): write `mid arrival` (monotonic) for every message.created
+    frame once --expected frames have come or at --until, whichever is first."""
     tokens = json.loads(Path(args.tokens).read_text())
-    out = open(args.out, "w", buffering=1)  # line-buffered: the parent counts lines
-    async with aiohttp.ClientSession() as session:
-        sockets = [await session.ws_connect(f"{args.url}/ws?token={t}", max_msg_size=0) for t in tokens]
-        Path(args.ready).write_text("ready")
-
-        async def read(ws: aiohttp.ClientWebSocketResponse) -> None:
-            async for message in ws:
-                arrived = time.monotonic()
-                data = message.data
-                if '"message.created"' in data:
-                    frame = json.loads(data)
-                    out.write(f"{frame['data']['external_id']} {arrived}\n")
-
-        readers = [asyncio.create_task(read(ws)) for ws in sockets]
-        with collector_paused():
-            await asyncio.sleep(max(0.0, args.until - time.monotonic()))
-        for task in readers:
-            task.cancel()
-        await asyncio.gather(*readers, return_exceptions=True)
-    out.close()
+    records: list[tuple[int, bytes, float]] = []
+    sockets = [await open_receiver(f"{args.url}/ws?token={t}", i, records, lambda: None) for i, t in enumerate(tokens)]
+    for socket in sockets:
+        socket.recording = True
+    Path(args.ready).write_text("ready")
+    with collector_paused():
+        while len(records) < args.expected and time.monotonic() < args.until:
+            await asyncio.sleep(0.1)
+    Path(args.out).write_text("".join(f"{mid.decode()} {arrived}\n" for _, mid, arrived in records))
+    for socket in sockets:
+        socket.close()
 
 
 # ---------------------------------------------------------------------------------------------- phases
@@ -285,53 +278,33 @@ async def latency(senders: Server, receivers: Server, tokens: list[str], args: a
     token_file.write_text(json.dumps(tokens))
     ready_file.unlink(missing_ok=True)
     until = time.monotonic() + args.duration + 30
+    factory = WebhookFactory(args.contacts)
+    url = senders.url + "/webhooks/facebook"
+    total = int(args.duration * args.rate)
+    requests = []
+    for _ in range(total):  # built and signed before the clock (`bench.wire.OpenLoop` writes them as they are)
+        mid, body, headers = factory.next()
+        requests.append((mid, http_post(url, body, headers)))
+    expected = total * len(tokens)
     receiver = subprocess.Popen(
         [PYTHON, SCRIPT, "receive", "--url", receivers.url, "--tokens", str(token_file), "--out", str(out_file),
-         "--ready", str(ready_file), "--until", str(until)],
+         "--ready", str(ready_file), "--until", str(until), "--expected", str(expected)],
     )  # fmt: skip
     while not ready_file.exists():
         if receiver.poll() is not None:
             raise RuntimeError("the WebSocket receiver failed to start")
         await asyncio.sleep(0.05)
-    factory = WebhookFactory(args.contacts)
-    url = senders.url + "/webhooks/facebook"
-    sent_at: dict[str, float] = {}
-    tasks: set[asyncio.Task[None]] = set()
-    connector = aiohttp.TCPConnector(limit=2_000, keepalive_timeout=60)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
-
-        async def post(body: bytes, headers: dict[str, str]) -> None:
-            try:
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    if response.status != 200:
-                        result.errors += 1
-            except (aiohttp.ClientError, TimeoutError):
-                result.errors += 1
-
-        total = int(args.duration * args.rate)
-        t0 = time.monotonic() + 0.2
-        with collector_paused():
-            for i in range(total):
-                scheduled = t0 + i / args.rate
-                delay = scheduled - time.monotonic()
-                if delay > 0.0005:
-                    await asyncio.sleep(delay)
-                mid, body, headers = factory.next()
-                sent_at[mid] = scheduled  # from the scheduled time: a stalled sender never hides latency
-                task = asyncio.create_task(post(body, headers))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            await asyncio.gather(*tasks)
-    # Wait until every agent has every frame, or the receiver's deadline.
-    expected = len(sent_at) * len(tokens)
+    sender = OpenLoop(url)
+    await sender.warm(64)
+    with collector_paused():
+        await sender.run(requests, args.rate)
+    sender.close()
+    result.errors += sender.errors + total - len(sender.acked)
+    # From the scheduled time, acknowledged or not: a stalled sender never hides latency.
+    sent_at = {mid: sender.started + i / args.rate for i, (mid, _) in enumerate(requests)}
+    # The receiver ends once every agent has every frame, or at its deadline.
     while receiver.poll() is None:
-        lines = out_file.read_text().count("\n") if out_file.exists() else 0
-        if lines >= expected or time.monotonic() > until - 1:
-            break
         await asyncio.sleep(0.2)
-    receiver.terminate()
-    receiver.wait(timeout=10)
     for line in out_file.read_text().splitlines():
         mid, arrived = line.split()
         if mid in sent_at:
@@ -567,6 +540,7 @@ def main() -> int:
     for name in ("--url", "--tokens", "--out", "--ready"):
         receive.add_argument(name, required=True)
     receive.add_argument("--until", type=float, required=True)
+    receive.add_argument("--expected", type=int, required=True)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per timed phase (default 10)")
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop workers per load generator")
     parser.add_argument("--clients", type=int, default=max(1, min(4, (os.cpu_count() or 2) // 4)),

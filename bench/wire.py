@@ -95,6 +95,7 @@ class OpenLoop:
         self._outstanding = 0
         self._all_done: asyncio.Future[None] | None = None
         self._opening_tasks: set[asyncio.Future[None]] = set()
+        self.started = 0.0  # the first request's scheduled time
 
     async def warm(self, connections: int) -> None:
         loop = asyncio.get_running_loop()
@@ -156,7 +157,7 @@ class OpenLoop:
         """Send `requests` ((key, bytes)) at `rate` per second, then wait for their answers."""
         loop = asyncio.get_running_loop()
         self._all_done = loop.create_future()
-        t0 = time.monotonic()
+        self.started = t0 = time.monotonic()
         for i, (key, request) in enumerate(requests):
             scheduled = t0 + i / rate
             delay = scheduled - time.monotonic()
