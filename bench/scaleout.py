@@ -299,7 +299,7 @@ async def latency(senders: Server, receivers: Server, tokens: list[str], args: a
     with collector_paused():
         await sender.run(requests, args.rate)
     sender.close()
-    result.errors += sender.errors + total - len(sender.acked)
+    result.errors += total - len(sender.acked)  # refused, lost or unanswered
     # From the scheduled time, acknowledged or not: a stalled sender never hides latency.
     sent_at = {mid: sender.started + i / args.rate for i, (mid, _) in enumerate(requests)}
     # The receiver ends once every agent has every frame, or at its deadline.

@@ -16,7 +16,7 @@ import base64
 import os
 import struct
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -67,8 +67,10 @@ class _HttpConnection(asyncio.Protocol):
         status = int(buffer[9:12])
         key, scheduled = self.in_flight  # type: ignore[misc]
         self.in_flight = None
-        self.pool.answered(key, scheduled, status, close=b"connection: close" in head)
-        if self.transport is not None and not self.transport.is_closing():
+        self.pool.answered(key, scheduled, status)
+        if b"connection: close" in head:
+            self.transport.close()  # type: ignore[union-attr]
+        elif self.transport is not None and not self.transport.is_closing():
             self.pool.idle(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -92,6 +94,8 @@ class OpenLoop:
         self.acked: dict[object, float] = {}  # key → scheduled time, for 2xx answers
         self.ack_ms: list[float] = []
         self.errors = 0
+        self.statuses: Counter[int] = Counter()  # answers by HTTP status
+        self.lost_in_flight = 0  # requests whose connection closed before the answer
         self._outstanding = 0
         self._all_done: asyncio.Future[None] | None = None
         self._opening_tasks: set[asyncio.Future[None]] = set()
@@ -131,7 +135,8 @@ class OpenLoop:
         else:
             self._idle.append(connection)
 
-    def answered(self, key: object, scheduled: float, status: int, *, close: bool) -> None:
+    def answered(self, key: object, scheduled: float, status: int) -> None:
+        self.statuses[status] += 1
         if 200 <= status < 300:
             self.acked[key] = scheduled
             self.ack_ms.append((time.monotonic() - scheduled) * 1000)
@@ -145,6 +150,7 @@ class OpenLoop:
             self._idle.remove(connection)
         if connection.in_flight is not None:
             connection.in_flight = None
+            self.lost_in_flight += 1
             self._finished(error=True)
 
     def _finished(self, *, error: bool) -> None:
@@ -156,7 +162,6 @@ class OpenLoop:
     async def run(self, requests: list[tuple[object, bytes]], rate: float, timeout: float = 30.0) -> None:
         """Send `requests` ((key, bytes)) at `rate` per second, then wait for their answers."""
         loop = asyncio.get_running_loop()
-        self._all_done = loop.create_future()
         self.started = t0 = time.monotonic()
         for i, (key, request) in enumerate(requests):
             scheduled = t0 + i / rate
@@ -164,7 +169,8 @@ class OpenLoop:
             if delay > 0.0005:
                 await asyncio.sleep(delay)
             self.submit(key, scheduled, request)
-        if self._outstanding:
+        if self._outstanding:  # the future exists only now: in between, the count touched 0 many times
+            self._all_done = loop.create_future()
             try:
                 await asyncio.wait_for(asyncio.shield(self._all_done), timeout)
             except TimeoutError:
