@@ -187,6 +187,7 @@ class OpenLoop:
 CREATED = b'{"type":"message.created"'
 READY = b'{"type":"ready"'
 EXTERNAL_ID = b'"external_id":"'
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"
 
 
 def _client_frame(opcode: int, payload: bytes) -> bytes:
@@ -215,9 +216,14 @@ class FrameReceiver(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         key = base64.b64encode(os.urandom(16)).decode()
+        # The headers a browser's tab sends: the server keeps the request's headers for the socket's life, so
+        # fewer would flatter its memory per socket.
         transport.write(  # type: ignore[attr-defined]
-            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nConnection: Upgrade\r\nPragma: no-cache\r\n"
+            f"Cache-Control: no-cache\r\nUser-Agent: {BROWSER}\r\nUpgrade: websocket\r\n"
+            f"Origin: http://{self.host}\r\nSec-WebSocket-Version: 13\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n"
+            f"Accept-Language: vi-VN,vi;q=0.9,en-US;q=0.8,en;q=0.7\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n".encode()
         )
 
     def data_received(self, data: bytes) -> None:
@@ -293,3 +299,7 @@ async def open_receiver(
         timeout,
     )
     return protocol
+
+
+if __name__ == "__main__":  # `make bench` runs every bench/*.py
+    print("bench/wire.py holds the latency phases' clients; run bench/realtime.py or bench/scaleout.py")
