@@ -23,7 +23,7 @@ from contacts.models import Contact, ContactIdentity, ContactMerge, ContactSugge
 from contacts.orders import order_json
 from contacts.profile import profile_fields
 from inbox.db import MODEL_MODULES, connection
-from inbox.models import Conversation, ConversationEvent, Message
+from inbox.models import Conversation, ConversationEvent, Mention, Message
 from inbox.serialize import message_json
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,9 @@ async def erase_contact(contact_id: int, *, upload_dir: Path | None = None) -> d
             )
             await _clear_optional_message_columns(tx, message_ids[start : start + 500])
         await Conversation.filter(id__in=conv_ids).using_db(tx).update(last_message_preview="")
+        # A mention points staff at a note whose text is erased now: nothing is left to notice (and the list would
+        # show the customer's conversation to whoever was mentioned).
+        await Mention.filter(conversation_id__in=conv_ids).using_db(tx).delete()
         for event in await ConversationEvent.filter(conversation_id__in=conv_ids).using_db(tx):
             clean = {k: v for k, v in (event.data or {}).items() if k in SAFE_EVENT_KEYS and not isinstance(v, str)}
             clean.update({k: v for k, v in (event.data or {}).items() if k in ("status", "previous", "bot_kind")})

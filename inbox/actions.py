@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from tortoise.transactions import in_transaction
@@ -12,6 +13,7 @@ from agents.access import Viewer
 from agents.metrics import answers_nothing
 from agents.models import InboxMember, RoutingQueueEntry, Team, TeamMember, User
 from contacts.models import Contact
+from inbox import mentions
 from inbox.bus import Event, EventBus
 from inbox.http import fail
 from inbox.models import STATUSES, Conversation, ConversationLabel, Inbox, Message, OutboxItem
@@ -42,17 +44,27 @@ async def _publish_conversation(bus: EventBus, conv: Conversation, kind: str = "
 
 
 async def reply(
-    bus: EventBus, outbox: Outbox, viewer: Viewer, conv: Conversation, text: str, *, private: bool
+    bus: EventBus,
+    outbox: Outbox,
+    viewer: Viewer,
+    conv: Conversation,
+    text: str,
+    *,
+    private: bool,
+    mention_ids: object = None,
 ) -> Message:
+    """`mention_ids` (a private note's only): colleagues who may read the conversation, told once it is stored."""
     text = (text or "").strip()
     if not text:
         fail(422, "empty_text", "text must not be empty")
     if len(text) > MAX_TEXT:
         fail(422, "text_too_long", f"text is limited to {MAX_TEXT} characters")
+    mentioned = await mentions.check_mentions(conv, mention_ids, private=private)
     inbox = await Inbox.get(id=conv.inbox_id)
     msg = await send_outgoing(
-        bus, outbox, inbox, conv, text, sender_type="agent", user_id=viewer.user_id, private=private
-    )
+        bus, outbox, inbox, conv, text, sender_type="agent", user_id=viewer.user_id, private=private,
+        mention_ids=mentioned,
+    )  # fmt: skip
     if msg.delivery_status == "pending":
         await outbox.wait_first_attempt(msg.id, wait_seconds=3.0)
         await msg.refresh_from_db()
@@ -70,6 +82,7 @@ async def send_outgoing(
     user_id: int | None,
     private: bool = False,
     extra: dict | None = None,
+    mention_ids: Sequence[int] = (),  # checked by the caller (`mentions.check_mentions`)
 ) -> Message:
     """Store an outgoing message (agent or bot) with its event and outbox item in one transaction, then publish.
 
@@ -115,8 +128,10 @@ async def send_outgoing(
             conv.last_message_at, conv.last_message_preview = at, preview(text, [])
         await conv.save(using_db=conn, update_fields=["last_activity_at", "last_message_at", "last_message_preview"])
         await index_messages(conn, [(msg.id, msg.search_text)])
+        mentioned = await mentions.store(conn, msg, mention_ids, user_id) if mention_ids else []
     await bus.publish(Event("message.created", message_json(msg), inbox_id=conv.inbox_id, team_id=conv.team_id))
     await _publish_conversation(bus, conv)
+    await mentions.notify(bus, mentioned, msg)
     if not private and refusal is None:
         outbox.notify()
     return msg

@@ -31,6 +31,7 @@ from inbox.api import admin, auth_routes, bots, bulk, comments, conversations, r
 from inbox.api import audit as audit_api
 from inbox.api import contacts as contacts_api
 from inbox.api import integrations as integrations_api
+from inbox.api import mentions as mentions_api
 from inbox.api import orders as orders_api
 from inbox.api import reports as reports_api
 from inbox.api import segments as segments_api
@@ -211,6 +212,7 @@ def create_app(settings: Settings) -> web.Application:
         auth_routes.routes,
         conversations.routes,
         activity_api.routes,
+        mentions_api.routes,
         admin.routes,
         realtime_routes,
         openapi_routes,

@@ -221,3 +221,22 @@ class EarlyReceipt(Model):
     class Meta:
         table = "early_receipts"
         indexes = (("inbox_id", "external_id"), ("received_at",))
+
+
+class Mention(Model):
+    """A colleague named in a private note (`@Name`): they are told, and it waits in their list until read.
+
+    Goes with its message and its conversation (cascades), and with the customer's data on erasure."""
+
+    id = fields.IntField(primary_key=True)
+    message = fields.ForeignKeyField("hopthu.Message", related_name="mentions", on_delete=fields.CASCADE)
+    conversation = fields.ForeignKeyField("hopthu.Conversation", related_name="mentions", on_delete=fields.CASCADE)
+    user = fields.ForeignKeyField("hopthu.User", related_name="mentions", on_delete=fields.CASCADE)
+    created_at = fields.DatetimeField()
+    read_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "mentions"
+        unique_together = (("message", "user"),)
+        # The caller's list, newest first (and its unread count); marking a conversation's mentions read.
+        indexes = (("user_id", "id"), ("conversation_id", "user_id"))

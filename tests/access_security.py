@@ -1,4 +1,4 @@
-"""Access-matrix cases for the security and operations routes (audit log, sessions, password)."""
+"""Access-matrix cases for the security and operations routes (audit log, sessions, password, mentions)."""
 
 from __future__ import annotations
 
@@ -39,3 +39,9 @@ CASES += [
     Case("PATCH", "/api/inboxes/{id}", "admin", body=lambda w, who: {"name": "Shop mới"},
          target=lambda w: {"id": w.inbox_a.id}),
 ]  # fmt: skip
+# @mentions: each caller's own list and read marks; who may be mentioned in a conversation (its readers).
+CASES += [
+    Case("GET", "/api/mentions", "agent"),
+    Case("POST", "/api/mentions/read", "agent", body=lambda w, who: {"ids": [1]}),
+    Case("GET", "/api/conversations/{id}/mentionable", "agent"),
+]

@@ -29,7 +29,7 @@ from inbox.app import create_app
 from inbox.bus import Event
 from inbox.config import Settings
 from inbox.keys import BUS
-from inbox.models import Conversation, Inbox, Message
+from inbox.models import Conversation, Inbox, Mention, Message
 from inbox.serialize import message_json
 from tests.conftest import PAGE_ID, PASSWORD, eventually, make_inbox, now_ms, password_hash, post_webhook
 
@@ -681,3 +681,46 @@ async def test_an_admin_adds_an_agent_from_the_staff_screen_and_moves_them_betwe
     login = await http.post("/api/auth/login", json={"email": "lan@shop.vn", "password": "mật-khẩu-mới-2027"})
     assert login.status == 200
     await context.close()
+
+
+async def test_a_colleague_mentioned_in_a_note_is_told_live_and_opens_it_from_the_list(server, http, page, browser):
+    inbox = await make_inbox()
+    author = await staff("agent", inbox)
+    colleague = await staff("agent", inbox, email="khoa@shop.vn")
+    colleague.name = "Lê Minh Khoa"
+    await colleague.save(update_fields=["name"])
+    msg = await customer_writes(http, "PSID-MENTION", "mid.mention", "Shop ơi đơn của mình giao chưa?")
+    await log_in(page, server, colleague)
+    await expect(page.get_by_test_id("mentions-badge")).to_be_hidden()
+
+    # The author, in another browser, writes a note and picks the colleague after "@kho" (no diacritics typed).
+    context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale="vi-VN")
+    author_page = await context.new_page()
+    await log_in(author_page, server, author)
+    await author_page.locator(f"[data-testid=conv-item][data-id='{msg.conversation_id}']").click()
+    await author_page.get_by_test_id("mode-note").click()
+    composer = author_page.get_by_test_id("composer")
+    await composer.fill("Nhờ @kho")
+    await expect(author_page.get_by_test_id("mention-option")).to_have_text(["@Lê Minh Khoa Nhân viên"])
+    await composer.press("Enter")
+    await expect(composer).to_have_value("Nhờ @Lê Minh Khoa ")
+    await composer.press_sequentially("gọi lại khách giúp em")
+    await composer.press("Enter")
+    sent = author_page.get_by_test_id("message").filter(has_text="gọi lại khách giúp em")
+    await expect(sent.get_by_test_id("mention")).to_have_text("@Lê Minh Khoa")
+    await context.close()
+
+    # The colleague's open page: the badge and the list item come without a reload; the item opens the chat.
+    badge = page.get_by_test_id("mentions-badge")
+    await expect(badge).to_have_text("1")
+    await page.get_by_test_id("nav-mentions").click()
+    item = page.get_by_test_id("mention-item")
+    await expect(item).to_contain_text("Phạm Ngọc Lan nhắc bạn")
+    await expect(item).to_contain_text("Nhờ @Lê Minh Khoa gọi lại khách giúp em")
+    await item.click()
+    await expect(page).to_have_url(re.compile(f"#/inbox/{msg.conversation_id}$"))
+    note = page.get_by_test_id("message").filter(has_text="gọi lại khách giúp em")
+    await expect(note.get_by_test_id("mention")).to_have_text("@Lê Minh Khoa")
+    await expect(badge).to_be_hidden()
+    mention = await Mention.get(user_id=colleague.id)
+    assert mention.read_at is not None and mention.conversation_id == msg.conversation_id

@@ -5,11 +5,13 @@ import { get, onUnauthorized, optional, post, put, setCsrf } from "./api.js";
 import { clear, h, replace } from "./dom.js";
 import { lang, setLang, t } from "./i18n.js";
 import { Live } from "./live.js";
-import { askPermission, alertNewMessage } from "./notify.js";
+import { loadMentions, markConversationRead } from "./mentions.js";
+import { askPermission, alertMention, alertNewMessage } from "./notify.js";
 import { applyEvent, emit, isSupervisor, on, reloadAll, setPref, state } from "./state.js";
 import * as adminView from "./views/admin.js";
 import * as dashboardView from "./views/dashboard.js";
 import * as inboxView from "./views/inbox.js";
+import { mentionsMenu } from "./views/mentions.js";
 import { renderLogin } from "./views/login.js";
 
 const root = document.getElementById("app");
@@ -17,6 +19,7 @@ let live = null;
 let unmount = null;
 let mounted = null; // the view module on screen: a hash change within it updates it instead of remounting
 let shellOff = null;
+let mentionsOff = null;
 
 function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
@@ -73,6 +76,10 @@ function shell() {
     isSupervisor() && navItem("#/dashboard", "nav.dashboard", current.view === dashboardView),
     isSupervisor() && navItem("#/admin", "nav.admin", current.view === adminView),
   );
+  if (mentionsOff) mentionsOff();
+  const mentions = mentionsMenu(navigate);
+  mentionsOff = mentions.off;
+  nav.append(mentions.el);
   const connSlot = h("span", { class: "conn-slot" }, connectionBadge());
   if (shellOff) shellOff();
   shellOff = on("connection", () => replace(connSlot, connectionBadge()));
@@ -193,10 +200,14 @@ async function loggedIn(me) {
     onEvent: (frame) => {
       applyEvent(frame);
       if (frame.type === "message.created") alertNewMessage(frame.data, (id) => navigate("#/inbox/" + id));
+      if (frame.type === "mention.created") mentioned(frame.data);
+      if (frame.type === "mention.read") loadMentions().catch(() => {});
     },
     onReload: async () => {
       await loadDirectory();
-      await reloadAll();
+      await Promise.all([reloadAll(), loadMentions()]);
+      // A conversation opened before the mentions were known (a link, a reload): what mentioned me in it is read.
+      if (state.currentId !== null && location.hash.startsWith("#/inbox/")) markConversationRead(state.currentId).catch(() => {});
     },
     onState: (value) => {
       state.connection = value;
@@ -207,6 +218,14 @@ async function loggedIn(me) {
   });
   render();
   live.start();
+}
+
+/** A colleague mentioned me in a note: the list and badge again, an alert, and read at once if I am looking at it. */
+async function mentioned(mention) {
+  alertMention(mention, (id) => navigate("#/inbox/" + id));
+  await loadMentions().catch(() => {});
+  const watching = document.visibilityState === "visible" && state.currentId === mention.conversation_id;
+  if (watching) markConversationRead(mention.conversation_id).catch(() => {});
 }
 
 onUnauthorized(() => {

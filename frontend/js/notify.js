@@ -1,4 +1,4 @@
-// New-chat alerts: a desktop notification and a short tone, each switchable (saved in this browser).
+// New-chat and mention alerts: a desktop notification and a short tone, each switchable (saved in this browser).
 
 import { state } from "./state.js";
 import { t } from "./i18n.js";
@@ -43,6 +43,22 @@ export function alertNewMessage(msg, onOpen) {
     note.onclick = () => {
       window.focus();
       onOpen(msg.conversation_id);
+      note.close();
+    };
+  }
+}
+
+/** A colleague mentioned me in a private note: alert unless I am looking at that very conversation. */
+export function alertMention(mention, onOpen) {
+  const watching = document.visibilityState === "visible" && state.currentId === mention.conversation_id;
+  if (watching) return;
+  if (state.prefs.sound) beep();
+  if (state.prefs.notify && "Notification" in window && Notification.permission === "granted") {
+    const name = (mention.by && mention.by.name) || "?";
+    const note = new Notification(t("notify.mention", { name }), { body: mention.excerpt || "", tag: "mention-" + mention.id });
+    note.onclick = () => {
+      window.focus();
+      onOpen(mention.conversation_id);
       note.close();
     };
   }

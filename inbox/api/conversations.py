@@ -79,7 +79,9 @@ async def reply(request: web.Request) -> web.Response:
     text, private = body.get("text"), body.get("private", False)
     if not isinstance(text, str) or not isinstance(private, bool):
         fail(400, "invalid_body", "text (string) is required; private is a boolean")
-    msg = await actions.reply(request.app[BUS], request.app[OUTBOX], viewer, conv, text, private=private)
+    msg = await actions.reply(
+        request.app[BUS], request.app[OUTBOX], viewer, conv, text, private=private, mention_ids=body.get("mention_ids")
+    )
     return json_response(message_json(msg), status=201)
 
 

@@ -246,7 +246,17 @@ PATHS: dict[str, Any] = {
             body={
                 "type": "object",
                 "required": ["text"],
-                "properties": {"text": {"type": "string", "maxLength": 2000}, "private": {"type": "boolean"}},
+                "properties": {
+                    "text": {"type": "string", "maxLength": 2000},
+                    "private": {"type": "boolean"},
+                    "mention_ids": {
+                        "type": "array",
+                        "items": {"type": "integer"},
+                        "maxItems": 20,
+                        "description": "private notes only: staff who may read the conversation, told by a "
+                        "mention.created frame (422 invalid_mention / mentions_need_private otherwise)",
+                    },
+                },
             },
             params=[ID],
         ),

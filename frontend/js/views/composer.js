@@ -1,9 +1,11 @@
-// The composer: reply or private note, `/shortcut` saved replies (rendered for this customer), comment replies
-// (public or private), typing frames to colleagues, and the refusal reason when the platform will not take it.
+// The composer: reply or private note, `/shortcut` saved replies (rendered for this customer), `@Name` mentions of
+// colleagues in a note, comment replies (public or private), typing frames to colleagues, and the refusal reason
+// when the platform will not take it.
 
 import { optional, post, query } from "../api.js";
 import { h, replace } from "../dom.js";
-import { t } from "../i18n.js";
+import { label, t } from "../i18n.js";
+import { fold } from "../mentions.js";
 import { state, upsertMessage } from "../state.js";
 
 /** A Page comment thread ("post:<id>"): its messages are comments, answered publicly or privately. */
@@ -20,8 +22,12 @@ export function makeComposer(convId, ctx, showError) {
   let target = null; // a comment being answered (public or private reply)
   let privateReply = false;
   let saved = null;
+  let staff = null; // who may be mentioned here (the conversation's readers), loaded at the first `@`
+  const chosen = new Map(); // mentioned in this note: user id → name (sent while its `@Name` is still in the text)
   let picks = [];
+  let pickKind = "saved"; // what the popup offers: "saved" replies or "mention"s
   let pickIndex = 0;
+  let mentionStart = -1; // where the `@` being completed is
   let typingSent = 0;
 
   const modeReply = h("button", { class: "tab active", "data-testid": "mode-reply", onclick: () => setNote(false) }, t("composer.reply"));
@@ -86,6 +92,7 @@ export function makeComposer(convId, ctx, showError) {
 
   function setNote(value) {
     note = value;
+    popup.hidden = true;
     el.classList.toggle("note-mode", note);
     modeReply.classList.toggle("active", !note);
     modeNote.classList.toggle("active", note);
@@ -100,7 +107,30 @@ export function makeComposer(convId, ctx, showError) {
     return saved;
   }
 
+  async function loadStaff() {
+    if (staff) return staff;
+    const data = await optional(`/api/conversations/${convId}/mentionable`).catch(() => null);
+    staff = data ? data.items.filter((u) => u.id !== state.me.id && u.name) : [];
+    return staff;
+  }
+
+  /** In a note, `@` then the start of a name (any word of it, with or without diacritics) offers colleagues. */
+  async function updateMentionPopup() {
+    const before = textarea.value.slice(0, textarea.selectionStart);
+    const match = /(^|\s)@([^\s@]*)$/.exec(before);
+    if (!match) return false;
+    mentionStart = before.length - match[2].length - 1;
+    const needle = fold(match[2]);
+    const all = await loadStaff();
+    pickKind = "mention";
+    picks = all.filter((u) => fold(u.name).split(/\s+/).some((word) => word.startsWith(needle)) || fold(u.name).startsWith(needle)).slice(0, 8);
+    pickIndex = 0;
+    drawPopup();
+    return true;
+  }
+
   async function updatePopup() {
+    if (note && (await updateMentionPopup())) return;
     const value = textarea.value;
     const match = /^\/(\S*)$/.exec(value);
     if (!match) {
@@ -109,6 +139,7 @@ export function makeComposer(convId, ctx, showError) {
     }
     const needle = match[1].toLowerCase();
     const all = await loadSaved();
+    pickKind = "saved";
     picks = all.filter((r) => r.shortcut.toLowerCase().startsWith(needle) || (r.title || "").toLowerCase().includes(needle)).slice(0, 8);
     pickIndex = 0;
     drawPopup();
@@ -116,6 +147,7 @@ export function makeComposer(convId, ctx, showError) {
 
   function drawPopup() {
     popup.hidden = false;
+    if (pickKind === "mention") return drawMentionPicks();
     if (!picks.length) return replace(popup, h("li", { class: "muted" }, t("composer.noSaved")));
     replace(
       popup,
@@ -131,7 +163,42 @@ export function makeComposer(convId, ctx, showError) {
     );
   }
 
-  async function choose(reply) {
+  function drawMentionPicks() {
+    if (!picks.length) return replace(popup, h("li", { class: "muted" }, t("composer.noStaff")));
+    replace(
+      popup,
+      picks.map((u, i) =>
+        h(
+          "li",
+          { class: ["pick", i === pickIndex && "active"], role: "option", "data-testid": "mention-option", onmousedown: (e) => (e.preventDefault(), choose(u)) },
+          h("strong", {}, "@" + u.name),
+          " ",
+          h("span", { class: "muted" }, label("role", u.role)),
+        ),
+      ),
+    );
+  }
+
+  /** `@Lan` typed so far becomes `@Phạm Ngọc Lan ` and the colleague is remembered for this note. */
+  function chooseMention(user) {
+    popup.hidden = true;
+    const caret = textarea.selectionStart;
+    const inserted = "@" + user.name + " ";
+    textarea.value = textarea.value.slice(0, mentionStart) + inserted + textarea.value.slice(caret);
+    const at = mentionStart + inserted.length;
+    textarea.setSelectionRange(at, at);
+    chosen.set(user.id, user.name);
+    textarea.focus();
+  }
+
+  /** The ids whose `@Name` is still in the text: a name deleted while writing mentions nobody. */
+  function mentionIds(text) {
+    return [...chosen].filter(([, name]) => text.includes("@" + name)).map(([id]) => id);
+  }
+
+  async function choose(pick) {
+    if (pickKind === "mention") return chooseMention(pick);
+    const reply = pick;
     popup.hidden = true;
     let text = reply.text;
     try {
@@ -155,11 +222,15 @@ export function makeComposer(convId, ctx, showError) {
         const path = privateReply ? "private-reply" : "reply";
         msg = await post(`/api/messages/${comment.id}/comment/${path}`, { text });
       } else {
-        msg = await post(`/api/conversations/${convId}/messages`, { text, private: note });
+        const body = { text, private: note };
+        const mentioned = note ? mentionIds(text) : [];
+        if (mentioned.length) body.mention_ids = mentioned;
+        msg = await post(`/api/conversations/${convId}/messages`, body);
       }
       if (msg && msg.id) upsertMessage(msg);
       if (msg && msg.delivery_status === "failed") failure.textContent = t("composer.failed", { reason: msg.failure_reason || "" });
       textarea.value = "";
+      chosen.clear();
       start(note);
       if (ctx.live) ctx.live.send("typing", { conversation_id: convId, on: false });
     } catch (err) {

@@ -3,6 +3,7 @@
 import { optional } from "../api.js";
 import { h, initials, replace } from "../dom.js";
 import { ago, label, previewText, t } from "../i18n.js";
+import { markConversationRead } from "../mentions.js";
 import { loadList, loadMore, on, openConversation, setFilters, state } from "../state.js";
 import { mountCustomer } from "./customer.js";
 import { mountThread } from "./thread.js";
@@ -226,6 +227,7 @@ export function mount(main, args, ctx) {
   const show = (id) => {
     layout.classList.toggle("has-thread", id !== null);
     if (id !== state.currentId) openConversation(id).catch((err) => thread.showError(err));
+    if (id !== null) markConversationRead(id).catch(() => {}); // opening it reads what mentioned me in it
     renderList(listEl, ctx);
   };
   show(args[0] ? Number(args[0]) : null);

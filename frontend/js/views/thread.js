@@ -6,6 +6,7 @@ import { ApiError, del, post } from "../api.js";
 import { h, replace, safeUrl } from "../dom.js";
 import { attachmentName, clock, duration, label, t } from "../i18n.js";
 import { isSupervisor, loadOlder, on, state, upsertConversation, upsertMessage, userName } from "../state.js";
+import { withMentions } from "../mentions.js";
 import { activityView, timeline } from "./activity.js";
 import { commentState, isComment, makeComposer } from "./composer.js";
 import { channelBadge, conversationChannel, intentBadge, sentimentBadge } from "./inbox.js";
@@ -245,7 +246,7 @@ export function mountThread(el, ctx) {
         "div",
         { class: "bubble" },
         msg.private ? h("div", { class: "note-tag" }, t("msg.private")) : null,
-        h("div", { class: "text", "data-testid": "message-text" }, msg.text || ""),
+        h("div", { class: "text", "data-testid": "message-text" }, msg.private ? withMentions(msg.text, h) : msg.text || ""),
         (msg.attachments || []).map(attachmentView),
       ),
       h(
