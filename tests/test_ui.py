@@ -724,3 +724,23 @@ async def test_a_colleague_mentioned_in_a_note_is_told_live_and_opens_it_from_th
     await expect(badge).to_be_hidden()
     mention = await Mention.get(user_id=colleague.id)
     assert mention.read_at is not None and mention.conversation_id == msg.conversation_id
+
+
+async def test_a_customer_without_a_name_is_told_apart_by_channel_and_number(server, http, page):
+    """A website visitor who skipped the form, or a customer whose profile the platform did not give: each reads as
+    "Khách Messenger #12" in the list, the thread and the customer panel, not a row of "—"."""
+    inbox = await make_inbox()
+    agent = await staff("agent", inbox)
+    first = await customer_writes(http, "PSID-UI-NONAME-1", "mid.ui.noname.1", "Shop ơi cho mình hỏi giá")
+    second = await customer_writes(http, "PSID-UI-NONAME-2", "mid.ui.noname.2", "Còn hàng không shop")
+    convs = [await Conversation.get(id=m.conversation_id) for m in (first, second)]
+    for conv in convs:  # the profile fetch may have named them; the platform gave nothing in this story
+        await eventually(lambda conv=conv: Contact.filter(id=conv.contact_id, name__not="").exists())
+        await Contact.filter(id=conv.contact_id).update(name="")
+    await log_in(page, server, agent)
+    for conv in convs:
+        item = page.locator(f"[data-testid=conv-item][data-id='{conv.id}']")
+        await expect(item.get_by_test_id("conv-name")).to_have_text(f"Khách Messenger #{conv.contact_id}")
+    await page.locator(f"[data-testid=conv-item][data-id='{convs[1].id}']").click()
+    await expect(page.get_by_test_id("thread-name")).to_have_text(f"Khách Messenger #{convs[1].contact_id}")
+    await expect(page.get_by_test_id("customer-name")).to_have_text(f"Khách Messenger #{convs[1].contact_id}")

@@ -114,6 +114,7 @@ export const dictionaries = {
     "order.cancelled": "Đã huỷ",
     "order.returned": "Hoàn trả",
     "channel.webchat": "Chat website",
+    "contact.unnamed": "Khách {channel} #{id}",
     "thread.pick": "Chọn một hội thoại ở bên trái.",
     "thread.back": "Quay lại",
     "thread.assignee": "Người phụ trách",
@@ -429,6 +430,7 @@ export const dictionaries = {
     "order.cancelled": "Cancelled",
     "order.returned": "Returned",
     "channel.webchat": "Website chat",
+    "contact.unnamed": "{channel} customer #{id}",
     "thread.pick": "Pick a conversation on the left.",
     "thread.back": "Back",
     "thread.assignee": "Assignee",
@@ -657,6 +659,15 @@ export function t(key, params) {
 export function label(prefix, value) {
   const key = prefix + "." + value;
   return dictionaries[current][key] ?? dictionaries.vi[key] ?? String(value);
+}
+
+/** A customer as the inbox names them: their own or the platform's name, else their channel and number ("Khách
+ *  Chat website #42"): visitors who skipped the form, and customers whose profile is still being fetched, are told
+ *  apart instead of all reading "—". */
+export function customerName(contact, channel) {
+  if (contact && contact.name) return contact.name;
+  if (!contact || contact.id == null) return "—";
+  return t("contact.unnamed", { channel: label("channel", channel || "facebook"), id: contact.id });
 }
 
 /** A conversation's last-message preview: the server writes "[image]", "[sticker]"… for a message with no text,

@@ -2,7 +2,7 @@
 
 import { optional } from "../api.js";
 import { h, initials, replace } from "../dom.js";
-import { ago, label, previewText, t } from "../i18n.js";
+import { ago, customerName, label, previewText, t } from "../i18n.js";
 import { markConversationRead } from "../mentions.js";
 import { loadList, loadMore, on, openConversation, setFilters, state } from "../state.js";
 import { mountCustomer } from "./customer.js";
@@ -66,7 +66,7 @@ function listItem(conv, ctx) {
       h(
         "div",
         { class: "conv-top" },
-        h("span", { class: "conv-name", "data-testid": "conv-name" }, contact.name || "—"),
+        h("span", { class: "conv-name", "data-testid": "conv-name" }, customerName(contact, conversationChannel(conv))),
         h("time", { class: "muted small", datetime: conv.last_activity_at }, ago(conv.last_message_at || conv.last_activity_at)),
       ),
       h("div", { class: "conv-preview", "data-testid": "conv-preview" }, previewText(conv.last_message_preview)),

@@ -4,7 +4,7 @@
 
 import { ApiError, del, post } from "../api.js";
 import { h, replace, safeUrl } from "../dom.js";
-import { attachmentName, clock, duration, label, t } from "../i18n.js";
+import { attachmentName, clock, customerName, duration, label, t } from "../i18n.js";
 import { isSupervisor, loadOlder, on, state, upsertConversation, upsertMessage, userName } from "../state.js";
 import { withMentions } from "../mentions.js";
 import { activityView, timeline } from "./activity.js";
@@ -180,7 +180,7 @@ export function mountThread(el, ctx) {
         "div",
         { class: "thread-title" },
         h("button", { class: "btn ghost back", onclick: () => ctx.navigate("#/inbox") }, "← " + t("thread.back")),
-        h("h2", { "data-testid": "thread-name" }, contact.name || "—"),
+        h("h2", { "data-testid": "thread-name" }, customerName(contact, conversationChannel(c))),
         channelBadge(conversationChannel(c)),
         sentimentBadge(c.sentiment),
         intentBadge(c.intent),
