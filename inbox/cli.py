@@ -64,86 +64,56 @@ async def _add_user(args: argparse.Namespace) -> dict:
         await db.disconnect()
 
 
-def _inbox_fields(args: argparse.Namespace) -> tuple[str, dict]:
-    if args.channel == "facebook":
-        missing = [f for f in ("page_id", "page_token", "app_secret", "verify_token") if not getattr(args, f)]
-        if missing:
-            raise SystemExit(
-                "error: --channel facebook needs " + ", ".join("--" + m.replace("_", "-") for m in missing)
-            )
-        return args.page_id, {
-            "page_token": args.page_token,
-            "app_secret": args.app_secret,
-            "verify_token": args.verify_token,
-        }
-    if args.channel == "zalo":
-        needed = ("oa_id", "app_id", "oa_secret", "access_token", "refresh_token", "app_secret")
-        missing = [f for f in needed if not getattr(args, f, None)]
-        if missing:
-            raise SystemExit("error: --channel zalo needs " + ", ".join("--" + m.replace("_", "-") for m in missing))
-        return args.oa_id, {f: getattr(args, f) for f in needed if f != "oa_id"}
-    raise SystemExit(f"error: the {args.channel} channel is not available yet in this version")
+def _inbox_values(args: argparse.Namespace) -> dict:
+    """The command line's flags as the channel fields `inbox.inboxes` takes."""
+    from inbox import inboxes
+
+    names = {f for fields in inboxes.REQUIRED.values() for f in fields} | {"secret_token"}
+    values = {name: getattr(args, name, None) for name in names}
+    values.update(allowed_origins=args.allowed_origin or [], prechat=args.prechat)
+    return values
 
 
 async def _add_inbox(args: argparse.Namespace) -> dict:
-    from inbox.models import Inbox
+    """Facebook and Zalo print the webhook path; Telegram checks the bot with getMe and registers its webhook;
+    webchat prints the widget's snippet. The rules are `inbox.inboxes`', shared with `POST /api/inboxes`."""
+    from channels.telegram import TelegramClient
+    from inbox import inboxes, webchat
 
-    if args.channel in ("telegram", "webchat"):
-        return await _add_telegram_or_webchat(args)
-    external_id, credentials = _inbox_fields(args)
+    values = _inbox_values(args)
+    required = inboxes.REQUIRED[args.channel] + (("secret_token",) if args.channel == "telegram" else ())
+    if missing := [f for f in required if not values.get(f)]:
+        raise SystemExit(f"error: --channel {args.channel} needs " + ", ".join(map(inboxes.cli_flag, missing)))
     settings = load_settings()
+    public_url = args.public_url or settings.public_url or "http://127.0.0.1:8080"
+    if args.channel == "telegram" and not public_url.startswith("https://"):
+        print(f"warning: Telegram only delivers to https:// webhooks; pass --public-url (now {public_url})",
+              file=sys.stderr)  # fmt: skip
+    client = TelegramClient(settings.telegram_api_url) if args.channel == "telegram" else None
     await db.connect(settings.database_url)
     try:
-        if await Inbox.exists(channel=args.channel, external_id=external_id):
-            raise SystemExit(f"error: a {args.channel} inbox for {external_id} already exists")
-        inbox = await Inbox.create(
-            name=args.name, channel=args.channel, external_id=external_id, credentials=credentials
-        )
-        return {
-            "id": inbox.id,
-            "name": inbox.name,
-            "channel": inbox.channel,
-            "external_id": inbox.external_id,
-            "webhook_url": f"/webhooks/{args.channel}",
-        }
-    finally:
-        await db.disconnect()
-
-
-async def _add_telegram_or_webchat(args: argparse.Namespace) -> dict:
-    """Telegram checks the bot with getMe and registers its webhook; webchat prints the widget's snippet."""
-    import os
-
-    from inbox import webchat, webhooks_telegram
-
-    settings = load_settings()
-    public_url = args.public_url or os.environ.get("HOPTHU_PUBLIC_URL") or "http://127.0.0.1:8080"
-    if args.channel == "telegram":
-        missing = [f for f in ("bot_token", "secret_token") if not getattr(args, f)]
-        if missing:
-            flags = ", ".join("--" + m.replace("_", "-") for m in missing)
-            raise SystemExit(f"error: --channel telegram needs {flags}")
-        if not public_url.startswith("https://"):
-            print(f"warning: Telegram only delivers to https:// webhooks; pass --public-url (now {public_url})",
-                  file=sys.stderr)  # fmt: skip
-    await db.connect(settings.database_url)
-    try:
-        if args.channel == "telegram":
-            return await webhooks_telegram.add_inbox(
-                args.name, args.bot_token, args.secret_token, public_url, settings.telegram_api_url
-            )
-        inbox = await webchat.create_inbox(args.name, args.allowed_origin or [], prechat=args.prechat)
-    except ValueError as exc:
+        created = await inboxes.create(args.channel, args.name, values, public_url=public_url,
+                                       telegram_client=client, name_of=inboxes.cli_flag)  # fmt: skip
+    except inboxes.InboxRefused as exc:
         raise SystemExit(f"error: {exc}") from exc
     finally:
+        if client is not None:
+            await client.close()
         await db.disconnect()
+    inbox = created.inbox
+    shown = {"id": inbox.id, "name": inbox.name, "channel": inbox.channel, "external_id": inbox.external_id}
+    if args.channel == "telegram":
+        return {
+            **shown,
+            "username": created.extra["username"],
+            "webhook_url": public_url.rstrip("/") + created.webhook_path,
+        }
+    if args.channel != "webchat":
+        return {**shown, "webhook_url": created.webhook_path}
     snippet = webchat.snippet(public_url, inbox.external_id)
     print(f"Dán đoạn mã này vào trang web / paste this into your site's pages:\n{snippet}", file=sys.stderr)
     return {
-        "id": inbox.id,
-        "name": inbox.name,
-        "channel": inbox.channel,
-        "external_id": inbox.external_id,
+        **shown,
         "widget_token": inbox.external_id,
         "allowed_origins": inbox.settings["allowed_origins"],
         "identity_secret": inbox.credentials["identity_secret"],

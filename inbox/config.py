@@ -24,6 +24,7 @@ DEFAULTS: dict[str, str] = {
     "HOPTHU_NLP_MODEL_DIR": "",
     "HOPTHU_EVENT_LOOP": "auto",
     "HOPTHU_NLP_WORKER": "process",
+    "HOPTHU_PUBLIC_URL": "",
 }
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")  # HOPTHU_EVENT_LOOP's values (inbox/event_loop.py)
 NLP_WORKERS = ("process", "thread")  # HOPTHU_NLP_WORKER's values (inbox/enrich.py)
@@ -52,6 +53,9 @@ class Settings:
     outbox_base_delay: float = 2.0
     outbox_max_attempts: int = 8
     profile_fetch: bool = True
+    # This server's address as platforms and browsers reach it (https://chat.shop.vn): the webhook URLs and the
+    # widget snippet shown when an inbox is added. Unset, the admin's request says where the server is.
+    public_url: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -119,6 +123,7 @@ def load_settings(
         nlp_model_dir=values["HOPTHU_NLP_MODEL_DIR"] or None,
         event_loop=event_loop,
         nlp_worker=nlp_worker,
+        public_url=values["HOPTHU_PUBLIC_URL"].strip().rstrip("/") or None,
     )
     if overrides:
         from dataclasses import replace

@@ -38,6 +38,7 @@ CASES += [
          body=lambda w, who: {"email": f"nhan-vien-moi-{who}@shop.vn", "password": PASSWORD * 2, "role": "agent"}),
     Case("PATCH", "/api/inboxes/{id}", "admin", body=lambda w, who: {"name": "Shop mới"},
          target=lambda w: {"id": w.inbox_a.id}),
+    Case("POST", "/api/inboxes", "admin", 201, body=lambda w, who: {"channel": "webchat", "name": f"Website {who}"}),
 ]  # fmt: skip
 # @mentions: each caller's own list and read marks; who may be mentioned in a conversation (its readers).
 CASES += [

@@ -744,3 +744,37 @@ async def test_a_customer_without_a_name_is_told_apart_by_channel_and_number(ser
     await page.locator(f"[data-testid=conv-item][data-id='{convs[1].id}']").click()
     await expect(page.get_by_test_id("thread-name")).to_have_text(f"Khách Messenger #{convs[1].contact_id}")
     await expect(page.get_by_test_id("customer-name")).to_have_text(f"Khách Messenger #{convs[1].contact_id}")
+
+
+async def test_an_admin_adds_the_website_chat_from_the_inboxes_screen_and_gets_the_snippet(server, page):
+    """No shell needed to connect a channel: the form creates the inbox, shows the snippet to paste and the
+    identity secret once, and the inbox joins the list without a reload."""
+    await make_inbox()
+    admin = await staff("admin")
+    await log_in(page, server, admin)
+    await page.goto(server.url + "/#/admin/inboxes")
+    form = page.get_by_test_id("new-inbox")
+    await form.get_by_test_id("new-inbox-channel").select_option("webchat")
+    await form.locator("input[name=allowed_origins]").fill("https://shop.example")
+    await page.get_by_test_id("add-inbox").click()  # no name yet
+    await expect(page.get_by_test_id("new-inbox-error")).to_contain_text("Tên hộp thư cần từ 1 đến 200 ký tự.")
+    await form.locator("input[name=name]").fill("Website Mai Anh")
+    await page.get_by_test_id("add-inbox").click()
+    inbox = await eventually(lambda: Inbox.get_or_none(channel="webchat"))
+    snippet = f'<script src="{server.url}/widget/{inbox.external_id}.js" async></script>'
+    await expect(page.get_by_test_id("setup-snippet")).to_have_text(snippet)
+    await expect(page.get_by_test_id("setup-identity-secret")).to_have_text(inbox.credentials["identity_secret"])
+    cards = page.get_by_test_id("inbox-list").get_by_test_id("inbox-card")
+    await expect(cards).to_have_count(2)
+    await expect(cards.filter(has_text="Website Mai Anh").get_by_test_id("widget-snippet")).to_have_text(snippet)
+    assert inbox.settings["allowed_origins"] == ["https://shop.example"]
+
+    # A second page with the same Page id is refused inline, in the reader's language.
+    await form.get_by_test_id("new-inbox-channel").select_option("facebook")
+    await form.locator("input[name=name]").fill("Trùng trang")
+    for field, value in {"page_id": PAGE_ID, "page_token": "t", "app_secret": "s", "verify_token": "v"}.items():
+        await form.locator(f"input[name={field}]").fill(value)
+    assert await form.locator("input[name=page_token]").get_attribute("type") == "password"
+    await page.get_by_test_id("add-inbox").click()
+    await expect(page.get_by_test_id("new-inbox-error")).to_contain_text("Tài khoản này đã có hộp thư")
+    await expect(cards).to_have_count(2)

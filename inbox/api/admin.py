@@ -13,13 +13,16 @@ from agents.audit import audit
 from agents.models import ROLES, AuthSession, InboxMember, User
 from agents.passwords import hash_password_off_loop
 from contacts.normalize import InvalidValue, normalize_email
+from inbox import inboxes as channel_inboxes
 from inbox.api.auth_routes import MIN_PASSWORD_LENGTH, require_strong_password, user_json
 from inbox.api.guard import auth_of, requires
 from inbox.api.openapi import PATH_ID, document, json_response_of, op, ref
 from inbox.http import fail, int_param, is_id, json_body, json_response
-from inbox.keys import BUS, DIRECTORY
+from inbox.keys import BUS, DIRECTORY, SETTINGS
 from inbox.models import DeadLetter, Inbox
 from inbox.serialize import iso
+from inbox.webchat import snippet
+from inbox.webhooks_telegram import TELEGRAM
 
 routes = web.RouteTableDef()
 
@@ -246,6 +249,67 @@ def _valid_credentials(credentials: object) -> bool:
     return True
 
 
+# Errors of `inbox.inboxes` whose status is not 422: the account is taken; Telegram could not be reached.
+REFUSAL_STATUS = {"inbox_exists": 409}
+
+
+def _public_base(request: web.Request) -> str:
+    """Where platforms and sites reach this server: HOPTHU_PUBLIC_URL, else the address the admin's browser used."""
+    return request.app[SETTINGS].public_url or f"{request.scheme}://{request.host}"
+
+
+def _setup_of(created: channel_inboxes.Created, base: str, verify_token: str | None) -> dict:
+    """What the admin needs to finish connecting the channel, shown once with the new inbox."""
+    inbox = created.inbox
+    setup: dict = {"webhook_url": base + created.webhook_path} if created.webhook_path else {}
+    if inbox.channel == "facebook":
+        setup["verify_token"] = verify_token
+    if inbox.channel == "telegram":
+        setup["username"] = created.extra["username"]
+    if inbox.channel == "webchat":
+        setup.update(
+            widget_token=inbox.external_id,
+            identity_secret=created.extra["identity_secret"],  # signs visitors' identities; shown this once
+            snippet=snippet(base, inbox.external_id),
+        )
+    return setup
+
+
+@routes.post("/api/inboxes")
+@requires("admin")
+async def create_inbox(request: web.Request) -> web.Response:
+    """Connect a Facebook Page, a Zalo OA, a Telegram bot or the website chat: the same rules as
+    `hopthu inbox add`. The answer is the inbox as `GET /api/inboxes` shows it, plus `setup`. Audited."""
+    auth = auth_of(request)
+    body = await json_body(request)
+    channel, name = body.get("channel"), body.get("name")
+    if channel not in channel_inboxes.CHANNELS:
+        fail(422, "invalid_channel", f"channel must be one of {', '.join(channel_inboxes.CHANNELS)}")
+    if not isinstance(name, str):
+        fail(422, "invalid_name", "name must be 1 to 200 characters")
+    _check_name(name)
+    if "prechat" in body and not isinstance(body["prechat"], bool):
+        fail(422, "invalid_field", "prechat must be true or false")
+    base = _public_base(request)
+    try:
+        created = await channel_inboxes.create(
+            channel, name.strip(), body, public_url=base, telegram_client=request.app[TELEGRAM]
+        )
+    except channel_inboxes.InboxRefused as exc:
+        status = 502 if exc.code == "telegram_unavailable" else REFUSAL_STATUS.get(exc.code, 422)
+        fail(status, exc.code, str(exc))
+    inbox = created.inbox
+    await request.app[DIRECTORY].refresh()  # its webhooks are accepted at once
+    await audit("inbox.created", actor_id=auth.user.id, target_type="inbox", target_id=inbox.id,
+                data={"channel": inbox.channel, "external_id": _audited_account(inbox)}, request=request)  # fmt: skip
+    return json_response({**inbox_json(inbox), "setup": _setup_of(created, base, body.get("verify_token"))}, 201)
+
+
+def _audited_account(inbox: Inbox) -> str | None:
+    """The Page, OA or bot id; a widget token is left out (it is the key to the site's chat, though public)."""
+    return None if inbox.channel == "webchat" else inbox.external_id
+
+
 @routes.patch("/api/inboxes/{id}")
 @requires("admin")
 async def update_inbox(request: web.Request) -> web.Response:
@@ -295,6 +359,34 @@ async def update_inbox(request: web.Request) -> web.Response:
     return json_response(inbox_json(inbox))
 
 
+def _create_inbox_op() -> dict:
+    string = {"type": "string", "minLength": 1, "maxLength": 4096}
+    fields = {f: string for f in {*sum(channel_inboxes.REQUIRED.values(), ()), "secret_token"}}
+    account_id = {**string, "maxLength": channel_inboxes.MAX_ACCOUNT_ID_LENGTH}
+    fields.update(page_id=account_id, oa_id=account_id)
+    operation = op(
+        "Connect a channel: a Facebook Page, a Zalo OA, a Telegram bot (getMe + setWebhook) or the website chat "
+        "(admins; audited). The answer adds `setup`: webhook URL, verify token, widget snippet, identity secret",
+        json_response_of({"type": "object", "required": ["id", "channel", "setup"]}, "Created"),
+        body={
+            "type": "object",
+            "required": ["channel", "name"],
+            "properties": {
+                "channel": {"type": "string", "enum": list(channel_inboxes.CHANNELS)},
+                "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                **dict(sorted(fields.items())),
+                "allowed_origins": {"type": "array", "items": {"type": "string"}},
+                "prechat": {"type": "boolean"},
+            },
+        },
+        role="admin",
+        status="201",
+        tag="admin",
+    )
+    operation["responses"]["502"] = {"$ref": "#/components/responses/Error"}  # Telegram could not be reached
+    return operation
+
+
 document(
     {
         "/api/users/{id}": {
@@ -337,6 +429,7 @@ document(
                 tag="admin",
             )
         },
+        "/api/inboxes": {"post": _create_inbox_op()},
         "/api/inboxes/{id}": {
             "patch": op(
                 "Rename an inbox or change its credentials (admins; audited, values never returned)",

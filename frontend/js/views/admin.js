@@ -104,6 +104,121 @@ function autoHide(inbox) {
   return h("label", { class: "toggle" }, box, " ", t("admin.autoHide"), " ", status);
 }
 
+function inboxCard(inbox, paths) {
+  const base = location.origin;
+  const hook = { facebook: "/webhooks/facebook", zalo: "/webhooks/zalo", telegram: `/webhooks/telegram/${inbox.id}` }[inbox.channel];
+  return h(
+    "div",
+    { class: "card", "data-testid": "inbox-card" },
+    h("h2", {}, inbox.name, " ", h("span", { class: "badge" }, label("channel", inbox.channel))),
+    h("div", { class: "muted small" }, "ID ", String(inbox.id), inbox.external_id ? " · " + inbox.external_id : ""),
+    hook ? [h("h3", {}, t("admin.webhook")), h("pre", { "data-testid": "webhook-url" }, base + hook)] : null,
+    inbox.channel === "webchat"
+      ? [h("h3", {}, t("admin.snippet")), h("pre", { "data-testid": "widget-snippet" }, `<script src="${base}/widget/${inbox.external_id}.js" async></script>`)]
+      : null,
+    inbox.credentials_set && inbox.credentials_set.length ? h("div", { class: "small" }, t("admin.credentials"), ": ", inbox.credentials_set.join(", ")) : null,
+    inbox.channel === "facebook" && has(paths, "PUT", "/api/inboxes/{id}/comment-settings") ? autoHide(inbox) : null,
+  );
+}
+
+// Each channel's fields in POST /api/inboxes (inbox/inboxes.py); secrets are typed into password inputs.
+const CHANNEL_FIELDS = {
+  facebook: [["page_id"], ["page_token", "password"], ["app_secret", "password"], ["verify_token"]],
+  zalo: [["oa_id"], ["app_id"], ["oa_secret", "password"], ["access_token", "password"], ["refresh_token", "password"], ["app_secret", "password"]],
+  telegram: [["bot_token", "password"], ["secret_token", "password"]],
+  webchat: [["allowed_origins"], ["prechat", "checkbox"]],
+};
+
+function fieldInput(name, type) {
+  if (type === "checkbox") return h("input", { type: "checkbox", name });
+  const attrs = { name, type: type || "text", autocomplete: type === "password" ? "new-password" : "off" };
+  if (name === "allowed_origins") attrs.placeholder = "https://shop.example";
+  return h("input", attrs);
+}
+
+function fieldValue(input) {
+  if (input.type === "checkbox") return input.checked;
+  if (input.name === "allowed_origins") return input.value.split(/[\s,]+/).filter(Boolean);
+  return input.value.trim() || undefined; // empty: absent (a Telegram secret token is then generated)
+}
+
+/** What the admin does next: the webhook URL and verify token to paste at the platform, or the widget snippet. */
+function setupBox(inbox) {
+  const setup = inbox.setup || {};
+  const copied = h("span", { class: "small ok", role: "status" });
+  const copy = (text) => async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      copied.textContent = t("admin.copied");
+    } catch {
+      copied.textContent = t("admin.copyFailed");
+    }
+  };
+  const line = (key, value, testid) => [h("h3", {}, t(key)), h("pre", { "data-testid": testid }, value)];
+  return h(
+    "div",
+    { class: "card", "data-testid": "inbox-setup" },
+    h("h2", {}, t("admin.setupTitle", { name: inbox.name })),
+    setup.webhook_url ? line("admin.webhook", setup.webhook_url, "setup-webhook-url") : null,
+    setup.verify_token ? line("admin.verifyToken", setup.verify_token, "setup-verify-token") : null,
+    setup.username ? h("p", {}, t("admin.telegramReady", { username: "@" + setup.username })) : null,
+    setup.snippet
+      ? [
+          ...line("admin.snippet", setup.snippet, "setup-snippet"),
+          h("div", { class: "form-row" }, h("button", { class: "btn", "data-testid": "copy-snippet", onclick: copy(setup.snippet) }, t("admin.copy")), copied),
+          ...line("admin.identitySecret", setup.identity_secret, "setup-identity-secret"),
+          h("p", { class: "muted small" }, t("admin.identitySecretOnce")),
+        ]
+      : null,
+  );
+}
+
+function inboxError(err) {
+  if (!(err instanceof ApiError)) return t("error.generic", { message: err.message });
+  if (err.status === 403) return t("error.forbidden");
+  const key = "admin.inboxError." + err.code;
+  const known = t(key);
+  // Telegram's own reason and the missing fields' names stay in the server's words after the translation.
+  return known === key ? t("error.generic", { message: err.message }) : known + " (" + err.message + ")";
+}
+
+function newInboxForm(onAdded) {
+  const channel = h("select", { name: "channel", "data-testid": "new-inbox-channel" }, Object.keys(CHANNEL_FIELDS).map((c) => h("option", { value: c }, label("channel", c))));
+  const name = h("input", { name: "name" });
+  const fields = h("span", { class: "form-row" });
+  const error = h("p", { class: "failure", role: "alert", "data-testid": "new-inbox-error" });
+  const result = h("div");
+  const showFields = () =>
+    replace(
+      fields,
+      CHANNEL_FIELDS[channel.value].map(([field, type]) => h("label", { class: type === "checkbox" ? "toggle" : "" }, t(`admin.field.${field}`), fieldInput(field, type))),
+    );
+  channel.addEventListener("change", showFields);
+  showFields();
+  const submit = async () => {
+    const body = { channel: channel.value, name: name.value };
+    for (const input of fields.querySelectorAll("input")) body[input.name] = fieldValue(input);
+    error.textContent = "";
+    try {
+      const inbox = await post("/api/inboxes", body);
+      replace(result, setupBox(inbox));
+      onAdded(inbox);
+      name.value = "";
+      showFields();
+    } catch (err) {
+      error.textContent = inboxError(err);
+    }
+  };
+  return h(
+    "div",
+    { "data-testid": "new-inbox" },
+    h("h2", {}, t("admin.newInbox")),
+    h("div", { class: "form-row" }, h("label", {}, t("admin.channel"), channel), h("label", {}, t("admin.name"), name), fields, h("button", { class: "btn primary", "data-testid": "add-inbox", onclick: submit }, t("admin.add"))),
+    error,
+    result,
+  );
+}
+
 const screens = {
   async users(paths) {
     const users = (await get("/api/users")).items;
@@ -183,24 +298,15 @@ const screens = {
   },
 
   async inboxes(paths) {
-    const base = location.origin;
     const inboxes = (await get("/api/inboxes")).items;
-    if (!inboxes.length) return [h("p", { class: "muted" }, t("empty.nothing"))];
-    return inboxes.map((inbox) => {
-      const hook = { facebook: "/webhooks/facebook", zalo: "/webhooks/zalo", telegram: `/webhooks/telegram/${inbox.id}` }[inbox.channel];
-      return h(
-        "div",
-        { class: "card", "data-testid": "inbox-card" },
-        h("h2", {}, inbox.name, " ", h("span", { class: "badge" }, label("channel", inbox.channel))),
-        h("div", { class: "muted small" }, "ID ", String(inbox.id), inbox.external_id ? " · " + inbox.external_id : ""),
-        hook ? [h("h3", {}, t("admin.webhook")), h("pre", { "data-testid": "webhook-url" }, base + hook)] : null,
-        inbox.channel === "webchat"
-          ? [h("h3", {}, t("admin.snippet")), h("pre", { "data-testid": "widget-snippet" }, `<script src="${base}/widget/${inbox.external_id}.js" async></script>`)]
-          : null,
-        inbox.credentials_set && inbox.credentials_set.length ? h("div", { class: "small" }, t("admin.credentials"), ": ", inbox.credentials_set.join(", ")) : null,
-        inbox.channel === "facebook" && has(paths, "PUT", "/api/inboxes/{id}/comment-settings") ? autoHide(inbox) : null,
-      );
-    });
+    const list = h("div", { "data-testid": "inbox-list" }, inboxes.length ? inboxes.map((inbox) => inboxCard(inbox, paths)) : h("p", { class: "muted" }, t("empty.nothing")));
+    if (state.me.role !== "admin" || !has(paths, "POST", "/api/inboxes")) return [list];
+    const added = (inbox) => {
+      if (!list.querySelector("[data-testid=inbox-card]")) replace(list);
+      list.append(inboxCard(inbox, paths));
+      state.inboxes.set(inbox.id, inbox); // the staff screen's inbox pickers offer it at once
+    };
+    return [list, newInboxForm(added)];
   },
 
   async bots(paths) {
