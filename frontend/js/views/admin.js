@@ -303,8 +303,9 @@ const screens = {
     if (state.me.role !== "admin" || !has(paths, "POST", "/api/inboxes")) return [list];
     const added = (inbox) => {
       if (!list.querySelector("[data-testid=inbox-card]")) replace(list);
-      list.append(inboxCard(inbox, paths));
-      state.inboxes.set(inbox.id, inbox); // the staff screen's inbox pickers offer it at once
+      const { setup, ...plain } = inbox; // the identity secret is shown once, not kept with the inbox
+      list.append(inboxCard(plain, paths));
+      state.inboxes.set(plain.id, plain); // the staff screen's inbox pickers offer it at once
     };
     return [list, newInboxForm(added)];
   },
