@@ -85,6 +85,24 @@ async def test_text_message_is_shown_with_its_preview(client, agent):
     assert msg["attachments"] == []
 
 
+async def test_a_nul_character_in_a_signed_webhook_is_stored_not_refused_for_ever(client, agent):
+    """PostgreSQL's text and jsonb cannot hold U+0000. A signed payload carrying one (in a message, or in something
+    no adapter knows) once got 503 on every delivery, and failed the webhooks sharing its commit too. It is stored,
+    the NUL as U+FFFD, and the message reaches the agent."""
+    await deliver(client, messenger_text(PAGE_ID, PSID, "m_nul\x00", "Cho mình hỏi\x00 giá áo", now_ms()))
+    conv = await only_conversation(client, agent)
+    [msg] = await messages_of(client, agent, conv["id"])
+    assert msg["text"] == "Cho mình hỏi\ufffd giá áo"
+    assert msg["external_id"] == "m_nul\ufffd"
+    # A literal backslash and "u0000" typed by the customer is text, not a NUL: it stays as it is.
+    await deliver(client, messenger_text(PAGE_ID, PSID, "m_backslash", "C:\\u0000 là gì", now_ms()))
+    assert (await messages_of(client, agent, conv["id"]))[-1]["text"] == "C:\\u0000 là gì"
+    response = await post_webhook(client, {"object": "page", "entry": [{"id": PAGE_ID, "nul\x00": "a\x00b"}]})
+    assert response.status == 200, await response.text()
+    [letter] = await DeadLetter.all()
+    assert letter.payload == {"id": PAGE_ID, "nul\ufffd": "a\ufffdb"}  # the entry no adapter knows, kept raw
+
+
 async def test_an_edited_message_shows_the_new_text_and_keeps_the_old_one(client, agent):
     """Webhook field `message_edits`: the customer corrects a message; the agent reads the new words and its
     history, and a redelivery of the same edit changes nothing twice."""
