@@ -197,7 +197,7 @@ def _text_field(data: dict, key: str, limit: int) -> str | None:
         return None
     if not isinstance(value, str):
         raise ParseError(f"{key}: must be text")
-    value = " ".join(value.split())
+    value = " ".join(value.replace("\x00", " ").split())  # PostgreSQL's text cannot hold NUL: it is a space here
     if len(value) > limit:
         raise ParseError(f"{key}: at most {limit} characters")
     return value or None

@@ -352,6 +352,14 @@ async def test_prechat_form_fills_the_profile_with_consent(client: TestClient, s
     await again.close()
 
 
+async def test_a_nul_character_in_the_prechat_form_is_saved_as_a_space(client: TestClient, site: Inbox) -> None:
+    """A NUL in a typed name is a separator, not a reason for the form to fail (PostgreSQL's text cannot hold it)."""
+    visitor = await visit(client, site)
+    await visitor.send("prechat", {"name": "Lê\x00Thu Hà", "consent": True})
+    assert (await visitor.frame("prechat.saved"))["data"]["name"] == "Lê Thu Hà"
+    await visitor.close()
+
+
 async def test_prechat_form_with_only_a_name_is_not_asked_again(client: TestClient, site: Inbox) -> None:
     """The form accepts any one field; once sent, the next page load must not show it again."""
     visitor = await visit(client, site)
