@@ -727,6 +727,11 @@ export function label(prefix, value) {
   return dictionaries[current][key] ?? dictionaries.vi[key] ?? String(value);
 }
 
+/** The channel a conversation is labelled with: a Page comment thread ("post:<id>") is a comment, not Messenger. */
+export function conversationChannel(conv) {
+  return String(conv.thread_key || "").startsWith("post:") ? "facebook_comment" : conv.channel || "facebook";
+}
+
 /** A customer as the inbox names them: their own or the platform's name, else their channel and number ("Khách
  *  Chat website #42"): visitors who skipped the form, and customers whose profile is still being fetched, are told
  *  apart instead of all reading "—". */

@@ -1,7 +1,7 @@
 // New-chat and mention alerts: a desktop notification and a short tone, each switchable (saved in this browser).
 
 import { state } from "./state.js";
-import { customerName, t } from "./i18n.js";
+import { conversationChannel, customerName, t } from "./i18n.js";
 
 let audio = null;
 
@@ -37,7 +37,7 @@ export function alertNewMessage(msg, onOpen) {
   if (watching) return;
   if (state.prefs.sound) beep();
   if (state.prefs.notify && "Notification" in window && Notification.permission === "granted") {
-    const name = conv ? customerName(conv.contact, conv.channel) : "?";
+    const name = conv ? customerName(conv.contact, conversationChannel(conv)) : "?";
     // Notification text is plain text by definition: no markup is interpreted.
     const note = new Notification(t("notify.new", { name }), { body: msg.text || "", tag: "conv-" + msg.conversation_id });
     note.onclick = () => {

@@ -4,7 +4,7 @@
 
 import { ApiError, optional, post } from "../api.js";
 import { h, replace } from "../dom.js";
-import { ago, customerName, label, previewText, t } from "../i18n.js";
+import { ago, conversationChannel, customerName, label, previewText, t } from "../i18n.js";
 import { on, state } from "../state.js";
 import { channelBadge, intentBadge, sentimentBadge } from "./inbox.js";
 
@@ -154,7 +154,7 @@ export function mountCustomer(el, ctx, thread) {
       el,
       section(
         "panel.profile",
-        h("div", { class: "profile-name", "data-testid": "customer-name" }, customerName(contact, c.channel)),
+        h("div", { class: "profile-name", "data-testid": "customer-name" }, customerName(contact, conversationChannel(c))),
         kv(t("panel.phone"), contact.phone),
         kv(t("panel.email"), contact.email),
         kv(t("entity.address"), (contact.addresses || [])[0] && ((contact.addresses[0].text ?? contact.addresses[0]) + "")),

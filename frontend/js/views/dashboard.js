@@ -4,10 +4,10 @@
 
 import { get, optional, query } from "../api.js";
 import { h, replace } from "../dom.js";
-import { ago, duration, label, previewText, t } from "../i18n.js";
+import { ago, conversationChannel, duration, label, previewText, t } from "../i18n.js";
 import { on, state, userName } from "../state.js";
 import { barChart, lineChart } from "./charts.js";
-import { channelBadge, conversationChannel, sentimentBadge } from "./inbox.js";
+import { channelBadge, sentimentBadge } from "./inbox.js";
 
 const PAGE_LIMIT = 100;
 const MAX_PAGES = 10;

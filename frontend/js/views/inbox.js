@@ -2,7 +2,7 @@
 
 import { optional } from "../api.js";
 import { h, initials, replace } from "../dom.js";
-import { ago, customerName, label, previewText, t } from "../i18n.js";
+import { ago, conversationChannel, customerName, label, previewText, t } from "../i18n.js";
 import { markConversationRead } from "../mentions.js";
 import { loadList, loadMore, on, openConversation, setFilters, state } from "../state.js";
 import { mountCustomer } from "./customer.js";
@@ -33,10 +33,6 @@ export function channelBadge(value) {
 }
 
 /** A conversation's channel as agents tell them apart: a Page post's comment thread is not a Messenger chat. */
-export function conversationChannel(conv) {
-  return String(conv.thread_key || "").startsWith("post:") ? "facebook_comment" : conv.channel || "facebook";
-}
-
 function select(name, values, labeller, current, onChange) {
   return h(
     "select",

@@ -4,12 +4,12 @@
 
 import { ApiError, del, post } from "../api.js";
 import { h, replace, safeUrl } from "../dom.js";
-import { attachmentName, clock, customerName, duration, label, t } from "../i18n.js";
+import { attachmentName, clock, conversationChannel, customerName, duration, label, t } from "../i18n.js";
 import { isSupervisor, loadOlder, on, state, upsertConversation, upsertMessage, userName } from "../state.js";
 import { withMentions } from "../mentions.js";
 import { activityView, timeline } from "./activity.js";
 import { commentState, isComment, makeComposer } from "./composer.js";
-import { channelBadge, conversationChannel, intentBadge, sentimentBadge } from "./inbox.js";
+import { channelBadge, intentBadge, sentimentBadge } from "./inbox.js";
 
 const HOUR = 3600 * 1000;
 const STANDARD_WINDOW = 24 * HOUR;
