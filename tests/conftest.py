@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import os
 import shutil
 import time
@@ -16,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from aiohttp import http_parser
 from aiohttp.test_utils import TestClient
 
 from agents.models import InboxMember, TeamMember, User
@@ -240,3 +242,9 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last value {result!r})")
         await asyncio.sleep(interval)
+
+
+def live_http_parsers() -> int:
+    """HTTP request parsers alive in this process (the server's connections each have one until upgraded)."""
+    kinds = (http_parser.HttpRequestParser, http_parser.HttpRequestParserPy)
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, kinds))

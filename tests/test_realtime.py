@@ -38,6 +38,7 @@ from tests.conftest import (
     PASSWORD,
     Staff,
     eventually,
+    live_http_parsers,
     make_inbox,
     now_ms,
     post_webhook,
@@ -604,6 +605,23 @@ async def test_an_audience_goes_with_its_last_socket(client: TestClient, inbox: 
         return len(audiences) == groups and bus.subscriber_count == subscribers
 
     await eventually(gone)
+
+
+async def test_an_open_socket_keeps_no_http_parser_and_still_works(client: TestClient, inbox: Inbox) -> None:
+    """Each connection's HTTP parser holds a copy of its upgrade request's headers: an idle agent tab would keep
+    it all day. Once upgraded, the socket lets it go and goes on receiving and sending frames."""
+    agents = [await quick_user("agent", inboxes=[inbox]) for _ in range(4)]
+    before = live_http_parsers()
+    sockets = [await connected(client, agent) for agent in agents]
+    assert live_http_parsers() <= before  # four new connections, none of them with a parser left
+    await incoming(client, "psid-parser", "m_parser_1", "Còn hàng không shop?")
+    for socket in sockets:
+        frame = await socket.until(lambda f: f["type"] == "message.created")
+        assert frame["data"]["text"] == "Còn hàng không shop?"
+    await sockets[0].send("typing", {"conversation_id": frame["data"]["conversation_id"], "on": True})
+    await sockets[1].until(lambda f: f["type"] == "typing")
+    for socket in sockets:
+        await socket.close()
 
 
 # ---------------------------------------------------------------------------------------------- typing, presence

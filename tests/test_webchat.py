@@ -23,7 +23,7 @@ from inbox.ingest import StorageUnavailable
 from inbox.keys import BUS, INGEST, PIPELINE
 from inbox.models import Conversation, InboundEvent, Inbox, Message
 from inbox.webchat import WEBCHAT, create_inbox
-from tests.conftest import eventually, quick_user
+from tests.conftest import eventually, live_http_parsers, quick_user
 
 ORIGIN = "https://shop.example"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
@@ -124,6 +124,17 @@ async def test_visitor_message_reaches_agent_and_reply_reaches_visitor(client: T
     history = [(m["direction"], m["text"]) for m in again.welcome["data"]["messages"]]
     assert history == [("in", "Chào shop, áo sơ mi lụa còn size M không ạ?"), ("out", "Dạ còn size M ạ")]
     await again.close()
+
+
+async def test_an_open_visitor_socket_keeps_no_http_parser_and_still_chats(client: TestClient, site: Inbox) -> None:
+    before = live_http_parsers()
+    visitors = [await visit(client, site) for _ in range(3)]
+    assert live_http_parsers() <= before  # three upgraded connections, none keeping its request's headers
+    for n, visitor in enumerate(visitors):
+        echo = await visitor.say(f"Cho em hỏi giá, khách số {n}")
+        own = await visitor.frame("message.created", echo_id=echo)
+        assert own["data"]["text"] == f"Cho em hỏi giá, khách số {n}"
+        await visitor.close()
 
 
 async def test_private_notes_never_reach_the_visitor(client: TestClient, site: Inbox) -> None:
