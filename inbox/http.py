@@ -199,8 +199,8 @@ def release_http_parser(request: web.Request) -> None:
     aiohttp drops it itself when the connection is lost; this does the same as soon as the upgrade is accepted. Only
     when the protocol says so: a declined upgrade, or an aiohttp whose protocol differs, keeps its parser."""
     protocol = request.protocol
-    if getattr(protocol, "_upgraded", False) and getattr(protocol, "_payload_parser", None) is not None:
-        protocol._parser = None  # type: ignore[attr-defined]
+    if getattr(protocol, "_upgraded", False) is True and getattr(protocol, "_payload_parser", None) is not None:
+        protocol._parser = None  # type: ignore[attr-defined]  # aiohttp 3.14's name (pyproject asks for 3.14+)
 
 
 def from_platforms(handler: H) -> H:
