@@ -62,6 +62,13 @@ class Created:
     extra: dict[str, Any] = field(default_factory=dict)  # what the admin needs once: username, identity secret…
 
 
+def webhook_path(inbox: Inbox) -> str | None:
+    """Where the platform posts this inbox's events, relative to the public URL; the website chat has none."""
+    if inbox.channel == telegram.CHANNEL:
+        return f"/webhooks/telegram/{inbox.id}"  # one bot per inbox
+    return f"/webhooks/{inbox.channel}" if inbox.channel in ("facebook", "zalo") else None
+
+
 def missing_fields(channel: str, values: dict[str, Any]) -> list[str]:
     return [f for f in REQUIRED[channel] if not values.get(f)]
 
@@ -118,7 +125,7 @@ async def create(
     await _refuse_duplicate(channel, account, account)
     credentials = {key: values[key] for key in credential_names}
     inbox = await _create(name, channel, account, account, credentials=credentials)
-    return Created(inbox, f"/webhooks/{channel}")
+    return Created(inbox, webhook_path(inbox))
 
 
 async def _create_telegram(
@@ -146,15 +153,15 @@ async def _create_telegram(
     await _refuse_duplicate(telegram.CHANNEL, bot_id, label)
     credentials = {"bot_token": bot_token, "secret_token": secret_token, "username": me["username"]}
     inbox = await _create(name, telegram.CHANNEL, bot_id, label, credentials=credentials)
-    webhook_path = f"/webhooks/telegram/{inbox.id}"
-    webhook_url = f"{public_url.rstrip('/')}{webhook_path}"
+    path = webhook_path(inbox)
+    webhook_url = f"{public_url.rstrip('/')}{path}"
     try:
         await client.set_webhook(bot_token, webhook_url, secret_token)
     except SendError as exc:
         await inbox.delete()
         code = "telegram_unavailable" if exc.retryable else "telegram_webhook_refused"
         raise InboxRefused(code, f"Telegram refused the webhook {webhook_url}: {exc.reason}") from exc
-    return Created(inbox, webhook_path, {"username": me["username"]})
+    return Created(inbox, path, {"username": me["username"]})
 
 
 async def _create_webchat(name: str, allowed_origins: object, prechat: bool) -> Created:

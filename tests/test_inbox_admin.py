@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from agents.models import AuditEntry
+from agents.models import AuditEntry, InboxMember
 from channels.fakes import messenger_text
 from channels.fakes_telegram import FakeBotAPI, running_fake_bot_api
 from inbox.config import Settings
@@ -169,6 +169,42 @@ async def test_the_public_url_setting_makes_the_setup_links(aiohttp_client: Any,
     admin = await quick_user("admin")
     created = await add(client, {**PAGE, "channel": "facebook"}, admin.headers)
     assert created["setup"]["webhook_url"] == "https://chat.shop.vn/webhooks/facebook"
+
+
+@pytest.mark.parametrize("public_url", [None, "https://chat.shop.vn"])
+async def test_listed_inboxes_give_the_same_links_as_their_set_up(
+    aiohttp_client: Any, settings: Settings, public_url: str | None
+) -> None:
+    """Each inbox's card in Admin → Inboxes shows these: HOPTHU_PUBLIC_URL when set, else the request's address —
+    never a different address from the one the set-up box showed."""
+    from inbox.app import create_app
+
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, public_url=public_url)))
+    base = public_url or f"http://{client.host}:{client.port}"
+    admin, agent = await quick_user("admin"), await quick_user("agent")
+    bot_body = {"channel": "telegram", "name": "Bot", "bot_token": BOT_TOKEN}
+    bodies = [PAGE, OA, bot_body, {"channel": "webchat", "name": "Web"}]
+    created = [await add(client, body, admin.headers) for body in bodies]
+    page, oa, bot, web = created
+
+    listed = await client.get("/api/inboxes", headers=admin.headers)
+    items = {item["id"]: item for item in (await listed.json())["items"]}
+    assert items[page["id"]]["webhook_url"] == f"{base}/webhooks/facebook"
+    assert items[oa["id"]]["webhook_url"] == f"{base}/webhooks/zalo"
+    assert items[bot["id"]]["webhook_url"] == f"{base}/webhooks/telegram/{bot['id']}"
+    assert items[web["id"]]["snippet"] == f'<script src="{base}/widget/{web["external_id"]}.js" async></script>'
+    assert items[web["id"]]["webhook_url"] is None and items[page["id"]]["snippet"] is None
+    for inbox in created:
+        setup = inbox["setup"]
+        assert items[inbox["id"]]["webhook_url"] == inbox["webhook_url"] == setup.get("webhook_url"), inbox["channel"]
+        assert items[inbox["id"]]["snippet"] == inbox["snippet"] == setup.get("snippet"), inbox["channel"]
+    renamed = await client.patch(f"/api/inboxes/{page['id']}", json={"name": "Shop Giày"}, headers=admin.headers)
+    assert (await renamed.json())["webhook_url"] == f"{base}/webhooks/facebook"
+    # Agents list their inboxes too (the web app keeps them): the same links, no credential.
+    await InboxMember.create(user=agent.user, inbox_id=page["id"])
+    theirs = (await (await client.get("/api/inboxes", headers=agent.headers)).json())["items"]
+    assert [(i["id"], i["webhook_url"]) for i in theirs] == [(page["id"], f"{base}/webhooks/facebook")]
+    assert (await client.get("/api/inboxes")).status == 401
 
 
 async def test_bad_inboxes_are_refused_and_nothing_is_stored(client: TestClient) -> None:

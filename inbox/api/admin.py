@@ -27,8 +27,10 @@ from inbox.webhooks_telegram import TELEGRAM
 routes = web.RouteTableDef()
 
 
-def inbox_json(inbox: Inbox) -> dict:
-    """Credentials are never returned: only which ones are set."""
+def inbox_json(inbox: Inbox, base: str) -> dict:
+    """Credentials are never returned: only which ones are set. `base` is the public address (`public_base`) the
+    webhook URL and the widget snippet start with, the same as the set-up shown when the inbox was added."""
+    path = channel_inboxes.webhook_path(inbox)
     return {
         "id": inbox.id,
         "name": inbox.name,
@@ -40,7 +42,14 @@ def inbox_json(inbox: Inbox) -> dict:
         "state": inbox.state,
         "state_reason": inbox.state_reason,
         "created_at": iso(inbox.created_at),
+        "webhook_url": base + path if path else None,
+        "snippet": snippet(base, inbox.external_id) if inbox.channel == "webchat" else None,
     }
+
+
+def public_base(request: web.Request) -> str:
+    """Where platforms and sites reach this server: HOPTHU_PUBLIC_URL, else the address the admin's browser used."""
+    return request.app[SETTINGS].public_url or f"{request.scheme}://{request.host}"
 
 
 @routes.get("/api/inboxes")
@@ -48,7 +57,8 @@ def inbox_json(inbox: Inbox) -> dict:
 async def inboxes(request: web.Request) -> web.Response:
     viewer = auth_of(request).viewer
     query = Inbox.all() if viewer.sees_everything else Inbox.filter(id__in=list(viewer.inbox_ids))
-    return json_response({"items": [inbox_json(i) for i in await query.order_by("id")]})
+    base = public_base(request)
+    return json_response({"items": [inbox_json(i, base) for i in await query.order_by("id")]})
 
 
 @routes.get("/api/users")
@@ -253,11 +263,6 @@ def _valid_credentials(credentials: object) -> bool:
 REFUSAL_STATUS = {"inbox_exists": 409}
 
 
-def _public_base(request: web.Request) -> str:
-    """Where platforms and sites reach this server: HOPTHU_PUBLIC_URL, else the address the admin's browser used."""
-    return request.app[SETTINGS].public_url or f"{request.scheme}://{request.host}"
-
-
 def _setup_of(created: channel_inboxes.Created, base: str, verify_token: str | None) -> dict:
     """What the admin needs to finish connecting the channel, shown once with the new inbox."""
     inbox = created.inbox
@@ -290,7 +295,7 @@ async def create_inbox(request: web.Request) -> web.Response:
     _check_name(name)
     if "prechat" in body and not isinstance(body["prechat"], bool):
         fail(422, "invalid_field", "prechat must be true or false")
-    base = _public_base(request)
+    base = public_base(request)
     try:
         created = await channel_inboxes.create(
             channel, name.strip(), body, public_url=base, telegram_client=request.app[TELEGRAM]
@@ -302,7 +307,8 @@ async def create_inbox(request: web.Request) -> web.Response:
     await request.app[DIRECTORY].refresh()  # its webhooks are accepted at once
     await audit("inbox.created", actor_id=auth.user.id, target_type="inbox", target_id=inbox.id,
                 data={"channel": inbox.channel, "external_id": _audited_account(inbox)}, request=request)  # fmt: skip
-    return json_response({**inbox_json(inbox), "setup": _setup_of(created, base, body.get("verify_token"))}, 201)
+    setup = _setup_of(created, base, body.get("verify_token"))
+    return json_response({**inbox_json(inbox, base), "setup": setup}, 201)
 
 
 def _audited_account(inbox: Inbox) -> str | None:
@@ -356,7 +362,7 @@ async def update_inbox(request: web.Request) -> web.Response:
     if changed:
         await audit("inbox.credentials_changed", actor_id=auth.user.id, target_type="inbox", target_id=inbox.id,
                     data={"keys": sorted(changed)}, request=request)  # fmt: skip
-    return json_response(inbox_json(inbox))
+    return json_response(inbox_json(inbox, public_base(request)))
 
 
 def _create_inbox_op() -> dict:

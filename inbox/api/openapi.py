@@ -166,6 +166,9 @@ SCHEMAS: dict[str, Any] = {
             "credentials_set": {"type": "array", "items": {"type": "string"}},
             "settings": {"type": "object"},
             "created_at": NULLABLE_TIME,
+            # HOPTHU_PUBLIC_URL, else the request's address: the same links as `setup` when it was added
+            "webhook_url": {**NULLABLE_STR, "description": "where the platform posts (null for the website chat)"},
+            "snippet": {**NULLABLE_STR, "description": "the website chat's <script> line (null for other channels)"},
         },
     },
     "DeadLetter": {

@@ -104,18 +104,16 @@ function autoHide(inbox) {
   return h("label", { class: "toggle" }, box, " ", t("admin.autoHide"), " ", status);
 }
 
+/** An inbox's links come from the server (HOPTHU_PUBLIC_URL, else this page's address), as in its set-up box:
+ * behind a proxy or under another host name the browser's own address is not where the platforms post. */
 function inboxCard(inbox, paths) {
-  const base = location.origin;
-  const hook = { facebook: "/webhooks/facebook", zalo: "/webhooks/zalo", telegram: `/webhooks/telegram/${inbox.id}` }[inbox.channel];
   return h(
     "div",
     { class: "card", "data-testid": "inbox-card" },
     h("h2", {}, inbox.name, " ", h("span", { class: "badge" }, label("channel", inbox.channel))),
     h("div", { class: "muted small" }, "ID ", String(inbox.id), inbox.external_id ? " · " + inbox.external_id : ""),
-    hook ? [h("h3", {}, t("admin.webhook")), h("pre", { "data-testid": "webhook-url" }, base + hook)] : null,
-    inbox.channel === "webchat"
-      ? [h("h3", {}, t("admin.snippet")), h("pre", { "data-testid": "widget-snippet" }, `<script src="${base}/widget/${inbox.external_id}.js" async></script>`)]
-      : null,
+    inbox.webhook_url ? [h("h3", {}, t("admin.webhook")), h("pre", { "data-testid": "webhook-url" }, inbox.webhook_url)] : null,
+    inbox.snippet ? [h("h3", {}, t("admin.snippet")), h("pre", { "data-testid": "widget-snippet" }, inbox.snippet)] : null,
     inbox.credentials_set && inbox.credentials_set.length ? h("div", { class: "small" }, t("admin.credentials"), ": ", inbox.credentials_set.join(", ")) : null,
     inbox.channel === "facebook" && has(paths, "PUT", "/api/inboxes/{id}/comment-settings") ? autoHide(inbox) : null,
   );
