@@ -151,11 +151,23 @@ def _mention_json(mention: Mention, authors: dict[int, str]) -> dict[str, Any]:
 
 
 async def mark_read(
-    bus: EventBus, viewer: Viewer, at: datetime, *, ids: list[int] | None = None, conversation_id: int | None = None
+    bus: EventBus,
+    viewer: Viewer,
+    at: datetime,
+    *,
+    ids: list[int] | None = None,
+    conversation_id: int | None = None,
+    everything: bool = False,
 ) -> int:
-    """Mark the viewer's own unread mentions read (others' ids match nothing); the viewer's other pages are told."""
+    """Mark the viewer's own unread mentions read — these ids (others' match nothing), one conversation's, or
+    `everything` (the list's "mark all read") — and tell the viewer's other pages."""
     query = Mention.filter(user_id=viewer.user_id, read_at__isnull=True)
-    query = query.filter(id__in=ids) if ids is not None else query.filter(conversation_id=conversation_id)
+    if ids is not None:
+        query = query.filter(id__in=ids)
+    elif conversation_id is not None:
+        query = query.filter(conversation_id=conversation_id)
+    elif not everything:
+        raise ValueError("mark_read needs ids, a conversation_id or everything=True")
     marked = await query.values_list("id", flat=True)
     if not marked:
         return 0

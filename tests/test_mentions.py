@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from agents.models import InboxMember, Team, TeamMember
 from agents.sessions import create_session
+from inbox.bus import Event
 from inbox.keys import BUS
 from inbox.models import Conversation, Inbox, Mention, Message
 from tests.conftest import Staff, make_inbox, quick_user
@@ -82,6 +83,10 @@ async def test_team_readers_and_supervisors_may_be_mentioned(client: TestClient,
     assert names[teammate.user.id] == {"id": teammate.user.id, "name": teammate.user.name, "role": "agent"}
 
 
+def _note_or_mention(event: Event) -> bool:
+    return event.type == "mention.created" or (event.type == "message.created" and event.data.get("private") is True)
+
+
 async def test_a_mention_of_someone_who_may_not_read_it_is_refused_and_stores_nothing(
     client: TestClient, inbox: Inbox
 ) -> None:
@@ -93,7 +98,9 @@ async def test_a_mention_of_someone_who_may_not_read_it_is_refused_and_stores_no
     gone = await quick_user("agent", inboxes=[inbox])
     gone.user.is_active = False
     await gone.user.save(update_fields=["is_active"])
-    messages, seq = await Message.filter(conversation_id=conv.id).count(), client.app[BUS].last_seq
+    messages = await Message.filter(conversation_id=conv.id).count()
+    # What a refused note would publish (the customer's own message may still be published or analysed meanwhile).
+    published = client.app[BUS].subscribe(None, _note_or_mention)
 
     for ids in ([colleague.user.id, outsider.user.id], [gone.user.id], [999_999], ["x"], [True], [0], [[1]], [{}]):
         response = await note(client, author, conv.id, "Nhờ xem giúp", ids)
@@ -109,7 +116,8 @@ async def test_a_mention_of_someone_who_may_not_read_it_is_refused_and_stores_no
 
     assert await Message.filter(conversation_id=conv.id).count() == messages
     assert await Mention.all().count() == 0
-    assert client.app[BUS].last_seq == seq, "a refused note published something"
+    assert [(e.type, e.data.get("id")) for e in published.take()] == [], "a refused note published something"
+    published.close()
 
 
 async def test_only_a_private_note_mentions(client: TestClient, inbox: Inbox, fake_graph) -> None:
@@ -176,6 +184,88 @@ async def test_the_mentioned_lists_and_reads_their_own_mentions_only(client: Tes
     for body in ({}, {"ids": mine, "conversation_id": conv.id}, {"ids": "1"}, {"ids": [0]}, {"conversation_id": "x"}):
         refused = await client.post("/api/mentions/read", json=body, headers=colleague.headers)
         assert refused.status == 400, body
+
+
+async def test_mark_all_read_clears_every_unread_mention_of_the_caller_only_and_tells_their_other_pages(
+    client: TestClient, inbox: Inbox
+) -> None:
+    conv = await incoming(client, "P1", "m.1", "Đơn của chị đâu rồi shop?")
+    other = await incoming(client, "P2", "m.2", "Shop ơi")
+    author = await quick_user("agent", inboxes=[inbox])
+    colleague = await quick_user("agent", inboxes=[inbox])
+    for conv_id, text in ((conv.id, "Nhờ chị gọi lại"), (other.id, "Nhờ chị xem"), (other.id, "Nhắc lại nhé")):
+        assert (await note(client, author, conv_id, text, [colleague.user.id])).status == 201
+    assert (await note(client, colleague, conv.id, "Em xem giúp chị", [author.user.id])).status == 201
+    mine = await Mention.filter(user_id=colleague.user.id).order_by("id").values_list("id", flat=True)
+    by_id = await client.post("/api/mentions/read", json={"ids": [mine[0]]}, headers=colleague.headers)
+    assert await by_id.json() == {"marked": 1, "unread_count": 2}  # one already read: not marked twice
+    other_tab, author_tab = await connected(client, colleague), await connected(client, author)
+
+    everything = await client.post("/api/mentions/read", json={"all": True}, headers=colleague.headers)
+
+    assert everything.status == 200, await everything.text()
+    assert await everything.json() == {"marked": 2, "unread_count": 0}
+    assert await Mention.filter(user_id=colleague.user.id, read_at__isnull=True).count() == 0
+    assert (await mentions_of(client, author, unread=1))["unread_count"] == 1, "the author's own mention was marked"
+    frame = await other_tab.until(lambda f: f["type"] == "mention.read")
+    assert frame["data"]["ids"] == mine[1:] and frame["data"]["read_at"]
+    await marker(client, other_tab, author_tab)
+    assert author_tab.events("mention.read") == []
+    again = await client.post("/api/mentions/read", json={"all": True}, headers=colleague.headers)
+    assert await again.json() == {"marked": 0, "unread_count": 0}
+    await marker(client, other_tab)
+    assert len(other_tab.events("mention.read")) == 1, "nothing marked, nothing told"
+    for socket in (other_tab, author_tab):
+        await socket.close()
+
+
+async def test_every_staff_role_marks_all_their_own_mentions_read_and_anonymous_may_not(
+    client: TestClient, inbox: Inbox
+) -> None:
+    conv = await incoming(client, "P1", "m.1", "Shop ơi")
+    author = await quick_user("agent", inboxes=[inbox])
+    named = {role: await quick_user(role, inboxes=[inbox]) for role in ("agent", "supervisor", "admin")}
+    ids = [staff.user.id for staff in named.values()]
+    assert (await note(client, author, conv.id, "Nhờ mọi người xem giúp", ids)).status == 201
+
+    anonymous = await client.post("/api/mentions/read", json={"all": True})
+    assert anonymous.status == 401
+    assert await Mention.filter(read_at__isnull=True).count() == 3
+    for role, staff in named.items():
+        response = await client.post("/api/mentions/read", json={"all": True}, headers=staff.headers)
+        assert response.status == 200, (role, await response.text())
+        assert await response.json() == {"marked": 1, "unread_count": 0}, role
+    assert await Mention.filter(read_at__isnull=True).count() == 0
+
+
+async def test_mark_all_read_alongside_ids_or_a_conversation_or_not_true_is_refused(
+    client: TestClient, inbox: Inbox
+) -> None:
+    conv = await incoming(client, "P1", "m.1", "Shop ơi")
+    author = await quick_user("agent", inboxes=[inbox])
+    colleague = await quick_user("agent", inboxes=[inbox])
+    assert (await note(client, author, conv.id, "Nhờ chị xem", [colleague.user.id])).status == 201
+    mention_id = (await Mention.get(user_id=colleague.user.id)).id
+    tab = await connected(client, colleague)  # a sequence number would also count the customer message's analysis
+
+    for body, code in [
+        ({"all": True, "ids": [mention_id]}, "conflicting_fields"),
+        ({"all": True, "conversation_id": conv.id}, "conflicting_fields"),
+        ({"all": True, "ids": [mention_id], "conversation_id": conv.id}, "conflicting_fields"),
+        ({"all": False}, "invalid_field"),
+        ({"all": 1}, "invalid_field"),
+        ({"all": "true"}, "invalid_field"),
+        ({"all": None}, "invalid_field"),
+        ({"all": False, "ids": [mention_id]}, "invalid_field"),
+    ]:
+        refused = await client.post("/api/mentions/read", json=body, headers=colleague.headers)
+        assert refused.status == 422, (body, await refused.text())
+        error = (await refused.json())["error"]
+        assert error["code"] == code and error["message"], body
+    assert await Mention.filter(read_at__isnull=True).count() == 1
+    await marker(client, tab)
+    assert tab.events("mention.read") == [], "a refused call told the other pages something"
+    await tab.close()
 
 
 async def test_an_agent_moved_out_of_the_inbox_no_longer_lists_its_mentions(client: TestClient, inbox: Inbox) -> None:

@@ -25,6 +25,7 @@ from channels.fakes import messenger_delivery, messenger_echo, messenger_reactio
 from channels.fakes_telegram import Updates, running_fake_bot_api
 from contacts import rfm
 from contacts.models import Contact, ContactScore, Order
+from inbox import webchat
 from inbox.app import create_app
 from inbox.bus import Event
 from inbox.config import Settings
@@ -407,6 +408,35 @@ async def test_admin_sees_webhook_urls_dead_letters_and_the_audit_log(server, ht
     await expect(page.get_by_test_id("admin")).not_to_contain_text("Có lỗi")
 
 
+async def test_inbox_cards_show_the_public_url_like_the_set_up_box_not_the_browsers_address(server, page):
+    """Behind a proxy (here: the admin reaches 127.0.0.1, the platforms https://chat.shop.vn) the URL an admin copies
+    from an inbox's card is the one HOPTHU_PUBLIC_URL names, the same as the set-up box showed."""
+    await server.stop()
+    server.settings = dataclasses.replace(server.settings, public_url="https://chat.shop.vn")
+    await server.start()
+    await make_inbox()
+    chat = await webchat.create_inbox("Website Mai Anh", ["https://shop.example"])
+    admin = await staff("admin")
+    await log_in(page, server, admin)
+    await page.goto(server.url + "/#/admin/inboxes")
+    cards = page.get_by_test_id("inbox-list").get_by_test_id("inbox-card")
+    await expect(cards.get_by_test_id("webhook-url")).to_have_text(["https://chat.shop.vn/webhooks/facebook"])
+    snippet = f'<script src="https://chat.shop.vn/widget/{chat.external_id}.js" async></script>'
+    await expect(cards.get_by_test_id("widget-snippet")).to_have_text([snippet])
+
+    form = page.get_by_test_id("new-inbox")
+    await form.get_by_test_id("new-inbox-channel").select_option("zalo")
+    await form.locator("input[name=name]").fill("Zalo Mai Anh")
+    for field in ("oa_id", "app_id", "oa_secret", "access_token", "refresh_token", "app_secret"):
+        await form.locator(f"input[name={field}]").fill(field + "-4318")
+    await page.get_by_test_id("add-inbox").click()
+    await expect(page.get_by_test_id("setup-webhook-url")).to_have_text("https://chat.shop.vn/webhooks/zalo")
+    added = cards.filter(has_text="Zalo Mai Anh").get_by_test_id("webhook-url")
+    await expect(added).to_have_text("https://chat.shop.vn/webhooks/zalo")
+    await page.reload()
+    await expect(added).to_have_text("https://chat.shop.vn/webhooks/zalo")
+
+
 async def test_window_warnings_and_a_refused_reply_shows_why(server, http, page):
     inbox = await make_inbox()
     agent = await staff("agent", inbox)
@@ -724,6 +754,40 @@ async def test_a_colleague_mentioned_in_a_note_is_told_live_and_opens_it_from_th
     await expect(badge).to_be_hidden()
     mention = await Mention.get(user_id=colleague.id)
     assert mention.read_at is not None and mention.conversation_id == msg.conversation_id
+
+
+async def test_mark_all_read_clears_the_mentions_badge_including_mentions_not_yet_loaded(server, http, page):
+    """Two unread mentions, the older one on the list's second page: "Xem thêm" shows it, "Đánh dấu đã đọc tất cả"
+    clears both and the badge without a reload."""
+    inbox = await make_inbox()
+    author = await staff("agent", inbox)
+    colleague = await staff("agent", inbox, email="khoa@shop.vn")
+    token, _ = await create_session(author)
+    msg = await customer_writes(http, "PSID-MENTIONS", "mid.mentions", "Shop ơi đơn của mình giao chưa?")
+    for n in range(21):  # newest first, 20 a page: the first two notes are the older ones
+        body = {"text": f"Nhờ xem đơn số {n}", "private": True, "mention_ids": [colleague.id]}
+        headers = {"Authorization": f"Bearer {token}"}
+        sent = await http.post(f"/api/conversations/{msg.conversation_id}/messages", json=body, headers=headers)
+        assert sent.status == 201, await sent.text()
+    unread = await Mention.filter(user_id=colleague.id).order_by("id").limit(2).values_list("id", flat=True)
+    await Mention.filter(user_id=colleague.id).exclude(id__in=unread).update(read_at=datetime.now(UTC))
+    await log_in(page, server, colleague)
+
+    badge = page.get_by_test_id("mentions-badge")
+    await expect(badge).to_have_text("2")
+    await page.get_by_test_id("nav-mentions").click()
+    items = page.get_by_test_id("mention-item")
+    await expect(items).to_have_count(20)
+    await page.get_by_test_id("mentions-more").click()
+    await expect(items).to_have_count(21)
+    await expect(page.get_by_test_id("mentions-more")).to_be_hidden()
+    await expect(page.locator("[data-testid=mention-item].unread")).to_have_count(2)
+    await page.get_by_test_id("mentions-read-all").click()
+    await expect(badge).to_be_hidden()
+    await expect(page.locator("[data-testid=mention-item].unread")).to_have_count(0)
+    await expect(page.get_by_test_id("mentions-read-all")).to_be_hidden()
+    await expect(items).to_have_count(21)  # the `mention.read` frame's reload keeps the page loaded
+    assert not await Mention.filter(user_id=colleague.id, read_at__isnull=True).exists()
 
 
 async def test_a_customer_without_a_name_is_told_apart_by_channel_and_number(server, http, page):

@@ -4,14 +4,38 @@
 import { get, post } from "./api.js";
 import { emit, state } from "./state.js";
 
+const PAGE = 20;
+const MAX_PAGE = 100; // GET /api/mentions's largest `limit`
 let loadToken = 0;
 
-/** The newest mentions and the unread count again (after a frame, a reconnect or a resync): the server decides. */
+/** The newest mentions and the unread count again (after a frame, a reconnect or a resync): the server decides.
+ * As many as the list shows now (up to 100), so a frame does not fold pages the agent opened with "Load more". */
 export async function loadMentions() {
   const token = ++loadToken;
-  const page = await get("/api/mentions?limit=20");
+  const limit = Math.min(MAX_PAGE, Math.max(PAGE, state.mentions.items.length));
+  const page = await get(`/api/mentions?limit=${limit}`);
   if (token !== loadToken) return; // a newer load won
-  state.mentions = { items: page.items, unread: page.unread_count };
+  state.mentions = { items: page.items, unread: page.unread_count, next: page.next_cursor };
+  emit("mentions");
+}
+
+/** The next older page under the list ("Load more"). */
+export async function loadMoreMentions() {
+  const cursor = state.mentions.next;
+  if (!cursor) return;
+  const token = loadToken;
+  const page = await get(`/api/mentions?limit=${PAGE}&cursor=${cursor}`);
+  if (token !== loadToken || state.mentions.next !== cursor) return; // the list was loaded again meanwhile
+  state.mentions = { items: [...state.mentions.items, ...page.items], unread: page.unread_count, next: page.next_cursor };
+  emit("mentions");
+}
+
+/** "Mark all read": every unread mention of mine, shown or not; my other pages get `mention.read`. */
+export async function markAllMentionsRead() {
+  const answer = await post("/api/mentions/read", { all: true });
+  const at = new Date().toISOString();
+  for (const item of state.mentions.items) if (!item.read_at) item.read_at = at;
+  state.mentions.unread = answer.unread_count;
   emit("mentions");
 }
 

@@ -19,7 +19,7 @@ export const state = {
   nextBefore: null,
   activity: [], // the open conversation's activity (taken, assigned, resolved…), oldest first
   typing: new Map(), // conversation id → {user_id, sender_type, until}
-  mentions: { items: [], unread: 0 }, // the caller's latest @mentions in private notes (mentions.js)
+  mentions: { items: [], unread: 0, next: null }, // the caller's latest @mentions in private notes (mentions.js)
   presence: new Map(), // user id → "online" | "offline"
   connection: "connecting",
   prefs: {

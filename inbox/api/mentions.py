@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -46,17 +47,29 @@ async def list_(request: web.Request) -> web.Response:
 async def read(request: web.Request) -> web.Response:
     viewer = auth_of(request).viewer
     body = await json_body(request)
+    ids, conversation_id, everything = _what_to_mark(body)
+    marked = await mentions.mark_read(
+        request.app[BUS], viewer, datetime.now(UTC), ids=ids, conversation_id=conversation_id, everything=everything
+    )
+    return json_response({"marked": marked, "unread_count": await mentions.unread_count(viewer)})
+
+
+def _what_to_mark(body: dict[str, Any]) -> tuple[list[int] | None, int | None, bool]:
+    """`{"ids": [...]}`, `{"conversation_id": N}` or `{"all": true}`: exactly one of them, well formed."""
     ids, conversation_id = body.get("ids"), body.get("conversation_id")
+    if "all" in body:
+        if body["all"] is not True:
+            fail(422, "invalid_field", "all must be true: it marks every unread mention of yours read")
+        if ids is not None or conversation_id is not None:
+            fail(422, "conflicting_fields", "all marks every mention read: give it without ids or conversation_id")
+        return None, None, True
     if (ids is None) == (conversation_id is None):
-        fail(400, "invalid_body", "give either ids (a list of mention ids) or conversation_id")
+        fail(400, "invalid_body", "give either ids (a list of mention ids), conversation_id, or all: true")
     if ids is not None and (not isinstance(ids, list) or len(ids) > MAX_IDS or not all(is_id(i) for i in ids)):
         fail(400, "invalid_body", f"ids must be a list of at most {MAX_IDS} mention ids")
     if conversation_id is not None and not is_id(conversation_id):
         fail(400, "invalid_body", "conversation_id must be a conversation id")
-    marked = await mentions.mark_read(
-        request.app[BUS], viewer, datetime.now(UTC), ids=ids, conversation_id=conversation_id
-    )
-    return json_response({"marked": marked, "unread_count": await mentions.unread_count(viewer)})
+    return ids, conversation_id, False
 
 
 _BY = {"type": ["object", "null"], "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}}
@@ -110,13 +123,15 @@ openapi.document(
         },
         "/api/mentions/read": {
             "post": openapi.op(
-                "Mark the caller's own mentions read, by id or all of one conversation (others' ids are ignored)",
+                "Mark the caller's own mentions read: by id, all of one conversation, or all of them (`all: true`, "
+                "alone); others' ids are ignored",
                 openapi.json_response_of(_COUNTS),
                 body={
                     "type": "object",
                     "properties": {
                         "ids": {"type": "array", "items": {"type": "integer"}, "maxItems": MAX_IDS},
                         "conversation_id": {"type": "integer"},
+                        "all": {"type": "boolean", "enum": [True]},
                     },
                 },
             )

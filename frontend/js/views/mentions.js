@@ -1,8 +1,9 @@
 // The top bar's "Nhắc đến" / "Mentions": the unread count as a badge, and a list of the latest mentions, each of
-// which opens its conversation (opening it marks it read, inbox.js).
+// which opens its conversation (opening it marks it read, inbox.js), with "Mark all read" and "Load more".
 
 import { h, replace } from "../dom.js";
 import { ago, t } from "../i18n.js";
+import { loadMoreMentions, markAllMentionsRead } from "../mentions.js";
 import { on, state } from "../state.js";
 
 function item(mention, menu, navigate) {
@@ -34,17 +35,29 @@ function item(mention, menu, navigate) {
 export function mentionsMenu(navigate) {
   const badge = h("span", { class: "mention-badge", "data-testid": "mentions-badge", hidden: true });
   const list = h("ul", { class: "mention-list", "data-testid": "mentions-list" });
+  const readAll = h(
+    "button",
+    { type: "button", class: "btn tiny", "data-testid": "mentions-read-all", hidden: true, onclick: () => markAllMentionsRead().catch(() => {}) },
+    t("mentions.readAll"),
+  );
+  const more = h(
+    "button",
+    { type: "button", class: "btn tiny mentions-more", "data-testid": "mentions-more", hidden: true, onclick: () => loadMoreMentions().catch(() => {}) },
+    t("mentions.more"),
+  );
   const menu = h(
     "details",
     { class: "mentions-menu" },
     h("summary", { class: "nav-item", "data-testid": "nav-mentions" }, t("nav.mentions"), " ", badge),
-    h("div", { class: "mentions-body" }, h("div", { class: "muted small mentions-title" }, t("mentions.title")), list),
+    h("div", { class: "mentions-body" }, h("div", { class: "mentions-head" }, h("span", { class: "muted small mentions-title" }, t("mentions.title")), readAll), list, more),
   );
   const draw = () => {
     const unread = state.mentions.unread;
     badge.hidden = !unread;
     badge.textContent = unread > 99 ? "99+" : String(unread);
     badge.title = t("mentions.unread", { n: unread });
+    readAll.hidden = !unread;
+    more.hidden = !state.mentions.next;
     const items = state.mentions.items;
     replace(list, items.length ? items.map((m) => item(m, menu, navigate)) : h("li", { class: "muted" }, t("mentions.empty")));
   };
