@@ -32,7 +32,7 @@ from channels.events import (
     Unrecognized,
     from_millis,
 )
-from channels.payload import dig, id_of, str_of, unrecognized
+from channels.payload import dig, id_of, nul_free, str_of, unrecognized
 
 CHANNEL = "facebook"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -455,6 +455,7 @@ class GraphClient:
             data: Any = json.loads(raw) if raw else {}
         except ValueError:
             data = raw.decode("utf-8", "replace")
+        data = nul_free(data)  # names, post texts, error messages: all stored, and PostgreSQL cannot store a NUL
         if status >= 400 or not isinstance(data, dict) or "error" in data:
             err = classify_error(status, data)
             if err.retryable and retry_after and retry_after.isdigit():

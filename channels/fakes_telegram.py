@@ -48,7 +48,7 @@ class FakeBotAPI:
         self.files: dict[str, bytes] = {}  # file id → content
         self.blocked: set[int] = set()  # chats whose customer blocked the bot
         self.base_url = ""
-        self._failures: deque[tuple[Failure, str | None, int]] = deque()
+        self._failures: deque[tuple[Failure, str | None, int, str | None]] = deque()
         self._message_ids = itertools.count(1000)
         self._runner: web.AppRunner | None = None
         self.app = web.Application()
@@ -62,9 +62,13 @@ class FakeBotAPI:
         bot = self.bots[token] = FakeBot(token, bot_id, username, "Shop Mai Anh")
         return bot
 
-    def fail_next(self, kind: Failure, n: int = 1, *, method: str | None = None, retry_after: int = 3) -> None:
-        """The next `n` calls (of `method`, or any) fail like the Bot API does."""
-        self._failures.extend((kind, method, retry_after) for _ in range(n))
+    def fail_next(
+        self, kind: Failure, n: int = 1, *, method: str | None = None, retry_after: int = 3,
+        description: str | None = None,
+    ) -> None:  # fmt: skip
+        """The next `n` calls (of `method`, or any) fail like the Bot API does, with Telegram's `description` for
+        that failure unless one is given."""
+        self._failures.extend((kind, method, retry_after, description) for _ in range(n))
 
     def calls(self, method: str) -> list[BotRequest]:
         return [r for r in self.requests if r.method == method]
@@ -111,8 +115,8 @@ class FakeBotAPI:
         if bot is None:
             return _error(401, "Unauthorized")
         if self._failures and self._failures[0][1] in (None, method):
-            kind, _, retry_after = self._failures.popleft()
-            return _failure(kind, retry_after)
+            kind, _, retry_after, description = self._failures.popleft()
+            return _failure(kind, retry_after, description)
         handler = getattr(self, f"_m_{method}", None)
         if handler is None and method in SEND_METHODS:
             handler = self._m_send
@@ -162,7 +166,7 @@ class FakeBotAPI:
         if chat_id is None:
             return _error(400, "Bad Request: chat_id is empty")
         if int(chat_id) in self.blocked:
-            return _failure("blocked", 0)
+            return _failure("blocked", 0, None)
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
@@ -204,16 +208,17 @@ def _error(status: int, description: str, parameters: dict[str, Any] | None = No
     return web.json_response(body, status=status)
 
 
-def _failure(kind: Failure, retry_after: int) -> web.Response:
+def _failure(kind: Failure, retry_after: int, description: str | None) -> web.Response:
     if kind == "blocked":
-        return _error(403, "Forbidden: bot was blocked by the user")
+        return _error(403, description or "Forbidden: bot was blocked by the user")
     if kind == "retry_after":
-        return _error(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
+        about = description or f"Too Many Requests: retry after {retry_after}"
+        return _error(429, about, {"retry_after": retry_after})
     if kind == "bad_request":
-        return _error(400, "Bad Request: chat not found")
+        return _error(400, description or "Bad Request: chat not found")
     if kind == "unauthorized":
-        return _error(401, "Unauthorized")
-    return _error(500, "Internal Server Error")
+        return _error(401, description or "Unauthorized")
+    return _error(500, description or "Internal Server Error")
 
 
 @asynccontextmanager

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -44,6 +45,7 @@ from channels.events import (
     Referral,
     from_seconds,
 )
+from channels.payload import nul_free
 
 CHANNEL = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -261,7 +263,8 @@ class TelegramClient:
     """aiogram `Bot`s (one per token) sharing one HTTP session pointed at the configured Bot API server."""
 
     def __init__(self, api_url: str, timeout: float = 20.0) -> None:
-        self.session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")), timeout=timeout)
+        server = TelegramAPIServer.from_base(api_url.rstrip("/"))
+        self.session = AiohttpSession(api=server, json_loads=_nul_free_answer, timeout=timeout)
         self._bots: dict[str, Bot] = {}
 
     def bot(self, token: str) -> Bot:
@@ -310,6 +313,12 @@ class TelegramClient:
         except TelegramAPIError as exc:
             raise _send_error(exc) from exc
         return data.read() if data is not None else b""
+
+
+def _nul_free_answer(content: str) -> Any:
+    """A Bot API answer as aiogram reads it, NULs as U+FFFD: the bot's username, a customer's name and an error's
+    description are stored, and PostgreSQL cannot store a NUL."""
+    return nul_free(json.loads(content))
 
 
 async def _call(awaitable: Any) -> Any:

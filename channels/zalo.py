@@ -27,7 +27,7 @@ from channels.events import (
     _digest,
     from_millis,
 )
-from channels.payload import dig, id_of, unrecognized
+from channels.payload import dig, id_of, nul_free, unrecognized
 
 CHANNEL = "zalo"
 SIGNATURE_HEADER = "X-ZEvent-Signature"
@@ -328,7 +328,7 @@ class ZaloClient:
             data = json.loads(raw) if raw else None
         except ValueError:
             data = None
-        data = data if isinstance(data, dict) else None
+        data = nul_free(data) if isinstance(data, dict) else None  # stored: the tokens, or the refusal as a reason
         access, refresh = _str(dig(data, "access_token")), _str(dig(data, "refresh_token"))
         if status >= 400 or not access or not refresh:
             raise _refresh_failure(status, data, retry_after)
@@ -352,6 +352,7 @@ class ZaloClient:
             data: Any = json.loads(raw) if raw else {}
         except ValueError:
             data = raw.decode("utf-8", "replace")
+        data = nul_free(data)  # names, avatars, error messages: all stored, and PostgreSQL cannot store a NUL
         if status >= 400 or not isinstance(data, dict) or data.get("error") not in (0, "0"):
             raise classify_error(status, data)
         return data

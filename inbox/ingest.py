@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import sqlite3
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from tortoise.transactions import in_transaction
 
 from channels.events import ChannelEvent, Unrecognized, record_json
+from channels.payload import nul_free, nul_free_json
 from inbox import db
 from inbox.metrics import INGESTED
 from inbox.models import DeadLetter
@@ -253,8 +252,8 @@ def _serialise(items: list[Item]) -> tuple[list[list[object]], list[str], list[D
     received = datetime.now(UTC)
     for item in items:
         if isinstance(item, Accepted):
-            try:
-                key, record = _nul_free(item.event.dedupe_key()), _nul_free_json(record_json(item.event))
+            try:  # a NUL in a signed payload as U+FFFD: PostgreSQL refused it, and every redelivery again
+                key, record = nul_free(item.event.dedupe_key()), nul_free_json(record_json(item.event))
                 row = [item.inbox_id, item.channel, key, record]
             except Exception as exc:  # an adapter bug must not lose the event: keep it for admins
                 log.exception("could not serialise a %s event; kept as a dead letter", item.channel)
@@ -275,31 +274,12 @@ def _serialise(items: list[Item]) -> tuple[list[list[object]], list[str], list[D
                 DeadLetter(
                     channel=item.channel,
                     inbox_id=item.inbox_id,
-                    account_id=_nul_free(item.event.account_id),
-                    reason=_nul_free(item.event.reason),
-                    payload=_nul_free(item.event.payload),
+                    account_id=nul_free(item.event.account_id),
+                    reason=nul_free(item.event.reason),
+                    payload=nul_free(item.event.payload),
                 )
             )
     return rows, channels, dead
-
-
-# PostgreSQL's text and jsonb cannot hold U+0000: one in a signed payload failed the commit, and every redelivery
-# failed it again together with the webhooks sharing its group commit. It is stored as U+FFFD on either database.
-_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")  # an escaped NUL, not an escaped backslash and "u0000"
-
-
-def _nul_free_json(text: str) -> str:
-    return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
-
-
-def _nul_free(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    if isinstance(value, dict):
-        return {_nul_free(key): _nul_free(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_nul_free(item) for item in value]
-    return value
 
 
 def _fits_one_statement(waiting: Waiting) -> bool:

@@ -97,6 +97,30 @@ async def test_a_comment_opens_a_comment_conversation_with_the_post_as_context(
     }
 
 
+async def test_a_nul_character_in_graph_answers_about_a_comment_is_stored_readably(
+    client: TestClient, inbox: Inbox, fake_graph: FakeGraphAPI
+) -> None:
+    """PostgreSQL's text and jsonb cannot hold U+0000. The post's text and link (the thread's context) and the
+    reason an auto-hide was refused are stored with U+FFFD in its place, not lost to a failed write."""
+    fake_graph.posts[POST] = {"message": "Áo\x00 thun mới về", "permalink_url": "https://fb.com/p/1\x00"}
+    refusal = {"message": "(#200) Permissions\x00 error", "type": "OAuthException", "code": 200}
+    fake_graph.fail_next(status=400, error=refusal)  # the auto-hide of the comment below
+    msg = await comment(client, 1, "sđt em 0912 345 678")
+
+    async def context_filled() -> dict | None:
+        c = await Conversation.get(id=msg.conversation_id)
+        return c.thread_context if (c.thread_context or {}).get("post_text") else None
+
+    async def hide_failed() -> dict | None:
+        await msg.refresh_from_db()
+        auto_hide = msg.extra["comment"].get("auto_hide") or {}
+        return auto_hide if auto_hide.get("state") == "failed" else None
+
+    context = await eventually(context_filled)
+    assert (context["post_text"], context["permalink"]) == ("Áo\ufffd thun mới về", "https://fb.com/p/1\ufffd")
+    assert "(#200) Permissions\ufffd error" in (await eventually(hide_failed))["reason"]
+
+
 async def test_one_conversation_per_customer_per_post_and_messenger_shares_the_contact(
     client: TestClient, inbox: Inbox
 ) -> None:

@@ -577,6 +577,18 @@ async def test_failing_profile_fetch_keeps_the_message_and_leaves_the_name_empty
     assert msg["text"] == "Chào shop"
 
 
+async def test_a_nul_character_in_the_graph_profile_does_not_keep_the_name_from_loading(client, agent, fake_graph):
+    """PostgreSQL's text cannot hold U+0000: a profile carrying one failed to store, and every later fetch failed
+    the same way. The name shows with U+FFFD in its place, and the picture is stored with it."""
+    fake_graph.profiles[PSID] = {"name": "Nguyễn\x00Thị Hương", "profile_pic": "https://fake-graph.invalid/pic\x00.jpg"}
+    await deliver(client, messenger_text(PAGE_ID, PSID, "m_hi", "Chào shop", now_ms()))
+    await eventually(lambda: _profile_requested(fake_graph))
+    await client.app[PROFILES].idle()
+    contact = (await only_conversation(client, agent))["contact"]
+    assert contact["name"] == "Nguyễn\ufffdThị Hương"
+    assert contact["picture_url"] == "https://fake-graph.invalid/pic\ufffd.jpg"
+
+
 async def _profile_requested(fake_graph) -> bool:
     return any(r.method == "GET" and r.path.endswith(f"/{PSID}") for r in fake_graph.requests)
 

@@ -228,6 +228,20 @@ async def test_token_refusal_fails_at_once(client, agent, fake_graph):
     assert len(fake_graph.sent_messages()) == 1
 
 
+async def test_a_nul_character_in_a_graph_refusal_still_fails_the_reply_with_a_readable_reason(
+    client, agent, fake_graph
+):
+    """PostgreSQL's text cannot hold U+0000: a refusal whose message carried one could not be recorded, and the
+    reply stayed pending. It fails with Facebook's words, U+FFFD in place of the NUL."""
+    conv_id = await open_conversation(client, "PSID-1")
+    error = {"message": "(#100) Tin nhắn\x00 không hợp lệ", "type": "OAuthException", "code": 100}
+    fake_graph.fail_next(1, status=400, error=error)
+    refused = await reply(client, agent, conv_id, "Dạ")
+    assert refused["delivery_status"] == "failed"
+    assert "(#100) Tin nhắn\ufffd không hợp lệ" in refused["failure_reason"]
+    assert (await OutboxItem.get(message_id=refused["id"])).state == "failed"
+
+
 # ---------------------------------------------------------------------------------------------- notes
 
 

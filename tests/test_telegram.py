@@ -15,10 +15,13 @@ from aiohttp.test_utils import TestClient
 from channels import telegram
 from channels.events import InboundMessage, MessageEdit, ParseError, Referral
 from channels.fakes_telegram import FakeBotAPI, Updates, running_fake_bot_api
-from contacts.models import Contact
+from contacts.models import Contact, ContactIdentity
 from inbox.config import Settings
-from inbox.keys import OUTBOX
+from inbox.keys import BUS, OUTBOX
 from inbox.models import Conversation, ConversationEvent, DeadLetter, InboundEvent, Inbox, Message, OutboxItem
+from inbox.profiles import ProfileFetcher
+from inbox.senders_telegram import TelegramSender
+from inbox.webhooks_telegram import TELEGRAM
 from tests.conftest import eventually, quick_user
 
 BOT_TOKEN = "7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
@@ -243,6 +246,35 @@ async def test_profile_name_from_get_chat(fake_bot_api: FakeBotAPI) -> None:
         assert me == {"id": int(BOT_ID), "username": "shop_mai_anh_bot", "first_name": "Shop Mai Anh"}
     finally:
         await client.close()
+
+
+async def test_a_nul_character_in_bot_api_answers_is_stored_not_a_failed_write(
+    client: TestClient, fake_bot_api: FakeBotAPI
+) -> None:
+    """PostgreSQL's text and jsonb cannot hold U+0000. A bot's username (getMe, when the inbox is added), a
+    customer's name (getChat) and a refusal's description are stored with U+FFFD in its place: the inbox is added,
+    the profile loads, and the failed reply says why."""
+    admin = await quick_user("admin")
+    fake_bot_api.bots[BOT_TOKEN].username = "shop\x00bot"
+    bot = {"channel": "telegram", "name": "Bot Shop", "bot_token": BOT_TOKEN, "secret_token": SECRET}
+    response = await client.post("/api/inboxes", json=bot, headers=admin.headers)
+    assert response.status == 201, await response.text()
+    inbox = await Inbox.get(id=(await response.json())["id"])
+    assert inbox.credentials["username"] == "shop\ufffdbot"
+
+    u = Updates()
+    conv = await customer_conversation(client, inbox, u)
+    fake_bot_api.chats[u.chat_id] = {"first_name": "Thu\x00 Hà", "last_name": "Lê"}
+    fetcher = ProfileFetcher(client.app[BUS], {"telegram": TelegramSender(client.app[TELEGRAM])})
+    await fetcher.fetch(conv.identity_id)
+    identity = await ContactIdentity.get(id=conv.identity_id)
+    assert (identity.name, identity.profile_fetched_at is not None) == ("Thu\ufffd Hà Lê", True)
+
+    agent = await quick_user("agent", inboxes=[inbox])
+    fake_bot_api.fail_next("bad_request", method="sendMessage", description="Bad Request: chat\x00 not found")
+    reply = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": "Dạ"}, headers=agent.headers)
+    body = await reply.json()
+    assert body["delivery_status"] == "failed" and "Bad Request: chat\ufffd not found" in body["failure_reason"]
 
 
 async def test_agents_fetch_telegram_files_through_hopthu(

@@ -285,6 +285,20 @@ async def test_profile_is_fetched_off_the_ack_path_with_shared_phone(
     assert json.loads(detail.query["data"]) == {"user_id": USER} and detail.headers["access_token"] == "zalo-access-0"
 
 
+async def test_a_nul_character_in_the_user_detail_does_not_keep_the_profile_from_loading(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    """PostgreSQL's text cannot hold U+0000: a display name carrying one failed to store, for ever. The name shows
+    with U+FFFD in its place; the avatar and the shared phone are stored with it."""
+    avatar = "https://zalo.invalid/avatar\x00.jpg"
+    fake_zalo.profiles[USER] = {"display_name": "Lê Thị\x00 Hoa", "avatar": avatar, "avatars": {"240": avatar},
+                                "shared_info": {"phone": "0912345678", "address": "12\x00 Lê Lợi"}}  # fmt: skip
+    await deliver(client, user_text(APP_ID, OA_ID, USER, "m1", "Chào shop", ms()))
+    contact = await eventually(lambda: Contact.filter(name="Lê Thị\ufffd Hoa").first())
+    assert contact.picture_url == "https://zalo.invalid/avatar\ufffd.jpg"
+    assert contact.phone == "+84912345678"
+
+
 # ---------------------------------------------------------------------------------------------- replies
 
 
@@ -348,6 +362,18 @@ async def test_an_expired_access_token_is_refreshed_once_and_the_send_retried(
     assert len(fake_zalo.refresh_calls) == 1
     row = await ZaloToken.get(inbox_id=zinbox.id)
     assert (row.access_token, row.refresh_token) == ("zalo-access-1", "zalo-refresh-1")
+
+
+async def test_a_nul_character_in_zalos_refusal_still_fails_the_reply_with_a_readable_reason(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    """PostgreSQL's text cannot hold U+0000: the refusal is shown in Zalo's words, U+FFFD in place of the NUL."""
+    agent = await quick_user("agent", inboxes=[zinbox])
+    conv = await _conversation_with_incoming(client, ms(-60))
+    fake_zalo.fail_next(1, error=-201, message="Parameters\x00 are invalid")
+    reply = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": "Dạ"}, headers=agent.headers)
+    body = await reply.json()
+    assert body["delivery_status"] == "failed" and "Parameters\ufffd are invalid" in body["failure_reason"]
 
 
 async def _reply_in_background(client: TestClient, agent: Staff, conv: Conversation, text: str) -> asyncio.Task:
@@ -568,6 +594,30 @@ async def test_a_refused_refresh_puts_the_inbox_into_needs_reauthorisation(
     assert put.status == 200 and (await put.json())["state"] == "active"
     again = await client.post(f"/api/conversations/{conv.id}/messages", json={"text": "Dạ ạ"}, headers=agent.headers)
     assert (await again.json())["delivery_status"] == "sent"
+
+
+async def test_a_nul_character_in_zalos_token_refresh_answers_is_stored_not_a_failed_write(
+    client: TestClient, zinbox: Inbox, fake_zalo: FakeZaloAPI
+) -> None:
+    """PostgreSQL's text cannot hold U+0000. A new pair carrying one is stored (U+FFFD in its place) once the
+    refresh token is spent, rather than the refresh failing after Zalo took it; a refusal carrying one is shown to
+    the admin as the reason the OA needs authorising again."""
+    admin = await quick_user("admin")
+    await _expiring(zinbox)
+    pair = {"access_token": "zalo-access-1\x00", "refresh_token": "zalo-refresh-1\x00", "expires_in": "90000"}
+    fake_zalo.fail_next_refresh(1, status=200, body=pair)
+    assert await client.app[ZALO_TOKENS].access_token(zinbox) == "zalo-access-1\ufffd"
+    row = await ZaloToken.get(inbox_id=zinbox.id)
+    assert (row.refresh_token, row.refreshed_at is not None) == ("zalo-refresh-1\ufffd", True)
+
+    await ZaloToken.filter(inbox_id=zinbox.id).update(expires_at=datetime.now(UTC) + timedelta(minutes=5))
+    refusal = {"error": -14014, "error_description": "refresh_token\x00 is invalid or already used"}
+    fake_zalo.fail_next_refresh(1, status=200, body=refusal)
+    with pytest.raises(SendError, match="cấp quyền lại"):
+        await client.app[ZALO_TOKENS].access_token(zinbox)
+    state = await (await client.get(f"/api/inboxes/{zinbox.id}/zalo-tokens", headers=admin.headers)).json()
+    assert state["state"] == "needs_reauth"
+    assert "refresh_token\ufffd is invalid or already used" in state["state_reason"]
 
 
 NOT_A_REFUSAL = {  # answers that do not judge the refresh token: tried again later with the same one
