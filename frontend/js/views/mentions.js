@@ -4,7 +4,7 @@
 import { h, replace } from "../dom.js";
 import { ago, t } from "../i18n.js";
 import { loadMoreMentions, markAllMentionsRead } from "../mentions.js";
-import { on, state } from "../state.js";
+import { emit, on, state } from "../state.js";
 
 function item(mention, menu, navigate) {
   const open = () => {
@@ -37,12 +37,12 @@ export function mentionsMenu(navigate) {
   const list = h("ul", { class: "mention-list", "data-testid": "mentions-list" });
   const readAll = h(
     "button",
-    { type: "button", class: "btn tiny", "data-testid": "mentions-read-all", hidden: true, onclick: () => markAllMentionsRead().catch(() => {}) },
+    { type: "button", class: "btn tiny", "data-testid": "mentions-read-all", hidden: true, onclick: () => markAllMentionsRead().catch((err) => emit("error", err)) },
     t("mentions.readAll"),
   );
   const more = h(
     "button",
-    { type: "button", class: "btn tiny mentions-more", "data-testid": "mentions-more", hidden: true, onclick: () => loadMoreMentions().catch(() => {}) },
+    { type: "button", class: "btn tiny mentions-more", "data-testid": "mentions-more", hidden: true, onclick: () => loadMoreMentions().catch((err) => emit("error", err)) },
     t("mentions.more"),
   );
   const menu = h(
