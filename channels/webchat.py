@@ -99,6 +99,8 @@ def identified_visitor(widget_token: str, widget_secret: str, identifier: str, g
     identifier = (identifier or "").strip()
     if not identifier or len(identifier) > MAX_IDENTIFIER:
         raise InvalidVisitor(f"identifier must be 1–{MAX_IDENTIFIER} characters")
+    if "\x00" in identifier:  # an id, not text to clean up; PostgreSQL could not store it
+        raise InvalidVisitor("identifier must not contain a NUL character")
     if not widget_secret or not hmac.compare_digest(
         identifier_hash(widget_secret, identifier), (given_hash or "").strip().lower()
     ):

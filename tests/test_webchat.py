@@ -340,6 +340,22 @@ async def test_identified_user_continues_on_another_device(client: TestClient, s
     await forged.close()
 
 
+async def test_a_signed_identifier_with_a_nul_is_refused_and_the_visitor_still_chats(
+    client: TestClient, site: Inbox
+) -> None:
+    """The shop's site signs what it likes; PostgreSQL cannot store a NUL in the identity's id. The visitor is told
+    and goes on anonymously, and the message is stored."""
+    secret, identifier = site.credentials["identity_secret"], "khach-42\x00@shop.vn"
+    visitor = await visit(
+        client, site, identifier=identifier, identifier_hash=webchat.identifier_hash(secret, identifier)
+    )
+    assert visitor.welcome["data"]["identified"] is False
+    assert (await visitor.frame("error"))["data"]["code"] == "identity_rejected"
+    echo = await visitor.say("Shop ơi cho mình hỏi đơn hàng")
+    assert (await visitor.frame("message.created", echo_id=echo))["data"]["text"] == "Shop ơi cho mình hỏi đơn hàng"
+    await visitor.close()
+
+
 async def test_prechat_form_fills_the_profile_with_consent(client: TestClient, site: Inbox) -> None:
     visitor = await visit(client, site)
     assert visitor.welcome["data"]["prechat_done"] is False
