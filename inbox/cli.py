@@ -106,10 +106,10 @@ async def _add_inbox(args: argparse.Namespace) -> dict:
         return {
             **shown,
             "username": created.extra["username"],
-            "webhook_url": public_url.rstrip("/") + created.webhook_path,
+            "webhook_url": inboxes.webhook_url(public_url, inbox),
         }
     if args.channel != "webchat":
-        return {**shown, "webhook_url": created.webhook_path}
+        return {**shown, "webhook_url": inboxes.webhook_path(inbox)}
     snippet = webchat.snippet(public_url, inbox.external_id)
     print(f"Dán đoạn mã này vào trang web / paste this into your site's pages:\n{snippet}", file=sys.stderr)
     return {

@@ -58,7 +58,6 @@ class InboxRefused(ValueError):
 @dataclass(frozen=True)
 class Created:
     inbox: Inbox
-    webhook_path: str | None = None  # where the platform posts, relative to the public URL
     extra: dict[str, Any] = field(default_factory=dict)  # what the admin needs once: username, identity secret…
 
 
@@ -67,6 +66,12 @@ def webhook_path(inbox: Inbox) -> str | None:
     if inbox.channel == telegram.CHANNEL:
         return f"/webhooks/telegram/{inbox.id}"  # one bot per inbox
     return f"/webhooks/{inbox.channel}" if inbox.channel in ("facebook", "zalo") else None
+
+
+def webhook_url(public_url: str, inbox: Inbox) -> str | None:
+    """The whole address the platform posts to: what Telegram is told, and what the set-up and the cards show."""
+    path = webhook_path(inbox)
+    return public_url.rstrip("/") + path if path else None
 
 
 def missing_fields(channel: str, values: dict[str, Any]) -> list[str]:
@@ -125,7 +130,7 @@ async def create(
     await _refuse_duplicate(channel, account, account)
     credentials = {key: values[key] for key in credential_names}
     inbox = await _create(name, channel, account, account, credentials=credentials)
-    return Created(inbox, webhook_path(inbox))
+    return Created(inbox)
 
 
 async def _create_telegram(
@@ -153,15 +158,14 @@ async def _create_telegram(
     await _refuse_duplicate(telegram.CHANNEL, bot_id, label)
     credentials = {"bot_token": bot_token, "secret_token": secret_token, "username": me["username"]}
     inbox = await _create(name, telegram.CHANNEL, bot_id, label, credentials=credentials)
-    path = webhook_path(inbox)
-    webhook_url = f"{public_url.rstrip('/')}{path}"
+    url = webhook_url(public_url, inbox)
     try:
-        await client.set_webhook(bot_token, webhook_url, secret_token)
+        await client.set_webhook(bot_token, url, secret_token)
     except SendError as exc:
         await inbox.delete()
         code = "telegram_unavailable" if exc.retryable else "telegram_webhook_refused"
-        raise InboxRefused(code, f"Telegram refused the webhook {webhook_url}: {exc.reason}") from exc
-    return Created(inbox, path, {"username": me["username"]})
+        raise InboxRefused(code, f"Telegram refused the webhook {url}: {exc.reason}") from exc
+    return Created(inbox, {"username": me["username"]})
 
 
 async def _create_webchat(name: str, allowed_origins: object, prechat: bool) -> Created:
@@ -171,6 +175,4 @@ async def _create_webchat(name: str, allowed_origins: object, prechat: bool) -> 
         inbox = await webchat.create_inbox(name, allowed_origins, prechat=prechat)
     except ValueError as exc:
         raise InboxRefused("invalid_allowed_origins", str(exc), ("allowed_origins",)) from exc
-    return Created(
-        inbox, None, {"widget_token": inbox.external_id, "identity_secret": inbox.credentials["identity_secret"]}
-    )
+    return Created(inbox, {"widget_token": inbox.external_id, "identity_secret": inbox.credentials["identity_secret"]})

@@ -30,7 +30,6 @@ routes = web.RouteTableDef()
 def inbox_json(inbox: Inbox, base: str) -> dict:
     """Credentials are never returned: only which ones are set. `base` is the public address (`public_base`) the
     webhook URL and the widget snippet start with, the same as the set-up shown when the inbox was added."""
-    path = channel_inboxes.webhook_path(inbox)
     return {
         "id": inbox.id,
         "name": inbox.name,
@@ -42,7 +41,7 @@ def inbox_json(inbox: Inbox, base: str) -> dict:
         "state": inbox.state,
         "state_reason": inbox.state_reason,
         "created_at": iso(inbox.created_at),
-        "webhook_url": base + path if path else None,
+        "webhook_url": channel_inboxes.webhook_url(base, inbox),
         "snippet": snippet(base, inbox.external_id) if inbox.channel == "webchat" else None,
     }
 
@@ -263,10 +262,11 @@ def _valid_credentials(credentials: object) -> bool:
 REFUSAL_STATUS = {"inbox_exists": 409}
 
 
-def _setup_of(created: channel_inboxes.Created, base: str, verify_token: str | None) -> dict:
-    """What the admin needs to finish connecting the channel, shown once with the new inbox."""
+def _setup_of(created: channel_inboxes.Created, shown: dict, verify_token: str | None) -> dict:
+    """What the admin needs to finish connecting the channel, shown once with the new inbox (`shown`: its
+    `inbox_json`, whose links the set-up repeats)."""
     inbox = created.inbox
-    setup: dict = {"webhook_url": base + created.webhook_path} if created.webhook_path else {}
+    setup: dict = {"webhook_url": shown["webhook_url"]} if shown["webhook_url"] else {}
     if inbox.channel == "facebook":
         setup["verify_token"] = verify_token
     if inbox.channel == "telegram":
@@ -275,7 +275,7 @@ def _setup_of(created: channel_inboxes.Created, base: str, verify_token: str | N
         setup.update(
             widget_token=inbox.external_id,
             identity_secret=created.extra["identity_secret"],  # signs visitors' identities; shown this once
-            snippet=snippet(base, inbox.external_id),
+            snippet=shown["snippet"],
         )
     return setup
 
@@ -307,8 +307,8 @@ async def create_inbox(request: web.Request) -> web.Response:
     await request.app[DIRECTORY].refresh()  # its webhooks are accepted at once
     await audit("inbox.created", actor_id=auth.user.id, target_type="inbox", target_id=inbox.id,
                 data={"channel": inbox.channel, "external_id": _audited_account(inbox)}, request=request)  # fmt: skip
-    setup = _setup_of(created, base, body.get("verify_token"))
-    return json_response({**inbox_json(inbox, base), "setup": setup}, 201)
+    shown = inbox_json(inbox, base)
+    return json_response({**shown, "setup": _setup_of(created, shown, body.get("verify_token"))}, 201)
 
 
 def _audited_account(inbox: Inbox) -> str | None:

@@ -32,7 +32,6 @@ export function channelBadge(value) {
   return h("span", { class: ["badge", "ch", "ch-" + value] }, label("channel", value));
 }
 
-/** A conversation's channel as agents tell them apart: a Page post's comment thread is not a Messenger chat. */
 function select(name, values, labeller, current, onChange) {
   return h(
     "select",
