@@ -190,14 +190,15 @@ def long_lived(handler: H) -> H:
     return handler
 
 
-def release_http_parser(request: web.Request) -> None:
-    """Let go of the connection's HTTP parser once the socket speaks WebSocket.
+async def prepare_socket(ws: web.WebSocketResponse, request: web.Request) -> None:
+    """`ws.prepare(request)` for a long-lived socket, then let go of the connection's HTTP parser.
 
     aiohttp's parser keeps its copy of the upgrade request's headers (as parsed pairs and as raw bytes), its path
     with the query and its buffers until a next request begins, which on an upgraded connection never happens: ≈ 2
     KiB for each open socket, kept all day, for a parser that is not fed again (frames go to the WebSocket reader).
     aiohttp drops it itself when the connection is lost; this does the same as soon as the upgrade is accepted. Only
     when the protocol says so: a declined upgrade, or an aiohttp whose protocol differs, keeps its parser."""
+    await ws.prepare(request)
     protocol = request.protocol
     if getattr(protocol, "_upgraded", False) is True and getattr(protocol, "_payload_parser", None) is not None:
         protocol._parser = None  # type: ignore[attr-defined]  # aiohttp 3.14's name (pyproject asks for 3.14+)

@@ -25,7 +25,7 @@ from agents.sessions import current_access
 from contacts.masking import can_view_pii
 from inbox.api.guard import authenticate
 from inbox.bus import NOTHING, Event, EventBus, Subscription
-from inbox.http import ContractErrors, fail, is_id, long_lived, release_http_parser
+from inbox.http import ContractErrors, fail, is_id, long_lived, prepare_socket
 from inbox.keys import BUS, SETTINGS
 from inbox.models import Conversation
 from inbox.security import origin_allowed
@@ -69,8 +69,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         # No permessage-deflate: compressing every frame for every agent costs more CPU than the bytes it saves.
         # Pings come from the shared `Heartbeat`, and pongs are read here (autoping off).
         ws = web.WebSocketResponse(autoping=False, max_msg_size=64 * 1024, compress=False)
-        await ws.prepare(request)
-        release_http_parser(request)
+        await prepare_socket(ws, request)
     bus = request.app[BUS]
     replayed_up_to = bus.last_seq  # `ready`'s seq: what comes later reaches the socket after `ready`
     # Not kept here: once the socket is live its own subscription is let go (`Sender._go_live`).

@@ -34,7 +34,7 @@ from aiohttp import web
 from channels import webchat
 from inbox import security
 from inbox.api.openapi import document, op
-from inbox.http import ContractErrors, fail, long_lived, release_http_parser
+from inbox.http import ContractErrors, fail, long_lived, prepare_socket
 from inbox.keys import SETTINGS
 from inbox.models import Inbox
 from inbox.security import normalise_origin
@@ -185,8 +185,7 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
             fail(403, "origin_not_allowed", "this site may not open the live chat of this inbox")
         state: Webchat = request.app[WEBCHAT]
         ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=state.limits.image_bytes + 64 * 1024, compress=False)
-        await ws.prepare(request)
-        release_http_parser(request)
+        await prepare_socket(ws, request)
     session = VisitorSession(request, ws, inbox, state)
     try:
         await session.run()
